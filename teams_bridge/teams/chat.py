@@ -1,0 +1,290 @@
+"""Chat service calls: self, conversations, threads, messages, sending."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any, Protocol
+from urllib.parse import urlencode
+
+from .authz import SkypeToken
+from .errors import InvalidId, ParseError, TeamsError
+from .http import Auth, Response, TeamsHttp
+from .ids import (
+    ConversationIdKind,
+    classify_conversation,
+    escape_segment,
+    id_from_link,
+    split_message_id,
+)
+from .kinds import AccountKind
+from .links import resolve_page_link
+from .models import Conversation, Message, Thread, ThreadMember
+from .parse import as_int, parse_conversation, parse_message, parse_thread
+
+log = logging.getLogger("teams.chat")
+
+TARGET_TYPES = "Passport|Skype|Lync|Thread|PSTN|Agent"
+CONVERSATION_PAGE = 100
+MESSAGE_PAGE = 200
+MAX_SCAN_MESSAGES = 5000
+MAX_PAGES = 200
+
+
+class SkypeTokenSource(Protocol):
+    """Where the chat API learns the service URLs from."""
+
+    async def skype(self) -> SkypeToken: ...
+
+
+def _with_query(url: str, params: Mapping[str, Any]) -> str:
+    return f"{url}?{urlencode(params)}"
+
+
+def _message_key(message: Message) -> int | None:
+    return as_int(message.id) if message.id.isdigit() else None
+
+
+class ChatApi:
+    """The chat-service endpoints the bridge needs (§4)."""
+
+    def __init__(self, http: TeamsHttp, tokens: SkypeTokenSource, kind: AccountKind) -> None:
+        self.http = http
+        self.tokens = tokens
+        self.kind = kind
+
+    async def _base(self) -> str:
+        return (await self.tokens.skype()).services.chat
+
+    def _headers(self) -> dict[str, str]:
+        headers = {
+            "BehaviorOverride": "redirectAs404",
+            "x-ms-client-version": "1415/26022704215",
+            "ClientInfo": "os=linux; osVer=0; proc=x86; lcid=en-us; deviceType=1; "
+            "country=n/a; clientName=skypeteams; clientVer=1415/26022704215",
+        }
+        if self.kind is AccountKind.PERSONAL:
+            headers["X-MS-Client-Consumer-Type"] = "teams4life"
+            headers["ms-ic3-product"] = "tfl"
+            headers["ms-ic3-additional-product"] = "Sfl"
+        return headers
+
+    async def _get(self, url: str) -> Response:
+        return await self.http.request("GET", url, auth=Auth.CHAT, headers=self._headers())
+
+    async def self_properties(self) -> dict[str, Any]:
+        """``/users/ME/properties`` (``skypeName``, ``userDetails``, …)."""
+        data = (await self._get(f"{await self._base()}/users/ME/properties")).json()
+        if not isinstance(data, dict):
+            raise TeamsError(None, "invalid_response", "self properties are not an object")
+        return data
+
+    async def list_conversations(self, limit: int = 100) -> list[Conversation]:
+        """Conversations, newest activity first, following ``backwardLink`` pages."""
+        page_size = max(1, min(limit, CONVERSATION_PAGE))
+        url: str | None = _with_query(
+            f"{await self._base()}/users/ME/conversations",
+            {
+                "view": "msnp24Equivalent",
+                "pageSize": page_size,
+                "startTime": 0,
+                "targetType": TARGET_TYPES,
+            },
+        )
+        result: list[Conversation] = []
+        seen_ids: set[str] = set()
+        seen_urls: set[str] = set()
+        while url and len(result) < limit and len(seen_urls) < MAX_PAGES:
+            seen_urls.add(url)
+            data = (await self._get(url)).json()
+            if not isinstance(data, dict):
+                raise TeamsError(None, "invalid_response", "conversation list is not an object")
+            raw_list = data.get("conversations")
+            entries = raw_list if isinstance(raw_list, list) else []
+            new = 0
+            for raw in entries:
+                try:
+                    conv = parse_conversation(raw)
+                except ParseError as exc:
+                    log.warning("Skipping an unparsable conversation: %s", exc)
+                    continue
+                if conv.id in seen_ids:
+                    continue
+                seen_ids.add(conv.id)
+                result.append(conv)
+                new += 1
+            if new == 0:
+                break
+            url = self._next_page(data, url, full_page=len(entries) >= page_size, allow_sync=True)
+            if url in seen_urls:
+                break
+        return result[:limit]
+
+    @staticmethod
+    def _next_page(
+        data: Mapping[str, Any], url: str, *, full_page: bool, allow_sync: bool
+    ) -> str | None:
+        meta = data.get("_metadata")
+        if not isinstance(meta, Mapping):
+            return None
+        link = meta.get("backwardLink")
+        if isinstance(link, str) and link.strip():
+            return resolve_page_link(link, url)
+        sync = meta.get("syncState")
+        if allow_sync and full_page and isinstance(sync, str) and sync.strip():
+            return resolve_page_link(sync, url)
+        return None
+
+    async def get_conversation(self, conv_id: str) -> Conversation:
+        url = _with_query(
+            f"{await self._base()}/users/ME/conversations/{escape_segment(conv_id)}",
+            {"view": "msnp24Equivalent"},
+        )
+        return parse_conversation((await self._get(url)).json())
+
+    async def get_thread(self, conv_id: str) -> Thread:
+        """Thread metadata and roster; peer-addressed and feed conversations, and 1:1s the
+        thread endpoint refuses, are answered from the conversation object instead."""
+        base_id, _root = split_message_id(conv_id)
+        id_kind = classify_conversation(base_id)
+        if id_kind in (ConversationIdKind.DIRECT, ConversationIdKind.FEED):
+            return self._thread_from_conversation(await self.get_conversation(base_id))
+        url = _with_query(
+            f"{await self._base()}/threads/{escape_segment(base_id)}", {"view": "msnp24Equivalent"}
+        )
+        try:
+            return parse_thread((await self._get(url)).json())
+        except TeamsError as exc:
+            if id_kind is ConversationIdKind.ONE_TO_ONE and exc.status in (400, 403, 404):
+                return self._thread_from_conversation(await self.get_conversation(base_id))
+            raise
+
+    @staticmethod
+    def _thread_from_conversation(conv: Conversation) -> Thread:
+        return Thread(
+            id=conv.id,
+            kind=conv.kind,
+            topic=conv.topic,
+            members=tuple(ThreadMember(mri=m) for m in conv.members),
+            version=conv.version,
+        )
+
+    async def list_messages(
+        self, conv_id: str, *, after_id: str | None = None, limit: int = 200
+    ) -> list[Message]:
+        """Messages oldest first.
+
+        Without ``after_id``: the newest ``limit`` messages. With it: the oldest ``limit``
+        messages newer than ``after_id``, so a caller can catch up page by page.
+        """
+        after = as_int(after_id) if after_id is not None else None
+        page_size = max(1, min(limit, MESSAGE_PAGE))
+        url: str | None = _with_query(
+            f"{await self._base()}/users/ME/conversations/{escape_segment(conv_id)}/messages",
+            {
+                "view": "msnp24Equivalent|supportsMessageProperties",
+                "pageSize": page_size,
+                "startTime": 0,
+                "targetType": TARGET_TYPES,
+            },
+        )
+        collected: list[Message] = []  # newest first, as on the wire
+        seen_ids: set[str] = set()
+        seen_urls: set[str] = set()
+        scanned = 0
+        reached_cursor = False
+        while url and len(seen_urls) < MAX_PAGES:
+            seen_urls.add(url)
+            data = (await self._get(url)).json()
+            if not isinstance(data, dict):
+                raise TeamsError(None, "invalid_response", "message list is not an object")
+            raw_list = data.get("messages")
+            entries = raw_list if isinstance(raw_list, list) else []
+            for raw in entries:
+                scanned += 1
+                try:
+                    message = parse_message(raw, conversation_id=conv_id)
+                except ParseError as exc:
+                    log.warning("Skipping an unparsable message: %s", exc)
+                    continue
+                if message.id in seen_ids:
+                    continue
+                seen_ids.add(message.id)
+                if after_id is not None:
+                    key = _message_key(message)
+                    if message.id == after_id or (
+                        after is not None and key is not None and key <= after
+                    ):
+                        reached_cursor = True
+                        continue
+                collected.append(message)
+            if not entries:
+                break
+            if after_id is None and len(collected) >= limit:
+                break
+            if after_id is not None and (reached_cursor or scanned >= MAX_SCAN_MESSAGES):
+                break
+            url = self._next_page(data, url, full_page=False, allow_sync=False)
+            if url in seen_urls:
+                break
+        if after_id is not None and not reached_cursor and url:
+            log.warning("Catch-up stopped after %d messages before reaching the cursor", scanned)
+        oldest_first = list(reversed(collected))
+        if all(_message_key(m) is not None for m in oldest_first):
+            oldest_first.sort(key=lambda m: _message_key(m) or 0)
+        if after_id is None:
+            return oldest_first[-limit:]
+        return oldest_first[:limit]
+
+    async def send_message(
+        self,
+        conv_id: str,
+        content: str,
+        *,
+        client_message_id: str,
+        display_name: str | None,
+        message_type: str = "RichText/Html",
+        properties: Mapping[str, Any] | None = None,
+    ) -> str:
+        """Post a message with the minimal body; returns the new message id."""
+        body = {
+            "clientmessageid": client_message_id,
+            "content": content,
+            "messagetype": message_type,
+            "contenttype": "text",
+            "imdisplayname": display_name or "",
+            "properties": dict(properties or {}),
+        }
+        url = f"{await self._base()}/users/ME/conversations/{escape_segment(conv_id)}/messages"
+        resp = await self.http.request(
+            "POST", url, auth=Auth.CHAT, json_body=body, headers=self._headers()
+        )
+        message_id = self._sent_message_id(resp)
+        if message_id is None:
+            raise TeamsError(
+                resp.status, "no_message_id", "the service did not return a message id"
+            )
+        return message_id
+
+    @staticmethod
+    def _sent_message_id(resp: Response) -> str | None:
+        location = resp.headers.get("Location")
+        if location:
+            try:
+                candidate = id_from_link(location)
+            except InvalidId:
+                candidate = ""
+            if candidate.isdigit():
+                return candidate
+        try:
+            data = resp.json()
+        except TeamsError:
+            data = None
+        if isinstance(data, Mapping):
+            arrival = as_int(data.get("OriginalArrivalTime", data.get("originalArrivalTime")))
+            if arrival is not None and arrival > 0:
+                return str(arrival)
+            raw_id = data.get("id")
+            if isinstance(raw_id, (str, int)) and str(raw_id).isdigit():
+                return str(raw_id)
+        return None
