@@ -1,0 +1,241 @@
+"""`ControlClient`: async client for the simulator's `/_control/` API, usable from any process."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+
+
+def _seg(value: str) -> str:
+    """Percent-encode one path segment (conversation ids and MRIs contain `:` and `@`)."""
+    return quote(value, safe="")
+
+
+class ControlError(RuntimeError):
+    def __init__(self, status: int, body: Any) -> None:
+        super().__init__(f"control API answered {status}: {body}")
+        self.status = status
+        self.body = body
+
+
+class ControlClient:
+    def __init__(self, base_url: str, session: aiohttp.ClientSession | None = None) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._session = session
+        self._own_session = session is None
+
+    async def __aenter__(self) -> ControlClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self._own_session and self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def _call(
+        self, method: str, path: str, body: Any = None, params: dict[str, str] | None = None
+    ) -> Any:
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+        url = f"{self.base_url}/_control{path}"
+        async with self._session.request(method, url, json=body, params=params) as resp:
+            data = await resp.json(content_type=None)
+            if resp.status >= 400:
+                raise ControlError(resp.status, data)
+            return data
+
+    # -- users ---------------------------------------------------------------------
+    async def info(self) -> dict[str, Any]:
+        return await self._call("GET", "/info")
+
+    async def create_user(
+        self,
+        display_name: str,
+        kind: str = "work",
+        email: str | None = None,
+        tenant_id: str | None = None,
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {"display_name": display_name, "kind": kind}
+        if email:
+            body["email"] = email
+        if tenant_id:
+            body["tenant_id"] = tenant_id
+        return await self._call("POST", "/users", body)
+
+    async def list_users(self) -> list[dict[str, Any]]:
+        return await self._call("GET", "/users")
+
+    async def revoke(self, mri: str) -> dict[str, Any]:
+        return await self._call("POST", f"/users/{_seg(mri)}/revoke")
+
+    async def expire_skype_token(self, mri: str) -> dict[str, Any]:
+        return await self._call("POST", f"/users/{_seg(mri)}/expire_skype_token")
+
+    async def expire_access_token(self, mri: str) -> dict[str, Any]:
+        return await self._call("POST", f"/users/{_seg(mri)}/expire_access_token")
+
+    # -- chats ---------------------------------------------------------------------
+    async def create_chat(
+        self, kind: str, members: list[str], topic: str | None = None
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {"kind": kind, "members": members}
+        if topic is not None:
+            body["topic"] = topic
+        return await self._call("POST", "/chats", body)
+
+    async def list_chats(self) -> list[dict[str, Any]]:
+        return await self._call("GET", "/chats")
+
+    async def get_chat(self, chat_id: str) -> dict[str, Any]:
+        return await self._call("GET", f"/chats/{_seg(chat_id)}")
+
+    async def post_message(
+        self,
+        chat_id: str,
+        sender: str,
+        content: str,
+        messagetype: str = "RichText/Html",
+        clientmessageid: str | None = None,
+        **extra: Any,
+    ) -> dict[str, Any]:
+        body = {"sender": sender, "content": content, "messagetype": messagetype, **extra}
+        if clientmessageid is not None:
+            body["clientmessageid"] = clientmessageid
+        return await self._call("POST", f"/chats/{_seg(chat_id)}/messages", body)
+
+    async def list_messages(self, chat_id: str) -> list[dict[str, Any]]:
+        return await self._call("GET", f"/chats/{_seg(chat_id)}/messages")
+
+    async def edit_message(
+        self, chat_id: str, message_id: str, sender: str, content: str
+    ) -> dict[str, Any]:
+        body = {"sender": sender, "content": content}
+        return await self._call("PUT", f"/chats/{_seg(chat_id)}/messages/{message_id}", body)
+
+    async def delete_message(self, chat_id: str, message_id: str, sender: str) -> dict[str, Any]:
+        return await self._call(
+            "DELETE", f"/chats/{_seg(chat_id)}/messages/{message_id}", {"sender": sender}
+        )
+
+    async def react(
+        self, chat_id: str, message_id: str, sender: str, key: str, remove: bool = False
+    ) -> dict[str, Any]:
+        return await self._call(
+            "DELETE" if remove else "POST",
+            f"/chats/{_seg(chat_id)}/messages/{message_id}/reactions",
+            {"sender": sender, "key": key},
+        )
+
+    async def typing(self, chat_id: str, sender: str) -> dict[str, Any]:
+        return await self._call("POST", f"/chats/{_seg(chat_id)}/typing", {"sender": sender})
+
+    async def add_member(
+        self, chat_id: str, mri: str, role: str = "User", by: str | None = None
+    ) -> dict[str, Any]:
+        return await self._call(
+            "POST", f"/chats/{_seg(chat_id)}/members", {"mri": mri, "role": role, "by": by}
+        )
+
+    async def remove_member(self, chat_id: str, mri: str, by: str | None = None) -> dict[str, Any]:
+        return await self._call("DELETE", f"/chats/{_seg(chat_id)}/members/{_seg(mri)}", {"by": by})
+
+    async def set_topic(self, chat_id: str, topic: str, by: str) -> dict[str, Any]:
+        return await self._call("PUT", f"/chats/{_seg(chat_id)}/topic", {"topic": topic, "by": by})
+
+    async def set_horizon(self, chat_id: str, mri: str, consumptionhorizon: str) -> dict[str, Any]:
+        return await self._call(
+            "PUT",
+            f"/chats/{_seg(chat_id)}/horizon",
+            {"mri": mri, "consumptionhorizon": consumptionhorizon},
+        )
+
+    # -- device codes --------------------------------------------------------------
+    async def device_codes(self) -> list[dict[str, Any]]:
+        return await self._call("GET", "/device_codes")
+
+    async def approve_device_code(self, user_code: str, mri: str) -> dict[str, Any]:
+        return await self._call(
+            "POST", "/device_codes/approve", {"user_code": user_code, "mri": mri}
+        )
+
+    async def decline_device_code(self, user_code: str) -> dict[str, Any]:
+        return await self._call("POST", "/device_codes/decline", {"user_code": user_code})
+
+    async def wait_for_device_code(
+        self, kind: str | None = None, timeout: float = 10.0
+    ) -> dict[str, Any]:
+        """The first pending code (of `kind`), polling until one shows up."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for code in await self.device_codes():
+                if kind is None or code["kind"] == kind:
+                    return code
+            if time.monotonic() > deadline:
+                raise TimeoutError("no pending device code")
+            await asyncio.sleep(0.05)
+
+    # -- inspection ----------------------------------------------------------------
+    async def requests(
+        self, path_contains: str | None = None, method: str | None = None
+    ) -> list[dict[str, Any]]:
+        params = {k: v for k, v in {"path_contains": path_contains, "method": method}.items() if v}
+        return await self._call("GET", "/requests", params=params)
+
+    async def clear_requests(self) -> None:
+        await self._call("DELETE", "/requests")
+
+    async def tokens(self) -> dict[str, list[str]]:
+        return await self._call("GET", "/tokens")
+
+    async def connections(self) -> dict[str, Any]:
+        return await self._call("GET", "/connections")
+
+    async def wait_for_registration(self, mri: str, timeout: float = 10.0) -> dict[str, Any]:
+        """Until `mri` has a live connection with an unexpired registration pointing at it."""
+        deadline = time.monotonic() + timeout
+        while True:
+            state = (await self.connections()).get(mri, {})
+            regs = [r for r in state.get("registrations", []) if r["live"] and not r["expired"]]
+            if regs:
+                return state
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{mri} has no live, registered Trouter connection")
+            await asyncio.sleep(0.05)
+
+    async def message_loss(self, mri: str) -> dict[str, Any]:
+        return await self._call("POST", "/trouter/message_loss", {"mri": mri})
+
+    async def disconnect(self, mri: str, notice: bool = True) -> dict[str, Any]:
+        return await self._call("POST", "/trouter/disconnect", {"mri": mri, "notice": notice})
+
+    async def add_fault(
+        self,
+        path_contains: str,
+        status: int = 429,
+        count: int = 1,
+        method: str | None = None,
+        retry_after: float | str | None = None,
+        body: str | None = None,
+    ) -> dict[str, Any]:
+        return await self._call(
+            "POST",
+            "/faults",
+            {
+                "path_contains": path_contains,
+                "status": status,
+                "count": count,
+                "method": method,
+                "retry_after": retry_after,
+                "body": body,
+            },
+        )
+
+    async def clear_faults(self) -> None:
+        await self._call("DELETE", "/faults")

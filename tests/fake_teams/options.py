@@ -1,0 +1,44 @@
+"""Knobs a test can turn; defaults model the real services."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any, Literal
+
+Variant = Literal["random", "always", "never"]
+
+
+@dataclass
+class SimOptions:
+    """All simulator options; `FakeTeams(**kwargs)` fills this."""
+
+    device_code_interval: int = 1
+    device_code_lifetime: int = 900
+    skype_token_lifetime: int = 86400
+    access_token_lifetime: int = 3600
+    refresh_token_lifetime: int = 90 * 86400
+    redelivery_timeout: float = 5.0
+    max_redeliveries: int = 5
+    gzip_bodies: Variant = "random"
+    authz_shapes: Literal["native", "swapped"] = "native"
+    consumer_middle_tier: Literal["allow", "refuse"] = "allow"
+    middle_tier_value_key: Literal["value", "resolvedUsers"] = "value"
+    omit_one_to_one_members: Variant = "random"
+    error_bodies: Literal["random", "json", "text", "html"] = "random"
+    delivery_urls: Literal["relative", "absolute", "random"] = "relative"
+    enforce_poll_interval: bool = True
+    dedupe_client_message_ids: bool = False
+    server_heartbeat_interval: float = 30.0
+    idle_timeout: float | None = 120.0
+    session_lifetime: float = 60.0
+    max_recorded_requests: int = 20000
+    tenant_id: str | None = None
+    seed: int | None = None
+
+    @classmethod
+    def from_kwargs(cls, kwargs: dict[str, Any]) -> SimOptions:
+        known = {f.name for f in fields(cls)}
+        unknown = set(kwargs) - known
+        if unknown:
+            raise TypeError(f"unknown FakeTeams options: {sorted(unknown)}")
+        return cls(**kwargs)

@@ -1,0 +1,148 @@
+"""JSON shapes of the chat service (teams-protocol.md §4.2, §4.3, §4.5).
+
+Everything is rendered per request because links carry the host they were
+served from: REST answers use the REST host, pushed events a different one.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+from .model import Chat, Message, User
+from .util import iso_ms3, iso_ms7
+
+NOTIFICATIONS_BASE = "https://notifications.skype.net/v1"
+
+
+def message_json(msg: Message, chat: Chat, base: str) -> dict[str, Any]:
+    """A message object as lists and events carry it."""
+    arrival = iso_ms7(msg.arrival_ms)
+    data: dict[str, Any] = {
+        "id": str(msg.id),
+        "sequenceId": msg.sequence_id,
+        "clientmessageid": msg.client_message_id,
+        "version": str(msg.version),
+        "type": "Message",
+        "messagetype": msg.messagetype,
+        "contenttype": msg.contenttype,
+        "content": msg.content,
+        "from": f"{base}/users/ME/contacts/{msg.sender}",
+        "imdisplayname": msg.sender_name,
+        "fromTenantId": msg.sender_tenant,
+        "conversationid": chat.id,
+        "conversationLink": f"{base}/users/ME/conversations/{chat.id}",
+        "composetime": msg.compose_time or arrival,
+        "originalarrivaltime": arrival,
+        "threadtype": chat.thread_type,
+        "amsreferences": list(msg.amsreferences),
+        "properties": copy.deepcopy(msg.properties),
+        "s2spartnername": "skypespaces",
+    }
+    if msg.sender_name and not msg.sender.startswith("19:"):
+        first, _, last = msg.sender_name.partition(" ")
+        data["fromDisplayNameInToken"] = msg.sender_name
+        data["fromGivenNameInToken"] = first
+        data["fromFamilyNameInToken"] = last
+    if chat.topic:
+        data["threadtopic"] = chat.topic
+    if msg.edited_id:
+        data["skypeeditedid"] = msg.edited_id
+    emotions = msg.properties.get("emotions")
+    if isinstance(emotions, list) and emotions:
+        counts = {e["key"]: len(e["users"]) for e in emotions if e.get("users")}
+        data["annotationsSummary"] = {"emotions": counts}
+    data.update(msg.extra)
+    return data
+
+
+def conversation_json(
+    chat: Chat, viewer: str, base: str, *, omit_members: bool = False
+) -> dict[str, Any]:
+    """A conversation as `/users/ME/conversations` lists it, seen by `viewer`."""
+    last = chat.messages[-1] if chat.messages else None
+    member = chat.members.get(viewer)
+    props: dict[str, Any] = {
+        "consumptionhorizon": chat.horizons.get(viewer, "0;0;0"),
+        "isemptyconversation": "False" if last else "True",
+        "alerts": "true",
+        "favorite": "false",
+    }
+    if last:
+        props["lastimreceivedtime"] = iso_ms3(last.arrival_ms)
+    thread: dict[str, Any] = {
+        "threadType": chat.thread_type,
+        "productThreadType": chat.product_thread_type,
+        "membercount": str(len(chat.members)),
+        "uniquerosterthread": "true" if chat.kind == "one_to_one" else "false",
+        "createdat": str(chat.created_ms),
+        "creator": chat.creator,
+        "lastjoinat": str(member.joined_ms if member else chat.created_ms),
+        "version": str(chat.version),
+        "historydisclosed": "false",
+        "tenantid": "",
+    }
+    if chat.kind == "one_to_one":
+        thread["fixedRoster"] = "true"
+    if chat.topic:
+        thread["topic"] = chat.topic
+    if not omit_members:
+        thread["members"] = json.dumps(list(chat.members))
+    return {
+        "id": chat.id,
+        "type": "Conversation",
+        "version": chat.last_activity,
+        "targetLink": f"{base}/threads/{chat.id}",
+        "messages": f"{base}/users/ME/conversations/{chat.id}/messages",
+        "lastUpdatedMessageId": last.id if last else 0,
+        "lastUpdatedMessageVersion": last.version if last else 0,
+        "properties": props,
+        "threadProperties": thread,
+        "memberProperties": {"role": member.role if member else "User", "isReader": False},
+        "lastMessage": message_json(last, chat, base) if last else {},
+    }
+
+
+def thread_json(chat: Chat, users: dict[str, User], base: str) -> dict[str, Any]:
+    """A thread (`GET /threads/{id}`) with its roster and friendly names."""
+    members = []
+    for mri, member in chat.members.items():
+        user = users.get(mri)
+        members.append(
+            {
+                "id": mri,
+                "type": "ThreadMember",
+                "role": member.role,
+                "friendlyName": user.display_name if user else "",
+                "userLink": f"{base}/users/{mri}",
+                "linkedMri": "",
+                "capabilities": [],
+                "cid": 0,
+                "userTile": "",
+                "tenantId": user.tenant_id if user else "",
+            }
+        )
+    props: dict[str, Any] = {
+        "creator": chat.creator,
+        "createdat": str(chat.created_ms),
+        "historydisclosed": "false",
+        "joiningenabled": "false" if chat.kind == "one_to_one" else "true",
+        "uniquerosterthread": "true" if chat.kind == "one_to_one" else "false",
+        "threadType": chat.thread_type,
+        "productThreadType": chat.product_thread_type,
+        "capabilities": ["AddMember", "ChangeTopic", "EditMsg", "DeleteMsg", "ChatReadReceipt"],
+    }
+    if chat.kind == "one_to_one":
+        props["fixedRoster"] = "true"
+    if chat.topic:
+        props["topic"] = chat.topic
+    return {
+        "id": chat.id,
+        "type": "Thread",
+        "version": chat.version,
+        "rosterVersion": chat.version,
+        "properties": props,
+        "members": members,
+        "messages": f"{base}/users/ME/conversations/{chat.id}/messages",
+    }
