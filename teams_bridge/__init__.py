@@ -1,0 +1,3 @@
+"""A Matrix <-> Microsoft Teams puppeting bridge."""
+
+__version__ = "0.1.0"

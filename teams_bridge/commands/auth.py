@@ -1,0 +1,128 @@
+"""Logging in and out, and seeing the state of the connection."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+from mautrix.bridge.commands import HelpSection, command_handler
+from mautrix.types import EventID
+
+from ..teams import AccountKind, AuthClient, AuthError, LoginDeclined, LoginExpired
+
+if TYPE_CHECKING:
+    from mautrix.bridge.commands import CommandEvent
+
+    from ..user import User
+
+SECTION_AUTH = HelpSection("Authentication", 10, "")
+
+
+@command_handler(
+    needs_auth=False,
+    management_only=True,
+    help_section=SECTION_AUTH,
+    help_text="Log in to Teams with a device code. Add `personal` for a personal (Teams free) "
+    "account, or a tenant name/ID for a specific work or school tenant.",
+    help_args="[personal | <tenant>]",
+)
+async def login(evt: CommandEvent) -> EventID | None:
+    user: User = evt.sender  # type: ignore[assignment]
+    if not user.is_whitelisted:
+        return await evt.reply("You are not allowed to use this bridge to log in to Teams.")
+    if user.login_task and not user.login_task.done():
+        return await evt.reply("A login is already in progress. Send `cancel` to stop it.")
+    kind = AccountKind.WORK
+    tenant = evt.config["teams.default_tenant"]
+    if evt.args:
+        if evt.args[0].lower() in ("personal", "consumer", "live"):
+            kind = AccountKind.PERSONAL
+            tenant = None
+        elif evt.args[0].lower() not in ("work", "school"):
+            tenant = evt.args[0]
+    auth = AuthClient(evt.bridge.teams_session, evt.bridge.teams_endpoints)  # type: ignore[attr-defined]
+    try:
+        flow = await auth.start_device_code(kind, tenant)
+    except Exception as e:
+        evt.log.warning("Could not start the device code login: %s", e)
+        return await evt.reply(f"Could not start the login: {e}")
+    user.command_status = {"action": "Login"}
+    await evt.reply(
+        f"To log in, open {flow.verification_uri} in a browser and enter the code "
+        f"**{flow.user_code}**. The code is valid for {max(1, flow.expires_in // 60)} minutes. "
+        "Send `cancel` to stop."
+    )
+    user.login_task = asyncio.create_task(_finish_login(evt, user, auth, flow))
+    return None
+
+
+async def _finish_login(evt: CommandEvent, user: User, auth: AuthClient, flow) -> None:
+    try:
+        credentials = await auth.poll_device_code(flow)
+        name = await user.login(credentials, evt.room_id)
+    except asyncio.CancelledError:
+        return
+    except LoginExpired:
+        await evt.reply("The login code expired. Send `login` to try again.")
+    except LoginDeclined:
+        await evt.reply("The login was declined.")
+    except AuthError as e:
+        await evt.reply(f"Login failed: {e}")
+    except Exception as e:
+        evt.log.exception("Login failed")
+        await evt.reply(f"Login failed: {e}")
+    else:
+        await evt.reply(f"Successfully logged in as {name}.")
+    finally:
+        user.command_status = None
+
+
+@command_handler(
+    needs_auth=False,
+    help_section=SECTION_AUTH,
+    help_text="Cancel an ongoing action, such as a login.",
+)
+async def cancel(evt: CommandEvent) -> EventID:
+    user: User = evt.sender  # type: ignore[assignment]
+    task = user.login_task
+    if task and not task.done():
+        task.cancel()
+        user.login_task = None
+        user.command_status = None
+        return await evt.reply("Login cancelled.")
+    if user.command_status:
+        action = user.command_status["action"]
+        user.command_status = None
+        return await evt.reply(f"{action} cancelled.")
+    return await evt.reply("No ongoing command.")
+
+
+@command_handler(
+    needs_auth=True,
+    help_section=SECTION_AUTH,
+    help_text="Log out of Teams: forget the tokens and stop the connection.",
+)
+async def logout(evt: CommandEvent) -> EventID:
+    user: User = evt.sender  # type: ignore[assignment]
+    await user.logout()
+    return await evt.reply("Logged out of Teams.")
+
+
+@command_handler(
+    needs_auth=False,
+    help_section=SECTION_AUTH,
+    help_text="Show whether you are logged in and connected to Teams.",
+)
+async def ping(evt: CommandEvent) -> EventID:
+    user: User = evt.sender  # type: ignore[assignment]
+    if user.login_task and not user.login_task.done():
+        return await evt.reply("A login is in progress.")
+    if not user.credentials:
+        return await evt.reply("You are not logged in to Teams.")
+    if not await user.is_logged_in():
+        return await evt.reply("You are logged in to Teams, but the bridge is not connected yet.")
+    state = user.trouter_state.value if user.trouter_state else "starting"
+    line = f"You are logged in as {user.display_name} ({user.mri}). Real-time connection: {state}."
+    if user.trouter_error:
+        line += f" Last error: {user.trouter_error}"
+    return await evt.reply(line)

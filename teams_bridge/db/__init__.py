@@ -1,0 +1,18 @@
+"""Database access, one module per table."""
+
+from mautrix.util.async_db import Database
+
+from .message import Message
+from .portal import Portal
+from .puppet import Puppet
+from .sent_message import SentMessage
+from .upgrade import upgrade_table
+from .user import User
+
+
+def init(db: Database) -> None:
+    for table in (User, Puppet, Portal, Message, SentMessage):
+        table.db = db
+
+
+__all__ = ["upgrade_table", "init", "User", "Puppet", "Portal", "Message", "SentMessage"]

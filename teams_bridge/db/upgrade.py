@@ -1,0 +1,101 @@
+"""Schema: a latest-schema fast path for new databases plus numbered upgrades.
+
+The same SQL runs on PostgreSQL and SQLite; mautrix rewrites `$n` placeholders for SQLite.
+"""
+
+from __future__ import annotations
+
+from mautrix.util.async_db import Connection, Scheme, UpgradeTable
+
+upgrade_table = UpgradeTable()
+
+LATEST_VERSION = 1
+
+
+@upgrade_table.register(description="Latest revision", upgrades_to=LATEST_VERSION)
+async def upgrade_latest(conn: Connection, scheme: Scheme) -> None:
+    await conn.execute(
+        """CREATE TABLE "user" (
+            mxid            TEXT PRIMARY KEY,
+            mri             TEXT UNIQUE,
+            credentials     TEXT,
+            endpoint_id     TEXT,
+            management_room TEXT
+        )"""
+    )
+    await conn.execute(
+        """CREATE TABLE puppet (
+            mri          TEXT PRIMARY KEY,
+            name         TEXT,
+            name_source  TEXT,
+            name_set     BOOLEAN NOT NULL DEFAULT false,
+            avatar_url   TEXT,
+            avatar_set   BOOLEAN NOT NULL DEFAULT false,
+            is_registered BOOLEAN NOT NULL DEFAULT false,
+            custom_mxid  TEXT,
+            access_token TEXT,
+            next_batch   TEXT,
+            base_url     TEXT
+        )"""
+    )
+    # The table must be called portal and have mxid and encrypted: mautrix's crypto store
+    # joins on it.
+    await conn.execute(
+        """CREATE TABLE portal (
+            thread_id       TEXT NOT NULL,
+            receiver        TEXT NOT NULL DEFAULT '',
+            mxid            TEXT UNIQUE,
+            kind            TEXT NOT NULL DEFAULT 'group',
+            name            TEXT,
+            name_set        BOOLEAN NOT NULL DEFAULT false,
+            topic           TEXT,
+            avatar_url      TEXT,
+            encrypted       BOOLEAN NOT NULL DEFAULT false,
+            other_user_mri  TEXT,
+            last_message_id TEXT,
+            relay_user_id   TEXT,
+            PRIMARY KEY (thread_id, receiver)
+        )"""
+    )
+    await conn.execute(
+        """CREATE TABLE user_portal (
+            user_mxid TEXT NOT NULL,
+            thread_id TEXT NOT NULL,
+            receiver  TEXT NOT NULL DEFAULT '',
+            PRIMARY KEY (user_mxid, thread_id, receiver),
+            FOREIGN KEY (user_mxid) REFERENCES "user"(mxid) ON DELETE CASCADE ON UPDATE CASCADE,
+            FOREIGN KEY (thread_id, receiver) REFERENCES portal(thread_id, receiver)
+                ON DELETE CASCADE ON UPDATE CASCADE
+        )"""
+    )
+    await conn.execute(
+        """CREATE TABLE message (
+            thread_id  TEXT NOT NULL,
+            receiver   TEXT NOT NULL DEFAULT '',
+            message_id TEXT NOT NULL,
+            part       INTEGER NOT NULL DEFAULT 0,
+            mxid       TEXT NOT NULL,
+            mx_room    TEXT NOT NULL,
+            sender_mri TEXT,
+            timestamp  BIGINT NOT NULL,
+            version    TEXT,
+            PRIMARY KEY (thread_id, receiver, message_id, part),
+            UNIQUE (mxid, mx_room),
+            FOREIGN KEY (thread_id, receiver) REFERENCES portal(thread_id, receiver)
+                ON DELETE CASCADE ON UPDATE CASCADE
+        )"""
+    )
+    # Every message the bridge posts to Teams, keyed by its clientmessageid: the echo that
+    # comes back over Trouter is recognised here and not bridged again.
+    await conn.execute(
+        """CREATE TABLE sent_message (
+            client_message_id TEXT PRIMARY KEY,
+            thread_id   TEXT NOT NULL,
+            receiver    TEXT NOT NULL DEFAULT '',
+            mxid        TEXT NOT NULL,
+            mx_room     TEXT NOT NULL,
+            message_id  TEXT,
+            created_at  BIGINT NOT NULL
+        )"""
+    )
+    await conn.execute("CREATE INDEX sent_message_mxid_idx ON sent_message (mxid)")

@@ -1,0 +1,157 @@
+"""Teams -> Matrix: events from a portal's queue become Matrix events, each exactly once."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import TYPE_CHECKING
+
+from mautrix.types import EventID, EventType, Format, MessageType, TextMessageEventContent
+
+from .. import db as dbm
+from ..formatter import teams_to_matrix
+from ..puppet import Puppet
+
+if TYPE_CHECKING:
+    from ..teams import EventMessage, Message
+    from ..user import User
+    from .portal import Portal
+
+TEXT_TYPES = {"Text", "RichText", "RichText/Html"}
+
+
+class InboundMixin:
+    async def handle_teams_event(self: Portal, source: User, evt: EventMessage) -> None:
+        message = evt.message
+        if message is None:
+            return
+        if evt.resource_type == "NewMessage":
+            await self.handle_teams_message(source, message)
+        else:
+            self.log.debug("Ignoring %s event %s for now", evt.resource_type, evt.id)
+
+    async def handle_teams_message(self: Portal, source: User, message: Message) -> None:
+        mtype = message.message_type or ""
+        if mtype.startswith("Control/") or mtype.startswith("ThreadActivity/"):
+            self.log.debug("Ignoring %s message %s for now", mtype, message.id)
+            return
+        if await dbm.Message.get(self.thread_id, self.receiver, message.id):
+            return
+        if message.client_message_id and await self._claim_echo(message):
+            return
+        if not message.sender_mri:
+            self.log.warning("Message %s has no sender; skipping", message.id)
+            return
+        if not await self.ensure_room(source):
+            return
+        puppet = await Puppet.get_by_mri(message.sender_mri)
+        if not puppet.name:
+            await puppet.update_name(message.sender_name, "message")
+        await puppet.default_mxid_intent.ensure_joined(self.mxid)
+
+        content = self._convert_text(message)
+        if content is None:
+            content = TextMessageEventContent(
+                msgtype=MessageType.NOTICE,
+                body=f"Unsupported Teams message type: {mtype}",
+            )
+        event_id = await self._send_teams_part(puppet, message, 0, content)
+        await self._record(message, 0, event_id)
+
+    async def _claim_echo(self: Portal, message: Message) -> bool:
+        """An echo of something this bridge posted maps onto the existing Matrix event."""
+        sent = await dbm.SentMessage.get(message.client_message_id)
+        if not sent or sent.thread_id != self.thread_id:
+            return False
+        if sent.message_id is None:
+            await sent.set_message_id(message.id)
+        await dbm.Message(
+            thread_id=self.thread_id,
+            receiver=self.receiver,
+            message_id=message.id,
+            part=0,
+            mxid=sent.mxid,
+            mx_room=sent.mx_room,
+            sender_mri=message.sender_mri,
+            timestamp=_timestamp_ms(message),
+            version=message.version,
+        ).insert()
+        return True
+
+    def _convert_text(self: Portal, message: Message) -> TextMessageEventContent | None:
+        if message.message_type not in TEXT_TYPES:
+            return None
+        converted = teams_to_matrix(
+            message.content or "",
+            message_type=message.message_type,
+            mentions_property=(message.properties or {}).get("mentions"),
+            resolve_mention=self._resolve_mention,
+        )
+        content = TextMessageEventContent(msgtype=MessageType.TEXT, body=converted.body)
+        if converted.formatted_body is not None:
+            content.format = Format.HTML
+            content.formatted_body = converted.formatted_body
+        content["m.mentions"] = {"user_ids": list(converted.mentioned_user_ids)}
+        return content
+
+    def _resolve_mention(self: Portal, mri: str) -> tuple[str, str] | None:
+        from ..user import User
+
+        user = User.get_cached_by_mri(mri)
+        puppet = Puppet.by_mri.get(mri)
+        name = (puppet.name if puppet else None) or (user.display_name if user else None)
+        if user:
+            return user.mxid, name or user.mxid
+        if puppet is None:
+            return None
+        return Puppet.get_mxid_from_mri(mri), name or mri
+
+    async def _send_teams_part(
+        self: Portal, puppet: Puppet, message: Message, part: int, content: TextMessageEventContent
+    ) -> EventID:
+        # A transaction id derived from the Teams message makes a resend after a crash
+        # idempotent on the homeserver side too.
+        digest = hashlib.sha256(
+            f"{self.thread_id}|{self.receiver}|{message.id}|{part}".encode()
+        ).hexdigest()[:32]
+        return await puppet.default_mxid_intent.send_message_event(
+            self.mxid,
+            EventType.ROOM_MESSAGE,
+            content,
+            txn_id=f"teams-{digest}",
+            timestamp=_timestamp_ms(message),
+        )
+
+    async def _record(self: Portal, message: Message, part: int, event_id: EventID) -> None:
+        await dbm.Message(
+            thread_id=self.thread_id,
+            receiver=self.receiver,
+            message_id=message.id,
+            part=part,
+            mxid=event_id,
+            mx_room=self.mxid,
+            sender_mri=message.sender_mri,
+            timestamp=_timestamp_ms(message),
+            version=message.version,
+        ).insert()
+        if _newer(message.id, self.last_message_id):
+            self.last_message_id = message.id
+            await self.save()
+
+
+def _timestamp_ms(message: Message) -> int:
+    when = message.arrival_time or message.compose_time
+    if when is not None:
+        return int(when.timestamp() * 1000)
+    try:
+        return int(message.id)
+    except (TypeError, ValueError):
+        return 0
+
+
+def _newer(candidate: str, current: str | None) -> bool:
+    if current is None:
+        return True
+    try:
+        return int(candidate) > int(current)
+    except ValueError:
+        return candidate > current

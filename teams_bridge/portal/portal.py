@@ -1,0 +1,183 @@
+"""Portal identity, caching and the per-portal ordered event queue."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any, cast
+
+from mautrix.appservice import IntentAPI
+from mautrix.bridge import BasePortal, async_getter_lock
+from mautrix.types import RoomID, UserID
+
+from .. import db as dbm
+from ..config import Config
+from .inbound import InboundMixin
+from .outbound import OutboundMixin
+from .room import RoomMixin
+
+if TYPE_CHECKING:
+    from ..__main__ import TeamsBridge
+    from ..teams import EventMessage
+    from ..user import User
+
+
+class Portal(RoomMixin, InboundMixin, OutboundMixin, dbm.Portal, BasePortal):
+    by_mxid: dict[RoomID, Portal] = {}
+    by_thread: dict[tuple[str, str], Portal] = {}
+    config: Config
+    bridge: TeamsBridge
+
+    _queue: asyncio.Queue[tuple[User, EventMessage]]
+    _worker: asyncio.Task | None
+    _room_lock: asyncio.Lock
+    _send_lock: asyncio.Lock
+
+    def __init__(
+        self,
+        thread_id: str,
+        receiver: str = "",
+        mxid: RoomID | None = None,
+        kind: str = "group",
+        name: str | None = None,
+        name_set: bool = False,
+        topic: str | None = None,
+        avatar_url: str | None = None,
+        encrypted: bool = False,
+        other_user_mri: str | None = None,
+        last_message_id: str | None = None,
+        relay_user_id: UserID | None = None,
+    ) -> None:
+        super().__init__(
+            thread_id=thread_id,
+            receiver=receiver,
+            mxid=mxid,
+            kind=kind,
+            name=name,
+            name_set=name_set,
+            topic=topic,
+            avatar_url=avatar_url,
+            encrypted=encrypted,
+            other_user_mri=other_user_mri,
+            last_message_id=last_message_id,
+            relay_user_id=relay_user_id,
+        )
+        BasePortal.__init__(self)
+        self.log = self.log.getChild(thread_id)
+        self._queue = asyncio.Queue(maxsize=self.config["bridge.portal_queue_size"])
+        self._worker = None
+        self._room_lock = asyncio.Lock()
+        self._send_lock = asyncio.Lock()
+        self._relay_user = None
+        self._known_users: set[UserID] = set()
+
+    @classmethod
+    def init_cls(cls, bridge: TeamsBridge) -> None:
+        cls.bridge = bridge
+        cls.config = bridge.config
+        cls.matrix = bridge.matrix
+        cls.az = bridge.az
+        cls.loop = bridge.loop
+
+    # -- identity ----------------------------------------------------------------------------
+
+    @property
+    def is_direct(self) -> bool:
+        return self.kind == "one_to_one"
+
+    @property
+    def main_intent(self) -> IntentAPI:
+        if self.is_direct and self.other_user_mri:
+            from ..puppet import Puppet
+
+            return self.az.intent.user(Puppet.get_mxid_from_mri(self.other_user_mri))
+        return self.az.intent
+
+    async def save(self) -> None:
+        await self.update()
+
+    def _add_to_cache(self) -> None:
+        self.by_thread[(self.thread_id, self.receiver)] = self
+        if self.mxid:
+            self.by_mxid[self.mxid] = self
+
+    @classmethod
+    @async_getter_lock
+    async def get_by_mxid(cls, mxid: RoomID) -> Portal | None:
+        try:
+            return cls.by_mxid[mxid]
+        except KeyError:
+            pass
+        portal = cast(Portal, await super().get_by_mxid(mxid))
+        if portal:
+            portal._add_to_cache()
+            return portal
+        return None
+
+    @classmethod
+    @async_getter_lock
+    async def get_by_thread(
+        cls, thread_id: str, receiver: str = "", *, create: bool = False
+    ) -> Portal | None:
+        try:
+            return cls.by_thread[(thread_id, receiver)]
+        except KeyError:
+            pass
+        portal = cast(Portal, await super().get_by_thread(thread_id, receiver))
+        if portal:
+            portal._add_to_cache()
+            return portal
+        if create:
+            portal = cls(thread_id, receiver)
+            await portal.insert()
+            portal._add_to_cache()
+            return portal
+        return None
+
+    # -- ordered queue -----------------------------------------------------------------------
+
+    async def queue_teams_event(self, source: User, evt: EventMessage) -> None:
+        """Queue in arrival order; a full queue blocks the caller instead of dropping."""
+        if self._worker is None or self._worker.done():
+            self._worker = asyncio.create_task(self._run_queue())
+        await self._queue.put((source, evt))
+
+    async def _run_queue(self) -> None:
+        while True:
+            source, evt = await self._queue.get()
+            try:
+                await self.handle_teams_event(source, evt)
+            except Exception:
+                self.log.exception("Failed to handle Teams event %s", evt.id)
+            finally:
+                self._queue.task_done()
+
+    async def wait_idle(self) -> None:
+        await self._queue.join()
+
+    # -- BasePortal --------------------------------------------------------------------------
+
+    @property
+    def bridge_info_state_key(self) -> str:
+        return f"net.teams://teams/{self.thread_id}"
+
+    @property
+    def bridge_info(self) -> dict[str, Any]:
+        return {
+            "bridgebot": self.az.bot_mxid,
+            "creator": self.main_intent.mxid,
+            "protocol": {"id": "teams", "displayname": "Microsoft Teams"},
+            "channel": {"id": self.thread_id, "displayname": self.name},
+        }
+
+    async def delete(self) -> None:
+        self.by_thread.pop((self.thread_id, self.receiver), None)
+        if self.mxid:
+            self.by_mxid.pop(self.mxid, None)
+        await super().delete()
+
+    async def get_dm_puppet(self):  # type: ignore[override]
+        if not self.is_direct or not self.other_user_mri:
+            return None
+        from ..puppet import Puppet
+
+        return await Puppet.get_by_mri(self.other_user_mri)

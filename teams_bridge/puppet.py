@@ -1,0 +1,163 @@
+"""A Teams user (MRI) as a Matrix ghost user."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from typing import TYPE_CHECKING, cast
+
+from mautrix.appservice import IntentAPI
+from mautrix.bridge import BasePuppet, async_getter_lock
+from mautrix.types import SyncToken, UserID
+from yarl import URL
+
+from . import db as dbm
+from .config import Config
+from .mxid import escape_mri, unescape_mri
+
+if TYPE_CHECKING:
+    from .__main__ import TeamsBridge
+
+
+class Puppet(dbm.Puppet, BasePuppet):
+    by_mri: dict[str, Puppet] = {}
+    by_custom_mxid: dict[UserID, Puppet] = {}
+    hs_domain: str
+    mxid_template: str
+    config: Config
+    bridge: TeamsBridge
+
+    default_mxid: UserID
+    default_mxid_intent: IntentAPI
+
+    def __init__(
+        self,
+        mri: str,
+        name: str | None = None,
+        name_source: str | None = None,
+        name_set: bool = False,
+        avatar_url: str | None = None,
+        avatar_set: bool = False,
+        is_registered: bool = False,
+        custom_mxid: UserID | None = None,
+        access_token: str | None = None,
+        next_batch: SyncToken | None = None,
+        base_url: URL | None = None,
+    ) -> None:
+        super().__init__(
+            mri=mri,
+            name=name,
+            name_source=name_source,
+            name_set=name_set,
+            avatar_url=avatar_url,
+            avatar_set=avatar_set,
+            is_registered=is_registered,
+            custom_mxid=custom_mxid,
+            access_token=access_token,
+            next_batch=next_batch,
+            base_url=base_url,
+        )
+        self.log = self.log.getChild(mri)
+        self.default_mxid = self.get_mxid_from_mri(mri)
+        self.default_mxid_intent = self.az.intent.user(self.default_mxid)
+        self.intent = self._fresh_intent()
+
+    @classmethod
+    def init_cls(cls, bridge: TeamsBridge) -> AsyncGenerator:
+        cls.bridge = bridge
+        cls.config = bridge.config
+        cls.loop = bridge.loop
+        cls.mx = bridge.matrix
+        cls.az = bridge.az
+        cls.hs_domain = cls.config["homeserver.domain"]
+        cls.mxid_template = f"@{cls.config['bridge.username_template']}:{cls.hs_domain}"
+        cls.login_device_name = "Teams bridge"
+        return (puppet.try_start() async for puppet in cls.all_with_custom_mxid())
+
+    def _add_to_cache(self) -> None:
+        self.by_mri[self.mri] = self
+        if self.custom_mxid:
+            self.by_custom_mxid[self.custom_mxid] = self
+
+    async def save(self) -> None:
+        await self.update()
+
+    @classmethod
+    def get_mxid_from_mri(cls, mri: str) -> UserID:
+        return UserID(cls.mxid_template.format(userid=escape_mri(mri)))
+
+    @classmethod
+    def get_mri_from_mxid(cls, mxid: UserID) -> str | None:
+        prefix, _, suffix = cls.mxid_template.partition("{userid}")
+        if not (mxid.startswith(prefix) and mxid.endswith(suffix)):
+            return None
+        return unescape_mri(mxid[len(prefix) : len(mxid) - len(suffix)])
+
+    def format_displayname(self, name: str) -> str:
+        return self.config["bridge.displayname_template"].format(displayname=name)
+
+    async def update_name(self, name: str | None, source: str) -> bool:
+        """Set the ghost's display name. Profile names beat names seen on messages."""
+        if not name:
+            return False
+        if self.name_source == "profile" and source != "profile" and self.name_set:
+            return False
+        if self.name == name and self.name_set:
+            return False
+        self.name = name
+        self.name_source = source
+        try:
+            await self.default_mxid_intent.set_displayname(self.format_displayname(name))
+            self.name_set = True
+        except Exception:
+            self.log.exception("Failed to set display name")
+            self.name_set = False
+        await self.save()
+        return True
+
+    @classmethod
+    @async_getter_lock
+    async def get_by_mri(cls, mri: str, *, create: bool = True) -> Puppet | None:
+        try:
+            return cls.by_mri[mri]
+        except KeyError:
+            pass
+        puppet = cast(Puppet, await super().get_by_mri(mri))
+        if puppet:
+            puppet._add_to_cache()
+            return puppet
+        if create:
+            puppet = cls(mri)
+            await puppet.insert()
+            puppet._add_to_cache()
+            return puppet
+        return None
+
+    @classmethod
+    async def get_by_mxid(cls, mxid: UserID, create: bool = True) -> Puppet | None:
+        mri = cls.get_mri_from_mxid(mxid)
+        if mri:
+            return await cls.get_by_mri(mri, create=create)
+        return None
+
+    @classmethod
+    @async_getter_lock
+    async def get_by_custom_mxid(cls, mxid: UserID) -> Puppet | None:
+        try:
+            return cls.by_custom_mxid[mxid]
+        except KeyError:
+            pass
+        puppet = cast(Puppet, await super().get_by_custom_mxid(mxid))
+        if puppet:
+            puppet._add_to_cache()
+            return puppet
+        return None
+
+    @classmethod
+    async def all_with_custom_mxid(cls) -> AsyncGenerator[Puppet, None]:
+        for puppet in await super().all_with_custom_mxid():
+            puppet = cast(Puppet, puppet)
+            try:
+                yield cls.by_mri[puppet.mri]
+            except KeyError:
+                puppet._add_to_cache()
+                yield puppet

@@ -1,0 +1,299 @@
+"""A Matrix user's Teams login and the lifecycle of its connection."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, cast
+
+from mautrix.bridge import BaseUser, async_getter_lock
+from mautrix.types import RoomID, UserID
+from mautrix.util.bridge_state import BridgeState, BridgeStateEvent
+
+from . import db as dbm
+from .config import Config
+from .log_filter import register_secret
+from .portal import Portal
+from .puppet import Puppet
+from .teams import (
+    AuthError,
+    ConversationKind,
+    Credentials,
+    Endpoints,
+    EventMessage,
+    TeamsClient,
+    TrouterState,
+)
+
+if TYPE_CHECKING:
+    from .__main__ import TeamsBridge
+
+BRIDGED_KINDS = {ConversationKind.ONE_TO_ONE, ConversationKind.GROUP, ConversationKind.MEETING}
+
+
+class User(dbm.User, BaseUser):
+    by_mxid: dict[UserID, User] = {}
+    by_mri: dict[str, User] = {}
+    config: Config
+    bridge: TeamsBridge
+
+    client: TeamsClient | None
+    display_name: str | None
+    trouter_state: TrouterState | None
+    trouter_error: str | None
+    login_task: asyncio.Task | None
+    _sync_task: asyncio.Task | None
+    _connect_lock: asyncio.Lock
+
+    def __init__(
+        self,
+        mxid: UserID,
+        mri: str | None = None,
+        credentials: str | None = None,
+        endpoint_id: str | None = None,
+        management_room: RoomID | None = None,
+    ) -> None:
+        super().__init__(
+            mxid=mxid,
+            mri=mri,
+            credentials=credentials,
+            endpoint_id=endpoint_id,
+            management_room=management_room,
+        )
+        BaseUser.__init__(self)
+        perms = self.config.get_permissions(mxid)
+        self.relay_whitelisted, self.is_whitelisted, self.is_admin, self.permission_level = perms
+        self.client = None
+        self.display_name = None
+        self.trouter_state = None
+        self.trouter_error = None
+        self.login_task = None
+        self._sync_task = None
+        self._connect_lock = asyncio.Lock()
+
+    @classmethod
+    def init_cls(cls, bridge: TeamsBridge) -> Awaitable[None]:
+        cls.bridge = bridge
+        cls.config = bridge.config
+        cls.az = bridge.az
+        cls.loop = bridge.loop
+        return cls._start_all()
+
+    @classmethod
+    async def _start_all(cls) -> None:
+        users = [await cls.get_by_mxid(row.mxid) for row in await super().all_logged_in()]
+        await asyncio.gather(*(user.connect() for user in users if user), return_exceptions=True)
+
+    # -- cache -------------------------------------------------------------------------------
+
+    def _add_to_cache(self) -> None:
+        self.by_mxid[self.mxid] = self
+        if self.mri:
+            self.by_mri[self.mri] = self
+
+    @classmethod
+    @async_getter_lock
+    async def get_by_mxid(cls, mxid: UserID, *, create: bool = True) -> User | None:
+        if Puppet.get_mri_from_mxid(mxid) or mxid == cls.az.bot_mxid:
+            return None
+        try:
+            return cls.by_mxid[mxid]
+        except KeyError:
+            pass
+        user = cast(User, await super().get_by_mxid(mxid))
+        if user:
+            user._add_to_cache()
+            return user
+        if create:
+            user = cls(mxid)
+            await user.insert()
+            user._add_to_cache()
+            return user
+        return None
+
+    @classmethod
+    def get_cached_by_mri(cls, mri: str) -> User | None:
+        return cls.by_mri.get(mri)
+
+    # -- BaseUser ----------------------------------------------------------------------------
+
+    async def is_logged_in(self) -> bool:
+        return self.client is not None and self.mri is not None
+
+    async def get_puppet(self) -> Puppet | None:
+        if not self.mri:
+            return None
+        return await Puppet.get_by_mri(self.mri)
+
+    async def get_portal_with(self, puppet: Puppet, create: bool = True) -> Portal | None:
+        # Starting new chats from Matrix comes with the chat commands.
+        return None
+
+    async def get_bridge_states(self) -> list[BridgeState]:
+        if not self.credentials:
+            return []
+        state = BridgeState(state_event=BridgeStateEvent.UNKNOWN_ERROR)
+        if self.trouter_state == TrouterState.CONNECTED:
+            state.state_event = BridgeStateEvent.CONNECTED
+        elif self.client is not None:
+            state.state_event = BridgeStateEvent.CONNECTING
+        return [state]
+
+    async def fill_bridge_state(self, state: BridgeState) -> None:
+        await super().fill_bridge_state(state)
+        state.remote_id = self.mri
+        state.remote_name = self.display_name
+
+    # -- login -------------------------------------------------------------------------------
+
+    @property
+    def endpoints(self) -> Endpoints:
+        return self.bridge.teams_endpoints
+
+    async def save_credentials(self, credentials: Credentials) -> None:
+        """Persist at once: the refresh token rotates and the old one stops working."""
+        register_secret(credentials.refresh_token)
+        self.credentials = json.dumps(credentials.to_dict())
+        await self.update()
+
+    async def login(self, credentials: Credentials, management_room: RoomID | None) -> str:
+        """Store freshly obtained credentials and connect; return the Teams display name."""
+        await self.disconnect()
+        if management_room:
+            self.management_room = management_room
+        await self.save_credentials(credentials)
+        await self.connect(raise_errors=True)
+        return self.display_name or self.mri or "?"
+
+    async def logout(self) -> None:
+        if self.login_task and not self.login_task.done():
+            self.login_task.cancel()
+        await self.disconnect()
+        if self.mri:
+            self.by_mri.pop(self.mri, None)
+        self.credentials = None
+        await self.update()
+        await self.push_bridge_state(BridgeStateEvent.LOGGED_OUT)
+
+    # -- connection --------------------------------------------------------------------------
+
+    async def connect(self, raise_errors: bool = False) -> None:
+        async with self._connect_lock:
+            if self.client is not None or not self.credentials:
+                return
+            credentials = Credentials.from_dict(json.loads(self.credentials))
+            register_secret(credentials.refresh_token)
+            if not self.endpoint_id:
+                self.endpoint_id = str(uuid.uuid4())
+                await self.update()
+            client = TeamsClient(
+                self.bridge.teams_session,
+                self.endpoints,
+                credentials,
+                endpoint_id=self.endpoint_id,
+                on_credentials_changed=self.save_credentials,
+            )
+            await self.push_bridge_state(BridgeStateEvent.CONNECTING)
+            try:
+                info = await client.connect()
+            except AuthError as e:
+                await client.stop()
+                self.log.warning("Teams rejected the stored login: %s", e)
+                await self.push_bridge_state(BridgeStateEvent.BAD_CREDENTIALS, error=str(e))
+                await self.send_management_notice(
+                    f"Your Teams login is no longer valid ({e}). Send `login` to log in again."
+                )
+                if raise_errors:
+                    raise
+                return
+            except Exception:
+                await client.stop()
+                self.log.exception("Failed to connect to Teams")
+                await self.push_bridge_state(
+                    BridgeStateEvent.TRANSIENT_DISCONNECT, error="teams-connect-failed"
+                )
+                if raise_errors:
+                    raise
+                self.loop.call_later(30, lambda: asyncio.ensure_future(self.connect()))
+                return
+            self.client = client
+            if self.mri and self.mri != info.mri:
+                self.by_mri.pop(self.mri, None)
+            self.mri = info.mri
+            self.display_name = info.display_name
+            await self.update()
+            self._add_to_cache()
+            puppet = await Puppet.get_by_mri(info.mri)
+            await puppet.update_name(info.display_name, "profile")
+            client.start_trouter(self._on_event, self._on_trouter_state)
+            self._sync_task = asyncio.create_task(self._sync_chats())
+
+    async def disconnect(self) -> None:
+        client, self.client = self.client, None
+        if self._sync_task and not self._sync_task.done():
+            self._sync_task.cancel()
+        self._sync_task = None
+        if client:
+            await client.stop()
+        self.trouter_state = None
+
+    async def _on_trouter_state(self, state: TrouterState, error: str | None) -> None:
+        self.trouter_state = state
+        self.trouter_error = error
+        if state == TrouterState.CONNECTED:
+            await self.push_bridge_state(BridgeStateEvent.CONNECTED)
+        elif state == TrouterState.CONNECTING:
+            await self.push_bridge_state(BridgeStateEvent.CONNECTING)
+        elif state == TrouterState.DISCONNECTED:
+            await self.push_bridge_state(BridgeStateEvent.TRANSIENT_DISCONNECT, error=error)
+        elif state == TrouterState.STOPPED and error and self.client is not None:
+            # The client gives up only when the login itself is gone (e.g. a revoked
+            # refresh token): tell the user what to do.
+            self.log.warning("Teams connection stopped: %s", error)
+            await self.push_bridge_state(BridgeStateEvent.BAD_CREDENTIALS, error=error)
+            await self.send_management_notice(
+                f"You were logged out of Teams ({error}). Send `login` to log in again."
+            )
+
+    async def _on_event(self, evt: EventMessage) -> None:
+        """Route a Trouter event to its portal's queue; awaiting it slows the reader."""
+        message = evt.message
+        if message is None:
+            return
+        if not message.conversation_id or message.conversation_id.startswith("48:"):
+            return
+        portal = await Portal.get_by_thread(message.conversation_id, create=True)
+        if portal is None:
+            return
+        await portal.queue_teams_event(self, evt)
+
+    async def _sync_chats(self) -> None:
+        """Create or refresh portals for the user's recent chats."""
+        assert self.client is not None
+        limit = self.config["bridge.initial_chat_sync"]
+        try:
+            conversations = await self.client.list_conversations(limit=limit)
+        except Exception:
+            self.log.exception("Failed to list Teams chats")
+            return
+        for conversation in conversations[:limit]:
+            if conversation.kind not in BRIDGED_KINDS:
+                continue
+            try:
+                portal = await Portal.get_by_thread(conversation.id, create=True)
+                if portal:
+                    await portal.sync_with_teams(self, conversation)
+            except Exception:
+                self.log.exception("Failed to sync chat %s", conversation.id)
+
+    # -- management room ---------------------------------------------------------------------
+
+    async def send_management_notice(self, text: str) -> None:
+        if not self.management_room:
+            return
+        try:
+            await self.az.intent.send_notice(self.management_room, text)
+        except Exception:
+            self.log.warning("Failed to send a notice to the management room", exc_info=True)

@@ -1,0 +1,104 @@
+"""Every table's queries, on PostgreSQL and on SQLite (the same SQL runs on both)."""
+
+from __future__ import annotations
+
+import pytest
+from mautrix.util.async_db import Database
+
+from teams_bridge import db as dbm
+from teams_bridge.db.upgrade import LATEST_VERSION, upgrade_table
+
+
+@pytest.fixture(params=["postgres", "sqlite"])
+def database_url(request: pytest.FixtureRequest) -> str:
+    if request.param == "postgres":
+        return request.getfixturevalue("postgres_database")
+    return request.getfixturevalue("sqlite_database")
+
+
+@pytest.fixture
+async def database(database_url: str):
+    db = Database.create(database_url, upgrade_table=upgrade_table, owner_name="teams-bridge")
+    await db.start()
+    dbm.init(db)
+    try:
+        yield db
+    finally:
+        await db.stop()
+
+
+async def test_schema_is_at_latest_version(database: Database):
+    version = await database.fetchval("SELECT version FROM version")
+    assert version == LATEST_VERSION
+    # mautrix's crypto store joins on portal.mxid and portal.encrypted.
+    await database.fetch("SELECT mxid, encrypted FROM portal")
+
+
+async def test_user_round_trip(database: Database):
+    user = dbm.User("@ada:localhost", None, None, None, None)
+    await user.insert()
+    user.mri, user.credentials, user.endpoint_id = "8:orgid:a", '{"refresh_token":"x"}', "ep"
+    user.management_room = "!room:localhost"
+    await user.update()
+    loaded = await dbm.User.get_by_mxid("@ada:localhost")
+    assert loaded == user
+    assert await dbm.User.get_by_mri("8:orgid:a") == user
+    assert [u.mxid for u in await dbm.User.all_logged_in()] == ["@ada:localhost"]
+    user.credentials = None
+    await user.update()
+    assert await dbm.User.all_logged_in() == []
+
+
+async def test_puppet_round_trip(database: Database):
+    puppet = dbm.Puppet("8:orgid:b", None, None, False, None, False, False, None, None, None, None)
+    await puppet.insert()
+    puppet.name, puppet.name_source, puppet.name_set = "Bob", "profile", True
+    await puppet.update()
+    loaded = await dbm.Puppet.get_by_mri("8:orgid:b")
+    assert loaded.name == "Bob" and loaded.name_set is True and loaded.name_source == "profile"
+
+
+async def _portal(thread_id: str = "19:abc@thread.v2") -> dbm.Portal:
+    portal = dbm.Portal(
+        thread_id, "", None, "group", None, False, None, None, False, None, None, None
+    )
+    await portal.insert()
+    return portal
+
+
+async def test_portal_and_membership(database: Database):
+    portal = await _portal()
+    portal.mxid, portal.name, portal.last_message_id = "!p:localhost", "Team", "1715842456893"
+    await portal.update()
+    assert (await dbm.Portal.get_by_mxid("!p:localhost")).name == "Team"
+    loaded = await dbm.Portal.get_by_thread("19:abc@thread.v2")
+    assert loaded.last_message_id == "1715842456893"
+    await dbm.User("@ada:localhost", None, None, None, None).insert()
+    await portal.add_user("@ada:localhost")
+    await portal.add_user("@ada:localhost")  # idempotent
+    assert [p.thread_id for p in await dbm.Portal.for_user("@ada:localhost")] == [
+        "19:abc@thread.v2"
+    ]
+    assert [p.mxid for p in await dbm.Portal.all_with_room()] == ["!p:localhost"]
+
+
+async def test_message_insert_reports_duplicates(database: Database):
+    await _portal()
+    message = dbm.Message(
+        "19:abc@thread.v2", "", "1000", 0, "$e1", "!p:localhost", "8:orgid:b", 1000, "1000"
+    )
+    assert await message.insert() is True
+    assert await message.insert() is False
+    assert await dbm.Message.count_in_thread("19:abc@thread.v2") == 1
+    assert (await dbm.Message.get("19:abc@thread.v2", "", "1000")).mxid == "$e1"
+    assert (await dbm.Message.get_by_mxid("$e1", "!p:localhost")).message_id == "1000"
+    assert await dbm.Message.get("19:abc@thread.v2", "", "1000", part=1) is None
+
+
+async def test_sent_message_tracks_client_message_id(database: Database):
+    sent = dbm.SentMessage.new("1234567890123456789", "19:abc@thread.v2", "", "$m", "!p:x")
+    await sent.insert()
+    await sent.set_message_id("2000")
+    loaded = await dbm.SentMessage.get("1234567890123456789")
+    assert loaded.message_id == "2000" and loaded.mxid == "$m"
+    assert await dbm.SentMessage.get("nope") is None
