@@ -1,8 +1,11 @@
-"""Chat service calls: self, conversations, threads, messages, sending."""
+"""Chat service calls: self, conversations, threads, messages, sending, editing,
+reactions, typing and read positions."""
 
 from __future__ import annotations
 
 import logging
+import random
+import time
 from collections.abc import Mapping
 from typing import Any, Protocol
 from urllib.parse import urlencode
@@ -21,6 +24,7 @@ from .kinds import AccountKind
 from .links import resolve_page_link
 from .models import Conversation, Message, Thread, ThreadMember
 from .parse import as_int, parse_conversation, parse_message, parse_thread
+from .props import ConsumptionHorizon, parse_consumption_horizon, user_mri
 
 log = logging.getLogger("teams.chat")
 
@@ -43,6 +47,26 @@ def _with_query(url: str, params: Mapping[str, Any]) -> str:
 
 def _message_key(message: Message) -> int | None:
     return as_int(message.id) if message.id.isdigit() else None
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def new_client_message_id() -> str:
+    """A fresh numeric ``clientmessageid`` (ms clock plus random digits, like the web client)."""
+    return str(now_ms() * 1000 + random.randrange(1000))
+
+
+def _message_id(message_id: str) -> str:
+    """Message ids are decimal (arrival ms); anything else never reaches a URL."""
+    if (
+        not isinstance(message_id, str)
+        or not (message_id.isascii() and message_id.isdigit())
+        or len(message_id) > 30
+    ):
+        raise InvalidId("a message id is a decimal number")
+    return message_id
 
 
 class ChatApi:
@@ -71,6 +95,21 @@ class ChatApi:
 
     async def _get(self, url: str) -> Response:
         return await self.http.request("GET", url, auth=Auth.CHAT, headers=self._headers())
+
+    async def _send(self, method: str, url: str, body: Any = None) -> Response:
+        return await self.http.request(
+            method, url, auth=Auth.CHAT, json_body=body, headers=self._headers()
+        )
+
+    async def _conversation_url(self, conv_id: str) -> str:
+        return f"{await self._base()}/users/ME/conversations/{escape_segment(conv_id)}"
+
+    async def _message_url(self, conv_id: str, message_id: str) -> str:
+        return f"{await self._conversation_url(conv_id)}/messages/{_message_id(message_id)}"
+
+    async def _thread_url(self, conv_id: str) -> str:
+        base_id, _root = split_message_id(conv_id)
+        return f"{await self._base()}/threads/{escape_segment(base_id)}"
 
     async def self_properties(self) -> dict[str, Any]:
         """``/users/ME/properties`` (``skypeName``, ``userDetails``, …)."""
@@ -247,7 +286,26 @@ class ChatApi:
         properties: Mapping[str, Any] | None = None,
     ) -> str:
         """Post a message with the minimal body; returns the new message id."""
-        body = {
+        body = self._message_body(
+            content, client_message_id, display_name, message_type, properties
+        )
+        resp = await self._send("POST", f"{await self._conversation_url(conv_id)}/messages", body)
+        message_id = self._sent_message_id(resp)
+        if message_id is None:
+            raise TeamsError(
+                resp.status, "no_message_id", "the service did not return a message id"
+            )
+        return message_id
+
+    @staticmethod
+    def _message_body(
+        content: str,
+        client_message_id: str,
+        display_name: str | None,
+        message_type: str,
+        properties: Mapping[str, Any] | None,
+    ) -> dict[str, Any]:
+        return {
             "clientmessageid": client_message_id,
             "content": content,
             "messagetype": message_type,
@@ -255,16 +313,95 @@ class ChatApi:
             "imdisplayname": display_name or "",
             "properties": dict(properties or {}),
         }
-        url = f"{await self._base()}/users/ME/conversations/{escape_segment(conv_id)}/messages"
-        resp = await self.http.request(
-            "POST", url, auth=Auth.CHAT, json_body=body, headers=self._headers()
+
+    async def get_message(self, conv_id: str, message_id: str) -> Message:
+        """One message by id (§4.4)."""
+        url = _with_query(
+            await self._message_url(conv_id, message_id),
+            {"view": "msnp24Equivalent|supportsMessageProperties"},
         )
-        message_id = self._sent_message_id(resp)
-        if message_id is None:
-            raise TeamsError(
-                resp.status, "no_message_id", "the service did not return a message id"
-            )
-        return message_id
+        return parse_message((await self._get(url)).json(), conversation_id=conv_id)
+
+    async def edit_message(
+        self,
+        conv_id: str,
+        message_id: str,
+        content: str,
+        *,
+        display_name: str | None,
+        message_type: str = "RichText/Html",
+        properties: Mapping[str, Any] | None = None,
+        client_message_id: str | None = None,
+    ) -> None:
+        """Replace an own message's content (§4.9); the change comes back as a
+        ``MessageUpdate``. A fresh ``clientmessageid`` is sent unless one is given."""
+        body = self._message_body(
+            content,
+            client_message_id or new_client_message_id(),
+            display_name,
+            message_type,
+            properties,
+        )
+        await self._send("PUT", await self._message_url(conv_id, message_id), body)
+
+    async def delete_message(self, conv_id: str, message_id: str) -> None:
+        """Soft-delete an own message; it stays in history with empty content."""
+        url = _with_query(await self._message_url(conv_id, message_id), {"behavior": "softDelete"})
+        await self._send("DELETE", url)
+
+    async def _emotion(self, method: str, conv_id: str, message_id: str, key: str) -> None:
+        if not isinstance(key, str) or not key.strip():
+            raise ValueError("empty reaction key")
+        emotion: dict[str, Any] = {"key": key}
+        if method == "PUT":
+            emotion["value"] = now_ms()
+        url = _with_query(
+            f"{await self._message_url(conv_id, message_id)}/properties", {"name": "emotions"}
+        )
+        await self._send(method, url, {"emotions": emotion})
+
+    async def add_reaction(self, conv_id: str, message_id: str, key: str) -> None:
+        """React with a Teams emotion key (``like``, ``1f6a5_…``; see ``emoji``)."""
+        await self._emotion("PUT", conv_id, message_id, key)
+
+    async def remove_reaction(self, conv_id: str, message_id: str, key: str) -> None:
+        await self._emotion("DELETE", conv_id, message_id, key)
+
+    async def send_typing(self, conv_id: str) -> None:
+        """One "is typing" notice; Teams has no "stopped typing" and expires it itself."""
+        body = {
+            "content": "",
+            "contenttype": "Application/Message",
+            "messagetype": "Control/Typing",
+        }
+        await self._send("POST", f"{await self._conversation_url(conv_id)}/messages", body)
+
+    async def set_consumption_horizon(self, conv_id: str, message_id: str) -> None:
+        """Mark the conversation read up to ``message_id`` (``<id>;<nowMs>;<id>``)."""
+        mid = _message_id(message_id)
+        url = _with_query(
+            f"{await self._conversation_url(conv_id)}/properties", {"name": "consumptionhorizon"}
+        )
+        await self._send("PUT", url, {"consumptionhorizon": f"{mid};{now_ms()};{mid}"})
+
+    async def get_consumption_horizons(self, conv_id: str) -> list[ConsumptionHorizon]:
+        """Every member's read position (may be empty for large groups)."""
+        data = (await self._get(f"{await self._thread_url(conv_id)}/consumptionhorizons")).json()
+        entries = data.get("consumptionhorizons") if isinstance(data, Mapping) else None
+        result: list[ConsumptionHorizon] = []
+        for entry in entries if isinstance(entries, list) else []:
+            if not isinstance(entry, Mapping):
+                continue
+            mri = user_mri(entry.get("id"))
+            horizon = parse_consumption_horizon(entry.get("consumptionhorizon"), mri)
+            if mri is not None and horizon is not None:
+                result.append(horizon)
+        return result
+
+    async def set_topic(self, conv_id: str, topic: str) -> None:
+        """Rename a group chat (§4.3)."""
+        url = _with_query(f"{await self._thread_url(conv_id)}/properties", {"name": "topic"})
+        await self._send("PUT", url, {"topic": topic})
 
     @staticmethod
     def _sent_message_id(resp: Response) -> str | None:

@@ -8,14 +8,17 @@ from collections.abc import Iterable, Mapping
 
 import aiohttp
 
+from .attachments import MediaKind, MediaMessage
 from .chat import ChatApi
 from .credentials import Credentials
 from .endpoints import Endpoints, ServiceUrls
 from .errors import AuthError, InvalidId, TeamsError
 from .http import RetryPolicy, TeamsHttp
 from .ids import check_id, mri_from_skype_id
+from .media import AmsApi, AmsStatus, MediaDownload, Source, UploadedMedia
 from .models import Conversation, Message, Profile, SelfInfo, Thread
 from .profiles import fetch_short_profiles
+from .props import ConsumptionHorizon
 from .tokens import CredentialsCallback, TokenManager
 from .trouter import EventCallback, ResyncCallback, StateCallback, Trouter, TrouterConfig
 
@@ -64,6 +67,7 @@ class TeamsClient:
         )
         self.http = TeamsHttp(session, self.tokens, policy=retry_policy)
         self.chat = ChatApi(self.http, self.tokens, credentials.kind)
+        self.media = AmsApi(session, self.tokens, policy=retry_policy)
         self.trouter_config = trouter_config
         self.self_info: SelfInfo | None = None
         self._trouter: Trouter | None = None
@@ -136,15 +140,136 @@ class TeamsClient:
         client_message_id: str,
         display_name: str | None,
         properties: Mapping[str, str] | None = None,
+        message_type: str = "RichText/Html",
     ) -> str:
-        """Send a ``RichText/Html`` message; returns the new message id."""
+        """Send a message (``RichText/Html`` unless ``message_type`` says otherwise);
+        ``properties`` values are strings (``mentions``, ``qtdMsgs``, … hold JSON).
+        Returns the new message id."""
         return await self.chat.send_message(
             conv_id,
             html,
             client_message_id=client_message_id,
             display_name=display_name,
+            message_type=message_type,
             properties=properties,
         )
+
+    async def get_message(self, conv_id: str, message_id: str) -> Message:
+        return await self.chat.get_message(conv_id, message_id)
+
+    async def edit_message(
+        self,
+        conv_id: str,
+        message_id: str,
+        html: str,
+        *,
+        display_name: str | None,
+        properties: Mapping[str, str] | None = None,
+        client_message_id: str | None = None,
+        message_type: str = "RichText/Html",
+    ) -> None:
+        """Replace the content of an own message (others' answer 403 ``TeamsError``)."""
+        await self.chat.edit_message(
+            conv_id,
+            message_id,
+            html,
+            display_name=display_name,
+            message_type=message_type,
+            properties=properties,
+            client_message_id=client_message_id,
+        )
+
+    async def delete_message(self, conv_id: str, message_id: str) -> None:
+        """Soft-delete an own message."""
+        await self.chat.delete_message(conv_id, message_id)
+
+    async def add_reaction(self, conv_id: str, message_id: str, key: str) -> None:
+        """React with a Teams emotion key (``emoji.unicode_to_reaction_key`` makes one)."""
+        await self.chat.add_reaction(conv_id, message_id, key)
+
+    async def remove_reaction(self, conv_id: str, message_id: str, key: str) -> None:
+        await self.chat.remove_reaction(conv_id, message_id, key)
+
+    async def send_typing(self, conv_id: str) -> None:
+        """Say "typing"; it expires on its own (callers should send at most one per ~20 s)."""
+        await self.chat.send_typing(conv_id)
+
+    async def set_consumption_horizon(self, conv_id: str, message_id: str) -> None:
+        """Mark the conversation as read up to ``message_id``."""
+        await self.chat.set_consumption_horizon(conv_id, message_id)
+
+    async def get_consumption_horizons(self, conv_id: str) -> list[ConsumptionHorizon]:
+        """Every member's read position."""
+        return await self.chat.get_consumption_horizons(conv_id)
+
+    async def set_topic(self, conv_id: str, topic: str) -> None:
+        await self.chat.set_topic(conv_id, topic)
+
+    async def send_media_message(
+        self,
+        conv_id: str,
+        media: MediaMessage,
+        *,
+        client_message_id: str,
+        display_name: str | None,
+    ) -> str:
+        """Send what a builder of ``attachments`` made (``image_message`` etc.)."""
+        return await self.chat.send_message(
+            conv_id,
+            media.content,
+            client_message_id=client_message_id,
+            display_name=display_name,
+            message_type=media.message_type,
+            properties=media.properties,
+        )
+
+    # -- media (AMS) -----------------------------------------------------------------
+    async def ams_base(self) -> str:
+        """The AMS base URL the outgoing-message builders want."""
+        return await self.media.base()
+
+    async def create_ams_object(
+        self,
+        kind: MediaKind | str,
+        filename: str,
+        conversation_id: str,
+        *,
+        readers: Iterable[str] = (),
+    ) -> str:
+        """A new AMS object readable by the conversation; returns its id."""
+        return await self.media.create_object(kind, filename, conversation_id, readers=readers)
+
+    async def upload_ams_content(
+        self,
+        object_id: str,
+        view: str,
+        source: Source,
+        size: int,
+        content_type: str | None,
+    ) -> None:
+        """Stream ``size`` bytes from ``source`` into ``…/content/{view}``."""
+        await self.media.upload_content(object_id, view, source, size, content_type)
+
+    async def upload_media(
+        self,
+        kind: MediaKind | str,
+        filename: str,
+        conversation_id: str,
+        source: Source,
+        size: int,
+        content_type: str | None,
+    ) -> UploadedMedia:
+        """Create an object of the right type and upload to the right view."""
+        return await self.media.upload(kind, filename, conversation_id, source, size, content_type)
+
+    def download(
+        self, url_or_object_id: str, view: str | None = None, *, max_size: int
+    ) -> MediaDownload:
+        """A streamed, size-capped AMS download (``async with … as dl: async for …``)."""
+        return self.media.download(url_or_object_id, view, max_size=max_size)
+
+    async def ams_status(self, object_id: str, view: str) -> AmsStatus:
+        return await self.media.status(object_id, view)
 
     async def fetch_profiles(self, mris: Iterable[str]) -> dict[str, Profile]:
         """Short profiles by MRI; missing entries mean "use imdisplayname"."""

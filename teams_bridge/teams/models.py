@@ -9,6 +9,20 @@ from datetime import datetime
 from enum import Enum
 from typing import Any
 
+from .props import (
+    ConsumptionHorizon,
+    Mention,
+    Reaction,
+    parse_emotions,
+    parse_mentions,
+    parse_quoted_message_ids,
+    truthy,
+)
+
+# Message types whose content is user text or media: an empty ``content`` on one of these
+# in a ``MessageUpdate`` is a deletion even when no ``deletetime`` came with it (§4.9).
+_NON_CONTENT_PREFIXES = ("control/", "threadactivity/", "event/", "signal/")
+
 
 class ConversationKind(Enum):
     """How the bridge should treat a conversation."""
@@ -54,14 +68,50 @@ class Message:
     delete_time: datetime | None
     properties: Mapping[str, Any] = field(default_factory=dict, hash=False)
     thread_root_id: str | None = None
+    edited_id: str | None = None  # ``skypeeditedid``
+    from_update: bool = False  # arrived in a ``MessageUpdate`` event
+
+    @property
+    def is_content(self) -> bool:
+        """A message a person wrote (text or media), not a control, event or roster notice."""
+        kind = self.message_type.lower()
+        return bool(kind) and not kind.startswith(_NON_CONTENT_PREFIXES)
 
     @property
     def is_deleted(self) -> bool:
-        return self.delete_time is not None
+        """Soft-deleted: ``deletetime`` is set, a delete flag is, or a ``MessageUpdate``
+        re-sent a content message with empty content."""
+        if self.delete_time is not None:
+            return True
+        if truthy(self.properties.get("systemdelete")) or truthy(
+            self.properties.get("adminDelete")
+        ):
+            return True
+        return self.from_update and self.is_content and not self.content.strip()
 
     @property
     def is_edited(self) -> bool:
-        return self.edit_time is not None
+        """The message has been edited at some point (``edittime`` or ``skypeeditedid``).
+
+        A reaction change re-sends the whole message, so an edited message stays edited in
+        later ``MessageUpdate`` events; compare ``edit_time`` to tell a new edit apart.
+        """
+        return self.edit_time is not None or self.edited_id is not None
+
+    @property
+    def emotions(self) -> tuple[Reaction, ...]:
+        """Current reactions, one per (key, user), from ``properties.emotions``."""
+        return parse_emotions(self.properties)
+
+    @property
+    def mentions(self) -> tuple[Mention, ...]:
+        """``properties.mentions``; several item ids may name the same user (split spans)."""
+        return parse_mentions(self.properties)
+
+    @property
+    def quoted_message_ids(self) -> tuple[str, ...]:
+        """Ids of the messages this one quotes, from ``properties.qtdMsgs``."""
+        return parse_quoted_message_ids(self.properties)
 
     def json_property(self, name: str) -> Any:
         """A property that may be JSON in a string (``mentions``, ``files``, …), decoded."""
@@ -93,6 +143,7 @@ class Conversation:
     members: tuple[str, ...]
     last_message: Message | None
     version: int | None
+    consumption_horizon: ConsumptionHorizon | None = None  # the signed-in user's read position
 
 
 @dataclass(frozen=True)
@@ -156,3 +207,93 @@ class SelfInfo:
     mri: str
     display_name: str | None
     username: str | None
+
+
+class ThreadActivityKind(Enum):
+    """What a ``ThreadActivity/*`` message reports (§4.14)."""
+
+    ADD_MEMBER = "add_member"
+    DELETE_MEMBER = "delete_member"
+    MEMBER_JOINED = "member_joined"
+    MEMBER_LEFT = "member_left"
+    TOPIC_UPDATE = "topic_update"
+    ROLE_UPDATE = "role_update"
+    HORIZON_UPDATE = "horizon_update"
+    JOINING_ENABLED_UPDATE = "joining_enabled_update"
+    HISTORY_DISCLOSED_UPDATE = "history_disclosed_update"
+    PICTURE_UPDATE = "picture_update"
+
+
+@dataclass(frozen=True)
+class ActivityMember:
+    """A user an activity is about: a target, or a joining/leaving member."""
+
+    mri: str
+    name: str | None = None
+    role: str | None = None
+
+
+@dataclass(frozen=True)
+class ThreadActivity:
+    """A roster, property or read-position change announced in a conversation.
+
+    ``initiator`` is who did it (``None`` when not said); for ``DELETE_MEMBER`` a target
+    equal to the initiator means the member left. ``topic`` is the new topic of a
+    ``TOPIC_UPDATE`` (``old_topic`` when the JSON form gives it), ``value`` the new value of
+    the other property updates, ``horizon`` the read position of a ``HORIZON_UPDATE``.
+    """
+
+    kind: ThreadActivityKind
+    message_type: str
+    conversation_id: str
+    message_id: str
+    time: datetime | None = None
+    initiator: str | None = None
+    initiator_name: str | None = None
+    targets: tuple[ActivityMember, ...] = ()
+    topic: str | None = None
+    old_topic: str | None = None
+    value: str | None = None
+    horizon: ConsumptionHorizon | None = None
+    roster_version: int | None = None
+
+
+class CallEventKind(Enum):
+    """How a call showed up in a conversation or in the call log."""
+
+    STARTED = "started"
+    ENDED = "ended"
+    MISSED = "missed"
+    DECLINED = "declined"
+
+
+@dataclass(frozen=True)
+class CallParticipant:
+    mri: str
+    name: str | None = None
+    duration: int | None = None  # seconds
+
+
+@dataclass(frozen=True)
+class CallEvent:
+    """An ``Event/Call`` message or a ``48:calllogs`` entry.
+
+    ``conversation_id`` is the chat the call belongs to (a call-log entry's ``threadId``
+    when it has one); ``duration`` is in seconds; ``state``/``direction``/``call_type``
+    are the raw call-log values.
+    """
+
+    kind: CallEventKind
+    conversation_id: str
+    message_id: str
+    call_id: str | None = None
+    duration: int | None = None
+    participants: tuple[CallParticipant, ...] = ()
+    originator: str | None = None
+    direction: str | None = None
+    call_type: str | None = None
+    state: str | None = None
+    start_time: datetime | None = None
+    connect_time: datetime | None = None
+    end_time: datetime | None = None
+    from_call_log: bool = False

@@ -33,6 +33,7 @@ from .models import (
     Thread,
     ThreadMember,
 )
+from .props import ConsumptionHorizon, parse_consumption_horizon
 
 log = logging.getLogger("teams.parse")
 
@@ -209,8 +210,14 @@ def conversation_kind(conv_id: str, props: Mapping[str, Any]) -> ConversationKin
     return ConversationKind.OTHER
 
 
-def parse_message(obj: Any, *, conversation_id: str | None = None) -> Message:
-    """Parse a message object (§4.5) from a list, a send echo or an event."""
+def parse_message(
+    obj: Any, *, conversation_id: str | None = None, from_update: bool = False
+) -> Message:
+    """Parse a message object (§4.5) from a list, a send echo or an event.
+
+    ``from_update`` marks a message re-sent by a ``MessageUpdate`` event (edit, delete or
+    reaction change); it lets ``Message.is_deleted`` recognise an emptied message.
+    """
     data = _require_mapping(obj, "message")
     msg_id = _require_id(data.get("id"), "message")
     conv: str | None = None
@@ -266,6 +273,8 @@ def parse_message(obj: Any, *, conversation_id: str | None = None) -> Message:
         delete_time=delete,
         properties=properties,
         thread_root_id=root,
+        edited_id=_opt_str(_first(data, "skypeeditedid", "skypeEditedId")),
+        from_update=from_update,
     )
 
 
@@ -313,7 +322,16 @@ def parse_conversation(obj: Any) -> Conversation:
         members=members,
         last_message=last,
         version=as_int(data.get("version")),
+        consumption_horizon=_own_horizon(data.get("properties")),
     )
+
+
+def _own_horizon(raw: Any) -> ConsumptionHorizon | None:
+    try:
+        props = _json_object(raw, "conversation properties")
+    except ParseError:
+        return None
+    return parse_consumption_horizon(props.get("consumptionhorizon"))
 
 
 def _thread_member(entry: Any) -> ThreadMember | None:
@@ -399,7 +417,11 @@ def parse_event(obj: Any) -> EventMessage:
             raise ParseError("event resource is not valid JSON") from exc
     resource: Message | Conversation | Thread | None = None
     if resource_type in (ResourceType.NEW_MESSAGE, ResourceType.MESSAGE_UPDATE):
-        resource = parse_message(raw, conversation_id=_conversation_from_resource_link(link))
+        resource = parse_message(
+            raw,
+            conversation_id=_conversation_from_resource_link(link),
+            from_update=resource_type == ResourceType.MESSAGE_UPDATE,
+        )
     elif resource_type == ResourceType.CONVERSATION_UPDATE:
         resource = parse_conversation(raw)
     elif resource_type == ResourceType.THREAD_UPDATE:

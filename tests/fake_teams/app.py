@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-from . import aad, authz, chatsvc, control_api, devicelogin, middletier, registrar, trouter
+from . import aad, ams, authz, chatsvc, control_api, devicelogin, middletier, registrar, trouter
 from .context import CTX, SimContext
 from .endpoints import endpoints_for
 from .options import SimOptions
@@ -34,6 +34,7 @@ class FakeTeams:
         self.ctx.trouter = self.hub
         world.sink = self.hub
         self.recorder = Recorder(self.options.max_recorded_requests)
+        self.ams = ams.AmsStore()
         self.app = self._build_app()
         self._runner: web.AppRunner | None = None
         self.url = ""
@@ -48,6 +49,7 @@ class FakeTeams:
         )
         app[CTX] = self.ctx
         app[control_api.RECORDER] = self.recorder
+        app[ams.AMS] = self.ams
         control_api.add_routes(app)
         devicelogin.add_routes(app)
         authz.add_routes(app)
@@ -55,6 +57,7 @@ class FakeTeams:
         middletier.add_routes(app)
         trouter.add_routes(app)
         registrar.add_routes(app)
+        ams.add_routes(app)
         aad.add_routes(app)  # last: its `/{tenant}/…` patterns are the most generic
         return app
 
@@ -81,6 +84,7 @@ class FakeTeams:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        self.ams.close()
 
     async def __aenter__(self) -> FakeTeams:
         await self.start()

@@ -122,6 +122,7 @@ async def list_conversations(request: web.Request, c: SimContext, me: str) -> we
             me,
             base,
             omit_members=ch.kind == "one_to_one" and c.variant(c.options.omit_one_to_one_members),
+            style=c.world.style(),
         )
         for ch in page
     ]
@@ -146,7 +147,7 @@ def _link(request: web.Request, state: dict[str, Any]) -> str:
 
 async def get_conversation(request: web.Request, c: SimContext, me: str) -> web.StreamResponse:
     chat = c.world.member_chat(conv_id(request), me)
-    return json_response(conversation_json(chat, me, rest_base(request)))
+    return json_response(conversation_json(chat, me, rest_base(request), style=c.world.style()))
 
 
 async def put_conversation_property(
@@ -194,7 +195,7 @@ async def list_messages(request: web.Request, c: SimContext, me: str) -> web.Str
     user = c.world.user(me)
     return json_response(
         {
-            "messages": [message_json(m, chat, base) for m in page],
+            "messages": [message_json(m, chat, base, c.world.style()) for m in page],
             "_metadata": meta,
             "tenantId": user.tenant_id,
         }
@@ -206,7 +207,7 @@ async def get_message(request: web.Request, c: SimContext, me: str) -> web.Strea
     msg = chat.message(msg_id(request))
     if msg is None:
         raise SimError(404, "NotFound", "Message not found")
-    return json_response(message_json(msg, chat, rest_base(request)))
+    return json_response(message_json(msg, chat, rest_base(request), c.world.style()))
 
 
 async def post_message(request: web.Request, c: SimContext, me: str) -> web.StreamResponse:
@@ -249,7 +250,7 @@ async def message_property(request: web.Request, c: SimContext, me: str) -> web.
 # -- threads -----------------------------------------------------------------------
 async def get_thread(request: web.Request, c: SimContext, me: str) -> web.StreamResponse:
     chat = c.world.member_chat(conv_id(request), me)
-    return json_response(thread_json(chat, c.world.users, rest_base(request)))
+    return json_response(thread_json(chat, c.world.users, rest_base(request), c.world.style()))
 
 
 async def create_thread(request: web.Request, c: SimContext, me: str) -> web.StreamResponse:
@@ -282,7 +283,8 @@ async def put_member(request: web.Request, c: SimContext, me: str) -> web.Stream
     mri = request.match_info["mri"]
     role = str(body.get("role", "User"))
     if mri in chat.members:
-        chat.members[mri].role = role if role in ("Admin", "User") else "User"
+        if chat.members[mri].role.lower() != role.lower():
+            c.world.set_role(chat.id, mri, role, by=me)
     else:
         c.world.add_member(chat.id, mri, role, by=me)
     return web.Response(status=200)

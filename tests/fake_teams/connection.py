@@ -57,6 +57,7 @@ class Connection:
 
     def __init__(self, hub: TrouterHub, allocation: Allocation, ws: web.WebSocketResponse) -> None:
         self.hub = hub
+        self.silent = False
         self.allocation = allocation
         self.ws = ws
         self.id = str(uuid.uuid4())
@@ -75,6 +76,8 @@ class Connection:
 
     # -- sending ---------------------------------------------------------------
     def send(self, frame: str) -> None:
+        if self.silent:
+            return  # a half-open socket: nothing reaches the client any more
         if not self.closed:
             self._out.put_nowait((frame, None))
 

@@ -27,6 +27,11 @@ class SimContext:
     base_url: str = ""
     trouter: TrouterHub | None = None
 
+    def __post_init__(self) -> None:
+        # The world renders events and picks wire variants itself, so it shares these.
+        self.world.options = self.options
+        self.world.rng = self.rng
+
     def variant(self, setting: str) -> bool:
         """Resolve a random/always/never option to one yes-or-no."""
         if setting == "random":

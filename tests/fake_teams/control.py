@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import time
 from typing import Any
 from urllib.parse import quote
@@ -105,6 +106,11 @@ class ControlClient:
         clientmessageid: str | None = None,
         **extra: Any,
     ) -> dict[str, Any]:
+        """Post as `sender`. Extra fields: `properties`, `imdisplayname`, `contenttype`,
+        `amsreferences`, `wire` (top-level JSON overrides; None removes a field, e.g.
+        `{"imdisplayname": None, "imDisplayName": "Ada"}`) and `mentions`
+        (`[{"mri", "text"?, "split"?=True, "display_names"?=True}]`, filling `{mention:N}`
+        placeholders in `content`)."""
         body = {"sender": sender, "content": content, "messagetype": messagetype, **extra}
         if clientmessageid is not None:
             body["clientmessageid"] = clientmessageid
@@ -125,13 +131,45 @@ class ControlClient:
         )
 
     async def react(
-        self, chat_id: str, message_id: str, sender: str, key: str, remove: bool = False
+        self,
+        chat_id: str,
+        message_id: str,
+        sender: str,
+        key: str,
+        remove: bool = False,
+        history: bool | None = None,
     ) -> dict[str, Any]:
+        """Add (or `remove`) a reaction; `history` overrides the `emotion_history` option
+        (re-adding then appends another entry for the same user)."""
+        body: dict[str, Any] = {"sender": sender, "key": key}
+        if history is not None:
+            body["history"] = history
         return await self._call(
             "DELETE" if remove else "POST",
             f"/chats/{_seg(chat_id)}/messages/{message_id}/reactions",
-            {"sender": sender, "key": key},
+            body,
         )
+
+    async def patch_message(
+        self,
+        chat_id: str,
+        message_id: str,
+        *,
+        properties: dict[str, Any] | None = None,
+        wire: dict[str, Any] | None = None,
+        content: str | None = None,
+        publish: str | None = "MessageUpdate",
+    ) -> dict[str, Any]:
+        """Reshape a stored message (None values remove) and push it as `publish`
+        (None: do not push)."""
+        body: dict[str, Any] = {"publish": publish}
+        if properties is not None:
+            body["properties"] = properties
+        if wire is not None:
+            body["wire"] = wire
+        if content is not None:
+            body["content"] = content
+        return await self._call("PATCH", f"/chats/{_seg(chat_id)}/messages/{message_id}", body)
 
     async def typing(self, chat_id: str, sender: str) -> dict[str, Any]:
         return await self._call("POST", f"/chats/{_seg(chat_id)}/typing", {"sender": sender})
@@ -141,6 +179,21 @@ class ControlClient:
     ) -> dict[str, Any]:
         return await self._call(
             "POST", f"/chats/{_seg(chat_id)}/members", {"mri": mri, "role": role, "by": by}
+        )
+
+    async def add_members(
+        self, chat_id: str, mris: list[str], role: str = "User", by: str | None = None
+    ) -> dict[str, Any]:
+        """Several users in one AddMember notice (one `<target>` each)."""
+        return await self._call(
+            "POST", f"/chats/{_seg(chat_id)}/members", {"mris": mris, "role": role, "by": by}
+        )
+
+    async def set_role(
+        self, chat_id: str, mri: str, role: str, by: str | None = None
+    ) -> dict[str, Any]:
+        return await self._call(
+            "PUT", f"/chats/{_seg(chat_id)}/members/{_seg(mri)}/role", {"role": role, "by": by}
         )
 
     async def remove_member(self, chat_id: str, mri: str, by: str | None = None) -> dict[str, Any]:
@@ -155,6 +208,119 @@ class ControlClient:
             f"/chats/{_seg(chat_id)}/horizon",
             {"mri": mri, "consumptionhorizon": consumptionhorizon},
         )
+
+    async def post_activity(
+        self,
+        chat_id: str,
+        messagetype: str,
+        content: str | dict[str, Any],
+        *,
+        sender: str | None = None,
+        store: bool = True,
+        properties: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Any notice (`ThreadActivity/...`, `Event/...`) sent by the conversation or
+        `sender`; a dict `content` is sent as JSON text."""
+        body: dict[str, Any] = {"messagetype": messagetype, "content": content, "store": store}
+        if sender is not None:
+            body["sender"] = sender
+        if properties is not None:
+            body["properties"] = properties
+        return await self._call("POST", f"/chats/{_seg(chat_id)}/activity", body)
+
+    async def post_call(
+        self,
+        chat_id: str,
+        kind: str = "ended",
+        participants: list[str] | None = None,
+        *,
+        duration: int | None = None,
+        by: str | None = None,
+        ended_tag: bool = False,
+        call_id: str | None = None,
+    ) -> dict[str, Any]:
+        """An `Event/Call` partlist: kind started/ended/missed; `ended_tag` uses the older
+        `<ended/>` marker instead of `type="ended"`."""
+        body: dict[str, Any] = {
+            "kind": kind,
+            "participants": participants or [],
+            "duration": duration,
+            "by": by,
+            "ended_tag": ended_tag,
+            "call_id": call_id,
+        }
+        return await self._call("POST", f"/chats/{_seg(chat_id)}/calls", body)
+
+    async def post_call_log(self, mri: str, **fields: Any) -> dict[str, Any]:
+        """A `48:calllogs` entry pushed to `mri`. Fields: `originator`, `target`, `state`
+        (accepted/missed/declined/cancelled), `duration` (s), `thread_id`, `call_id`,
+        `call_type`, `end_ms`, `as_string` (default True: `call-log` is a JSON string),
+        `call_log` (raw keys merged last)."""
+        return await self._call("POST", f"/users/{_seg(mri)}/call_logs", fields)
+
+    # -- media (AMS) -----------------------------------------------------------------
+    async def ams_upload(
+        self,
+        sender: str,
+        data: bytes | None = None,
+        *,
+        size: int | None = None,
+        seed: int = 0,
+        filename: str = "file",
+        type: str = "pish/image",
+        content_type: str = "application/octet-stream",
+        conversation: str | None = None,
+        permissions: dict[str, list[str]] | None = None,
+        view: str | None = None,
+    ) -> dict[str, Any]:
+        """Upload as `sender`: `data`, or `size` seeded random bytes. Returns id, url, views."""
+        body: dict[str, Any] = {
+            "sender": sender,
+            "filename": filename,
+            "type": type,
+            "content_type": content_type,
+        }
+        if data is not None:
+            body["content_b64"] = base64.b64encode(data).decode()
+        elif size is not None:
+            body["size"] = size
+            body["seed"] = seed
+        for key, value in (("conversation", conversation), ("permissions", permissions)):
+            if value is not None:
+                body[key] = value
+        if view is not None:
+            body["view"] = view
+        return await self._call("POST", "/ams", body)
+
+    async def ams_objects(self) -> list[dict[str, Any]]:
+        return await self._call("GET", "/ams")
+
+    async def ams_object(self, object_id: str, include_bytes: bool = True) -> dict[str, Any]:
+        """Owner, type, filename, permissions, contents (size, sha256, data_b64), downloads."""
+        return await self._call(
+            "GET", f"/ams/{_seg(object_id)}", params={"bytes": "1" if include_bytes else "0"}
+        )
+
+    async def ams_content(self, object_id: str, name: str) -> bytes:
+        """The raw bytes uploaded to `content/{name}` (`imgpsh`, `original`, …)."""
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+        url = f"{self.base_url}/_control/ams/{_seg(object_id)}/content/{_seg(name)}"
+        async with self._session.get(url) as resp:
+            if resp.status >= 400:
+                raise ControlError(resp.status, await resp.text())
+            return await resp.read()
+
+    async def post_media(
+        self, chat_id: str, sender: str, format: str = "image", **fields: Any
+    ) -> dict[str, Any]:
+        """Post a media message as `sender`: format `image` (inline AMSImage), `picture`
+        (RichText/UriObject), `file`, `video` (Media_Video), `video_inline` (AMSVideo),
+        `voice` (Media_AudioMsg) or `sharepoint` (properties.files). Fields: `object_id` or
+        `content_b64`/`size` (uploaded first), `filename`, `caption`, `width`, `height`,
+        `duration_ms`, `file_size`, `content_type`, `view`."""
+        body = {"sender": sender, "format": format, **fields}
+        return await self._call("POST", f"/chats/{_seg(chat_id)}/media", body)
 
     # -- device codes --------------------------------------------------------------
     async def device_codes(self) -> list[dict[str, Any]]:
@@ -212,6 +378,20 @@ class ControlClient:
     async def message_loss(self, mri: str) -> dict[str, Any]:
         return await self._call("POST", "/trouter/message_loss", {"mri": mri})
 
+    async def pause_delivery(self, mri: str) -> dict[str, Any]:
+        """Events published for `mri` are lost until `resume_delivery`."""
+        return await self._call("POST", "/trouter/pause", {"mri": mri})
+
+    async def resume_delivery(self, mri: str, notice: bool = True) -> dict[str, Any]:
+        return await self._call("POST", "/trouter/resume", {"mri": mri, "notice": notice})
+
+    async def duplicate_deliveries(self, mri: str, enabled: bool = True) -> dict[str, Any]:
+        return await self._call("POST", "/trouter/duplicate", {"mri": mri, "enabled": enabled})
+
+    async def silence(self, mri: str, enabled: bool = True) -> dict[str, Any]:
+        """The user's current sockets stop sending anything (pongs included)."""
+        return await self._call("POST", "/trouter/silence", {"mri": mri, "enabled": enabled})
+
     async def disconnect(self, mri: str, notice: bool = True) -> dict[str, Any]:
         return await self._call("POST", "/trouter/disconnect", {"mri": mri, "notice": notice})
 
@@ -223,7 +403,9 @@ class ControlClient:
         method: str | None = None,
         retry_after: float | str | None = None,
         body: str | None = None,
+        delay: float = 0.0,
     ) -> dict[str, Any]:
+        """Fail (or, with status 0 and a delay, slow down) the next `count` matches."""
         return await self._call(
             "POST",
             "/faults",
@@ -234,6 +416,7 @@ class ControlClient:
                 "method": method,
                 "retry_after": retry_after,
                 "body": body,
+                "delay": delay,
             },
         )
 

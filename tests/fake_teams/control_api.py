@@ -5,6 +5,7 @@ No authentication: the server only ever listens on loopback.
 
 from __future__ import annotations
 
+import html
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -16,7 +17,7 @@ from .endpoints import endpoints_for
 from .recorder import Fault, Recorder
 from .render import message_json, thread_json
 from .trouter import hub_of
-from .util import compact_json
+from .util import compact_json, iso_ms7, now_ms
 from .world import SimError
 
 RECORDER: web.AppKey[Recorder] = web.AppKey("fake_teams_recorder", Recorder)
@@ -120,11 +121,62 @@ async def post_message(request: web.Request, c: SimContext, body: dict[str, Any]
         "contenttype": body.get("contenttype", "text"),
         "clientmessageid": body.get("clientmessageid"),
         "imdisplayname": body.get("imdisplayname"),
-        "properties": body.get("properties") or {},
+        "properties": dict(body.get("properties") or {}),
         "amsreferences": body.get("amsreferences") or [],
     }
-    msg = c.world.post_message(chat_id, str(body["sender"]), payload)
+    if body.get("mentions"):
+        payload["content"], payload["properties"]["mentions"] = _mentions(
+            c, str(payload["content"]), list(body["mentions"])
+        )
+    wire = body.get("wire")
+    msg = c.world.post_message(
+        chat_id, str(body["sender"]), payload, wire if isinstance(wire, dict) else None
+    )
     return message_json(msg, c.world.chat(msg.conversation_id), _rest_base(c))
+
+
+MENTION_TYPE = "http://schema.skype.com/Mention"
+
+
+def _mentions(c: SimContext, content: str, mentions: list[Any]) -> tuple[str, str]:
+    """Mention spans for `{mention:N}` placeholders (appended when absent) and the
+    `properties.mentions` JSON string. Item ids follow document order; `split` (default
+    true) gives each word of the name its own span and itemid, all naming the same MRI,
+    as Teams does."""
+    specs = [raw if isinstance(raw, dict) else {"mri": str(raw)} for raw in mentions]
+    tokens = [f"{{mention:{index}}}" for index in range(len(specs))]
+    order = sorted(
+        range(len(specs)),
+        key=lambda i: (content.find(tokens[i]) if tokens[i] in content else len(content), i),
+    )
+    entries: list[dict[str, Any]] = []
+    for index in order:
+        spec = specs[index]
+        mri = str(spec["mri"])
+        name = str(spec.get("text") or c.world.display_name(mri) or mri)
+        words = (name.split() if spec.get("split", True) else [name]) or [name]
+        spans = []
+        for word in words:
+            item_id = len(entries)
+            spans.append(
+                f'<span itemscope="" itemtype="{MENTION_TYPE}" itemid="{item_id}">'
+                f"{html.escape(word)}</span>"
+            )
+            entry: dict[str, Any] = {
+                "@type": MENTION_TYPE,
+                "itemid": str(item_id)
+                if c.world.variant(c.options.numbers_as_strings)
+                else item_id,
+                "mri": mri,
+                "mentionType": spec.get("mention_type", "person"),
+            }
+            if spec.get("display_names", True):
+                entry["displayName"] = word
+            entries.append(entry)
+        markup = " ".join(spans)
+        token = tokens[index]
+        content = content.replace(token, markup) if token in content else content + markup
+    return content, json.dumps(entries)
 
 
 async def typing(request: web.Request, c: SimContext, body: dict[str, Any]) -> Any:
@@ -161,13 +213,43 @@ async def delete_message(request: web.Request, c: SimContext, body: dict[str, An
 async def react(request: web.Request, c: SimContext, body: dict[str, Any]) -> Any:
     chat_id = request.match_info["cid"]
     add = request.method == "POST"
-    msg = c.world.set_emotion(chat_id, _mid(request), str(body["sender"]), str(body["key"]), add)
+    history = body.get("history")
+    msg = c.world.set_emotion(
+        chat_id,
+        _mid(request),
+        str(body["sender"]),
+        str(body["key"]),
+        add,
+        None if history is None else bool(history),
+    )
+    return message_json(msg, c.world.chat(chat_id), _rest_base(c))
+
+
+async def patch_message(request: web.Request, c: SimContext, body: dict[str, Any]) -> Any:
+    chat_id = request.match_info["cid"]
+    content = body.get("content")
+    msg = c.world.patch_message(
+        chat_id,
+        _mid(request),
+        properties=body.get("properties"),
+        wire=body.get("wire"),
+        content=None if content is None else str(content),
+        publish=body.get("publish", "MessageUpdate"),
+    )
     return message_json(msg, c.world.chat(chat_id), _rest_base(c))
 
 
 async def add_member(request: web.Request, c: SimContext, body: dict[str, Any]) -> Any:
-    chat = c.world.add_member(
-        request.match_info["cid"], str(body["mri"]), str(body.get("role", "User")), body.get("by")
+    mris = [str(m) for m in body["mris"]] if "mris" in body else [str(body["mri"])]
+    chat = c.world.add_members(
+        request.match_info["cid"], mris, str(body.get("role", "User")), body.get("by")
+    )
+    return _chat_summary(c, chat.id)
+
+
+async def set_role(request: web.Request, c: SimContext, body: dict[str, Any]) -> Any:
+    chat = c.world.set_role(
+        request.match_info["cid"], request.match_info["mri"], str(body["role"]), body.get("by")
     )
     return _chat_summary(c, chat.id)
 
@@ -189,6 +271,73 @@ async def set_horizon(request: web.Request, c: SimContext, body: dict[str, Any])
         request.match_info["cid"], str(body["mri"]), str(body["consumptionhorizon"])
     )
     return {}
+
+
+async def post_activity(request: web.Request, c: SimContext, body: dict[str, Any]) -> Any:
+    chat_id = request.match_info["cid"]
+    content = body.get("content", "")
+    msg = c.world.post_activity(
+        chat_id,
+        str(body["messagetype"]),
+        content if isinstance(content, (str, dict)) else json.dumps(content),
+        sender=body.get("sender"),
+        store=bool(body.get("store", True)),
+        properties=body.get("properties"),
+    )
+    return message_json(msg, c.world.chat(chat_id), _rest_base(c))
+
+
+async def post_call(request: web.Request, c: SimContext, body: dict[str, Any]) -> Any:
+    chat_id = request.match_info["cid"]
+    duration = body.get("duration")
+    msg = c.world.post_call_event(
+        chat_id,
+        str(body.get("kind", "ended")),
+        [str(m) for m in body.get("participants") or []],
+        duration=None if duration is None else int(duration),
+        by=body.get("by"),
+        ended_tag=bool(body.get("ended_tag", False)),
+        call_id=body.get("call_id"),
+    )
+    return message_json(msg, c.world.chat(chat_id), _rest_base(c))
+
+
+async def post_call_log(request: web.Request, c: SimContext, body: dict[str, Any]) -> Any:
+    """A call-log entry for the user in the path; fields default to a finished call."""
+    mri = request.match_info["mri"]
+    end = int(body.get("end_ms") or 0) or None
+    log = _call_log(c, mri, body, end)
+    log.update(body.get("call_log") or {})
+    msg = c.world.post_call_log(mri, log, bool(body.get("as_string", True)))
+    return {"id": str(msg.id), "call_log": log}
+
+
+def _call_log(c: SimContext, mri: str, body: dict[str, Any], end: int | None) -> dict[str, Any]:
+    originator = str(body.get("originator") or mri)
+    target = str(body.get("target") or mri)
+    state = str(body.get("state", "accepted"))
+    end = end or now_ms()
+    duration = int(body.get("duration", 60))
+    start = end - duration * 1000 - 5000
+    log: dict[str, Any] = {
+        "callId": str(body.get("call_id") or f"call-{end}"),
+        "callDirection": "outgoing" if originator == mri else "incoming",
+        "callState": state,
+        "callType": str(body.get("call_type", "twoParty")),
+        "startTime": iso_ms7(start),
+        "connectTime": iso_ms7(start + 5000) if state == "accepted" else None,
+        "endTime": iso_ms7(end),
+        "originator": originator,
+        "target": target,
+        "originatorParticipant": {
+            "type": "default",
+            "displayName": c.world.display_name(originator),
+        },
+        "targetParticipant": {"type": "default", "displayName": c.world.display_name(target)},
+    }
+    if body.get("thread_id"):
+        log["threadId"] = str(body["thread_id"])
+    return log
 
 
 # -- device codes ----------------------------------------------------------------------
@@ -231,6 +380,27 @@ async def disconnect(request: web.Request, c: SimContext, body: dict[str, Any]) 
     return {"connections": count}
 
 
+async def pause(request: web.Request, c: SimContext, body: dict[str, Any]) -> Any:
+    """Stop delivering to a user's connections; what is published meanwhile is lost."""
+    return {"paused": hub_of(request).pause(str(body["mri"]))}
+
+
+async def resume(request: web.Request, c: SimContext, body: dict[str, Any]) -> Any:
+    """Deliver again and, unless told otherwise, send trouter.message_loss."""
+    hub = hub_of(request)
+    return {"connections": hub.resume(str(body["mri"]), bool(body.get("notice", True)))}
+
+
+async def duplicate(request: web.Request, c: SimContext, body: dict[str, Any]) -> Any:
+    """Deliver every event to a user's connections twice."""
+    return {"duplicate": hub_of(request).set_flag("duplicate", str(body["mri"]), body)}
+
+
+async def silence(request: web.Request, c: SimContext, body: dict[str, Any]) -> Any:
+    """Stop answering a user's pings and heartbeats (a socket that looks open but is dead)."""
+    return {"silent": hub_of(request).set_flag("silent", str(body["mri"]), body)}
+
+
 async def faults(request: web.Request, c: SimContext, body: dict[str, Any]) -> Any:
     recorder = request.app[RECORDER]
     if request.method == "DELETE":
@@ -245,6 +415,7 @@ async def faults(request: web.Request, c: SimContext, body: dict[str, Any]) -> A
             remaining=int(body.get("count", 1)),
             retry_after=None if retry is None else str(retry),
             body=body.get("body"),
+            delay=float(body.get("delay", 0.0)),
         )
     )
     return {"faults": len(recorder.faults)}
@@ -267,6 +438,10 @@ def add_routes(app: web.Application) -> None:
         ("GET", "/users", list_users),
         ("POST", "/users/{mri}/revoke", revoke),
         ("POST", "/users/{mri}/expire_skype_token", expire_skype),
+        ("POST", "/trouter/pause", pause),
+        ("POST", "/trouter/resume", resume),
+        ("POST", "/trouter/duplicate", duplicate),
+        ("POST", "/trouter/silence", silence),
         ("POST", "/users/{mri}/expire_access_token", expire_access),
         ("POST", "/chats", create_chat),
         ("GET", "/chats", list_chats),
@@ -275,6 +450,7 @@ def add_routes(app: web.Application) -> None:
         ("GET", "/chats/{cid}/messages", list_messages),
         ("PUT", "/chats/{cid}/messages/{mid}", edit_message),
         ("DELETE", "/chats/{cid}/messages/{mid}", delete_message),
+        ("PATCH", "/chats/{cid}/messages/{mid}", patch_message),
         ("POST", "/chats/{cid}/messages/{mid}/reactions", react),
         ("DELETE", "/chats/{cid}/messages/{mid}/reactions", react),
         ("POST", "/chats/{cid}/typing", typing),
@@ -282,6 +458,10 @@ def add_routes(app: web.Application) -> None:
         ("DELETE", "/chats/{cid}/members/{mri}", remove_member),
         ("PUT", "/chats/{cid}/topic", set_topic),
         ("PUT", "/chats/{cid}/horizon", set_horizon),
+        ("PUT", "/chats/{cid}/members/{mri}/role", set_role),
+        ("POST", "/chats/{cid}/activity", post_activity),
+        ("POST", "/chats/{cid}/calls", post_call),
+        ("POST", "/users/{mri}/call_logs", post_call_log),
         ("GET", "/device_codes", device_codes),
         ("POST", "/device_codes/approve", approve),
         ("POST", "/device_codes/decline", decline),

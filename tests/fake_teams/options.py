@@ -28,6 +28,14 @@ class SimOptions:
     delivery_urls: Literal["relative", "absolute", "random"] = "relative"
     enforce_poll_interval: bool = True
     dedupe_client_message_ids: bool = False
+    # Wire-shape variants the protocol notes list (teams-protocol.md §4.5, §4.9, §4.10, §4.14).
+    display_name_key: Literal["imdisplayname", "imDisplayName", "random"] = "imdisplayname"
+    numbers_as_strings: Variant = "never"
+    edit_markers: Literal["both", "edittime", "skypeeditedid", "random"] = "both"
+    delete_markers: Literal["deletetime", "deletionTime", "content_only", "random"] = "deletetime"
+    emotion_history: Variant = "never"
+    thread_activity_format: Literal["xml", "json", "random"] = "xml"
+    ams_content_length: Variant = "always"
     server_heartbeat_interval: float = 30.0
     idle_timeout: float | None = 120.0
     session_lifetime: float = 60.0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -23,6 +25,8 @@ class Fault:
     remaining: int
     retry_after: str | None = None
     body: str | None = None
+    # Seconds to stall before answering; with status 0 the request then goes through.
+    delay: float = 0.0
 
     def matches(self, request: web.Request) -> bool:
         if self.remaining <= 0 or self.path_contains not in request.path:
@@ -68,7 +72,9 @@ class Recorder:
         ) -> web.StreamResponse:
             if request.path.startswith(CONTROL_PREFIX):
                 return await handler(request)
-            body = await request.text() if request.can_read_body else ""
+            # AMS content uploads stream to disk; reading them here would buffer them whole.
+            streamed = request.method == "PUT" and request.path.startswith("/v1/objects/")
+            body = await request.text() if request.can_read_body and not streamed else ""
             self.requests.append(
                 {
                     "method": request.method,
@@ -84,6 +90,10 @@ class Recorder:
             for fault in self.faults:
                 if fault.matches(request):
                     fault.remaining -= 1
+                    if fault.delay:
+                        await asyncio.sleep(fault.delay)
+                    if fault.status == 0:
+                        break
                     return fault.response()
             return await handler(request)
 

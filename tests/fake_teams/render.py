@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from .model import Chat, Message, User
@@ -16,12 +17,43 @@ from .util import iso_ms3, iso_ms7
 NOTIFICATIONS_BASE = "https://notifications.skype.net/v1"
 
 
-def message_json(msg: Message, chat: Chat, base: str) -> dict[str, Any]:
+@dataclass(frozen=True)
+class WireStyle:
+    """Per-render wire variants (options resolved for one answer or one event)."""
+
+    display_name_key: str = "imdisplayname"  # or "imDisplayName"
+    numbers_as_strings: bool = False  # sequenceId, deletetime, emotion times, versions, …
+    include_edit_id: bool = True  # reaction-only updates re-send the message without it
+
+
+PLAIN = WireStyle()
+
+
+def _num(value: Any, style: WireStyle) -> Any:
+    if style.numbers_as_strings and isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+def _stringify_properties(props: dict[str, Any]) -> None:
+    for key in ("deletetime", "deletionTime", "edittime"):
+        value = props.get(key)
+        if isinstance(value, int) and not isinstance(value, bool):
+            props[key] = str(value)
+    emotions = props.get("emotions")
+    if isinstance(emotions, list):
+        for entry in emotions:
+            for user in entry.get("users", []) if isinstance(entry, dict) else []:
+                if isinstance(user, dict) and isinstance(user.get("time"), int):
+                    user["time"] = str(user["time"])
+
+
+def message_json(msg: Message, chat: Chat, base: str, style: WireStyle = PLAIN) -> dict[str, Any]:
     """A message object as lists and events carry it."""
     arrival = iso_ms7(msg.arrival_ms)
     data: dict[str, Any] = {
         "id": str(msg.id),
-        "sequenceId": msg.sequence_id,
+        "sequenceId": _num(msg.sequence_id, style),
         "clientmessageid": msg.client_message_id,
         "version": str(msg.version),
         "type": "Message",
@@ -29,7 +61,7 @@ def message_json(msg: Message, chat: Chat, base: str) -> dict[str, Any]:
         "contenttype": msg.contenttype,
         "content": msg.content,
         "from": f"{base}/users/ME/contacts/{msg.sender}",
-        "imdisplayname": msg.sender_name,
+        style.display_name_key: msg.sender_name,
         "fromTenantId": msg.sender_tenant,
         "conversationid": chat.id,
         "conversationLink": f"{base}/users/ME/conversations/{chat.id}",
@@ -47,18 +79,28 @@ def message_json(msg: Message, chat: Chat, base: str) -> dict[str, Any]:
         data["fromFamilyNameInToken"] = last
     if chat.topic:
         data["threadtopic"] = chat.topic
-    if msg.edited_id:
+    if msg.edited_id and style.include_edit_id:
         data["skypeeditedid"] = msg.edited_id
     emotions = msg.properties.get("emotions")
     if isinstance(emotions, list) and emotions:
-        counts = {e["key"]: len(e["users"]) for e in emotions if e.get("users")}
+        counts = {
+            e["key"]: len({u.get("mri") for u in e["users"]})
+            for e in emotions
+            if isinstance(e, dict) and e.get("users")
+        }
         data["annotationsSummary"] = {"emotions": counts}
-    data.update(msg.extra)
+    if style.numbers_as_strings:
+        _stringify_properties(data["properties"])
+    for key, value in msg.extra.items():  # per-message wire overrides; None removes a field
+        if value is None:
+            data.pop(key, None)
+        else:
+            data[key] = copy.deepcopy(value)
     return data
 
 
 def conversation_json(
-    chat: Chat, viewer: str, base: str, *, omit_members: bool = False
+    chat: Chat, viewer: str, base: str, *, omit_members: bool = False, style: WireStyle = PLAIN
 ) -> dict[str, Any]:
     """A conversation as `/users/ME/conversations` lists it, seen by `viewer`."""
     last = chat.messages[-1] if chat.messages else None
@@ -92,19 +134,21 @@ def conversation_json(
     return {
         "id": chat.id,
         "type": "Conversation",
-        "version": chat.last_activity,
+        "version": _num(chat.last_activity, style),
         "targetLink": f"{base}/threads/{chat.id}",
         "messages": f"{base}/users/ME/conversations/{chat.id}/messages",
-        "lastUpdatedMessageId": last.id if last else 0,
-        "lastUpdatedMessageVersion": last.version if last else 0,
+        "lastUpdatedMessageId": _num(last.id if last else 0, style),
+        "lastUpdatedMessageVersion": _num(last.version if last else 0, style),
         "properties": props,
         "threadProperties": thread,
         "memberProperties": {"role": member.role if member else "User", "isReader": False},
-        "lastMessage": message_json(last, chat, base) if last else {},
+        "lastMessage": message_json(last, chat, base, style) if last else {},
     }
 
 
-def thread_json(chat: Chat, users: dict[str, User], base: str) -> dict[str, Any]:
+def thread_json(
+    chat: Chat, users: dict[str, User], base: str, style: WireStyle = PLAIN
+) -> dict[str, Any]:
     """A thread (`GET /threads/{id}`) with its roster and friendly names."""
     members = []
     for mri, member in chat.members.items():
@@ -140,8 +184,8 @@ def thread_json(chat: Chat, users: dict[str, User], base: str) -> dict[str, Any]
     return {
         "id": chat.id,
         "type": "Thread",
-        "version": chat.version,
-        "rosterVersion": chat.version,
+        "version": _num(chat.version, style),
+        "rosterVersion": _num(chat.version, style),
         "properties": props,
         "members": members,
         "messages": f"{base}/users/ME/conversations/{chat.id}/messages",

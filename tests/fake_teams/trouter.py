@@ -88,6 +88,9 @@ class TrouterHub:
         self.registrations: dict[tuple[str, str, str, str], Registration] = {}
         self.lost: set[tuple[str, str]] = set()
         self._event_id = 1000
+        # Fault switches, by MRI: deliveries dropped (paused) or sent twice (duplicate).
+        self.paused: set[str] = set()
+        self.duplicate: set[str] = set()
 
     # -- registrations -----------------------------------------------------------
     def register(self, regs: list[Registration]) -> None:
@@ -133,8 +136,14 @@ class TrouterHub:
                 "resource": body,
             }
             text = compact_json(event)
+            if mri in self.paused:
+                for conn, _url in self._targets(mri):
+                    self.note_loss(conn)
+                continue
+            copies = 2 if mri in self.duplicate else 1
             for conn, url in self._targets(mri):
-                conn.request(url, text, self.c.variant(self.options.gzip_bodies))
+                for _ in range(copies):
+                    conn.request(url, text, self.c.variant(self.options.gzip_bodies))
 
     def _targets(self, mri: str) -> list[tuple[Connection, str]]:
         """One delivery per (live connection, url) that an unexpired registration points at."""
@@ -174,6 +183,28 @@ class TrouterHub:
 
     def user_connections(self, mri: str) -> list[Connection]:
         return [c for c in self.connections.values() if c.mri == mri and not c.closed]
+
+    def pause(self, mri: str) -> bool:
+        self.paused.add(mri)
+        return True
+
+    def resume(self, mri: str, notice: bool = True) -> int:
+        self.paused.discard(mri)
+        return self.message_loss(mri) if notice else 0
+
+    def set_flag(self, flag: str, mri: str, body: dict[str, Any]) -> bool:
+        if flag == "silent":
+            # Only today's sockets go quiet, as a half-open connection would; a new one works.
+            conns = self.user_connections(mri)
+            for conn in conns:
+                conn.silent = bool(body.get("enabled", True))
+            return bool(conns)
+        users: set[str] = getattr(self, flag)
+        if body.get("enabled", True):
+            users.add(mri)
+        else:
+            users.discard(mri)
+        return mri in users
 
     def message_loss(self, mri: str) -> int:
         conns = self.user_connections(mri)

@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import html
 import json
+import random
 import uuid
 from collections.abc import Callable
 from typing import Any, Protocol
 
 from . import ids
 from .model import Chat, ChatKind, Member, Message, User, UserKind
-from .render import NOTIFICATIONS_BASE, conversation_json, message_json, thread_json
+from .options import SimOptions
+from .render import NOTIFICATIONS_BASE, WireStyle, conversation_json, message_json, thread_json
 from .util import now_ms
+
+CALL_LOGS_ID = "48:calllogs"
 
 Resource = dict[str, Any] | Callable[[str], dict[str, Any]]
 
@@ -46,6 +50,40 @@ class World:
         self.sink: EventSink | None = None
         self.dedupe = False
         self._seen_client_ids: dict[tuple[str, str], Message] = {}
+        self.options = SimOptions()  # replaced by the shared ones (SimContext)
+        self._last_created = 0
+        self.rng = random.Random()
+
+    # -- wire variants ---------------------------------------------------------
+    def variant(self, setting: str) -> bool:
+        """Resolve a random/always/never option to one yes-or-no."""
+        if setting == "random":
+            return self.rng.random() < 0.5
+        return setting == "always"
+
+    def pick(self, setting: str, choices: tuple[str, ...]) -> str:
+        """Resolve an option whose value is one of `choices` or "random"."""
+        return self.rng.choice(choices) if setting == "random" else setting
+
+    def style(self, *, include_edit_id: bool = True) -> WireStyle:
+        """The wire variants for one answer or one event."""
+        return WireStyle(
+            display_name_key=self.pick(
+                self.options.display_name_key, ("imdisplayname", "imDisplayName")
+            ),
+            numbers_as_strings=self.variant(self.options.numbers_as_strings),
+            include_edit_id=include_edit_id,
+        )
+
+    def _number(self, value: int) -> int | str:
+        return str(value) if self.variant(self.options.numbers_as_strings) else value
+
+    def _json_activity(self) -> bool:
+        return self.pick(self.options.thread_activity_format, ("xml", "json")) == "json"
+
+    def display_name(self, mri: str) -> str:
+        user = self.users.get(mri)
+        return user.display_name if user else ""
 
     # -- users -----------------------------------------------------------------
     def create_user(
@@ -112,7 +150,8 @@ class World:
             topic = None
         else:
             chat_id = ids.meeting_id() if kind == "meeting" else ids.group_id()
-        now = now_ms()
+        # Strictly increasing, so chats made in the same millisecond still list in order.
+        now = self._last_created = max(now_ms(), self._last_created + 1)
         roster = {
             u.mri: Member(u.mri, "Admin" if i == 0 else "User", now) for i, u in enumerate(users)
         }
@@ -137,8 +176,15 @@ class World:
         return self.create_chat("one_to_one", [me.mri, other.mri])
 
     # -- messages --------------------------------------------------------------
-    def post_message(self, chat_id: str, sender: str, body: dict[str, Any]) -> Message:
-        """Store (unless it is a control message) and fan out one message."""
+    def post_message(
+        self,
+        chat_id: str,
+        sender: str,
+        body: dict[str, Any],
+        wire: dict[str, Any] | None = None,
+    ) -> Message:
+        """Store (unless it is a control message) and fan out one message; `wire` overrides
+        top-level fields of its JSON (a None value removes the field)."""
         chat = self.chats.get(chat_id) or self.implicit_one_to_one(chat_id, sender)
         if chat is None:
             raise SimError(404, "NotFound", "Conversation not found")
@@ -174,6 +220,7 @@ class World:
             arrival_ms=0,
             properties=dict(props),
             amsreferences=list(body.get("amsreferences") or []),
+            extra=dict(wire or {}),
         )
         msg.arrival_ms = msg.version = msg.id
         if not control:
@@ -205,9 +252,13 @@ class World:
         props = body.get("properties")
         if isinstance(props, dict):
             msg.properties.update({k: v for k, v in props.items() if k != "emotions"})
-        msg.properties.pop("deletetime", None)
-        msg.properties["edittime"] = str(stamp)
-        msg.edited_id = msg.client_message_id
+        for key in ("deletetime", "deletionTime"):  # editing undeletes
+            msg.properties.pop(key, None)
+        markers = self.pick(self.options.edit_markers, ("both", "edittime", "skypeeditedid"))
+        if markers in ("both", "edittime"):
+            msg.properties["edittime"] = str(stamp)
+        if markers in ("both", "skypeeditedid"):
+            msg.edited_id = msg.client_message_id
         msg.version = stamp
         self._publish_message(chat, msg, "MessageUpdate")
         return msg
@@ -216,29 +267,76 @@ class World:
         chat, msg = self.own_message(chat_id, msg_id, mri)
         stamp = chat.next_arrival(now_ms())
         msg.content = ""
-        msg.properties["deletetime"] = stamp
+        marker = self.pick(
+            self.options.delete_markers, ("deletetime", "deletionTime", "content_only")
+        )
+        if marker != "content_only":
+            msg.properties[marker] = stamp
         msg.version = stamp
         self._publish_message(chat, msg, "MessageUpdate")
         return msg
 
-    def set_emotion(self, chat_id: str, msg_id: int, mri: str, key: str, add: bool) -> Message:
+    def set_emotion(
+        self,
+        chat_id: str,
+        msg_id: int,
+        mri: str,
+        key: str,
+        add: bool,
+        history: bool | None = None,
+    ) -> Message:
+        """Add or remove `mri`'s reaction. With history (the `emotion_history` option, or
+        `history`), adding again appends another entry for the same user instead of
+        replacing it; keys whose last user left stay behind with `"users": []`.
+        Reaction updates re-send the message without `skypeeditedid`."""
         chat = self.member_chat(chat_id, mri)
         msg = chat.message(msg_id)
         if msg is None:
             raise SimError(404, "NotFound", "Message not found")
         if not key:
             raise SimError(400, "BadRequest", "emotions.key is required")
+        keep_history = self.variant(self.options.emotion_history) if history is None else history
         stamp = chat.next_arrival(now_ms())
         emotions = msg.properties.setdefault("emotions", [])
         entry = next((e for e in emotions if e.get("key") == key), None)
         if entry is None:
             entry = {"key": key, "users": []}
             emotions.append(entry)
-        entry["users"] = [u for u in entry["users"] if u.get("mri") != mri]
+        if not (add and keep_history):
+            entry["users"] = [u for u in entry["users"] if u.get("mri") != mri]
         if add:
             entry["users"].append({"mri": mri, "time": stamp, "value": str(stamp)})
         msg.version = stamp
-        self._publish_message(chat, msg, "MessageUpdate")
+        self._publish_message(chat, msg, "MessageUpdate", include_edit_id=False)
+        return msg
+
+    def patch_message(
+        self,
+        chat_id: str,
+        msg_id: int,
+        *,
+        properties: dict[str, Any] | None = None,
+        wire: dict[str, Any] | None = None,
+        content: str | None = None,
+        publish: str | None = "MessageUpdate",
+    ) -> Message:
+        """Change a stored message behind the service's back (any shape a test needs);
+        None values remove properties; optionally fan the result out."""
+        chat = self.chat(chat_id)
+        msg = chat.message(msg_id)
+        if msg is None:
+            raise SimError(404, "NotFound", "Message not found")
+        for key, value in (properties or {}).items():
+            if value is None:
+                msg.properties.pop(key, None)
+            else:
+                msg.properties[key] = value
+        msg.extra.update(wire or {})
+        if content is not None:
+            msg.content = content
+        msg.version = chat.next_arrival(now_ms())
+        if publish:
+            self._publish_message(chat, msg, publish)
         return msg
 
     def set_horizon(self, chat_id: str, mri: str, horizon: str) -> None:
@@ -249,7 +347,7 @@ class World:
         activity = {
             "user": mri,
             "consumptionhorizon": horizon,
-            "messageVisibilityTime": chat.created_ms,
+            "messageVisibilityTime": self._number(chat.created_ms),
             "version": str(now_ms()),
         }
         self._thread_activity(
@@ -262,21 +360,48 @@ class World:
 
     # -- roster and properties ---------------------------------------------------
     def add_member(self, chat_id: str, mri: str, role: str = "User", by: str | None = None) -> Chat:
+        return self.add_members(chat_id, [mri], role, by)
+
+    def _member_entry(self, mri: str) -> dict[str, Any]:
+        return {"id": mri, "friendlyname": self.display_name(mri)}
+
+    def add_members(
+        self, chat_id: str, mris: list[str], role: str = "User", by: str | None = None
+    ) -> Chat:
+        """Add several users at once: one AddMember notice with a `<target>` per user (or,
+        with `thread_activity_format` json, one MemberJoined listing them)."""
         chat = self.chat(chat_id)
-        target = self.user(mri)
+        targets = [self.user(m) for m in dict.fromkeys(mris)]
+        if not targets:
+            raise SimError(400, "BadRequest", "no members to add")
         if chat.kind == "one_to_one":
             raise SimError(403, "Forbidden", "1:1 chats have a fixed roster")
         stamp = now_ms()
-        chat.members[mri] = Member(mri, role if role in ("Admin", "User") else "User", stamp)
+        for target in targets:
+            chat.members[target.mri] = Member(
+                target.mri, role if role in ("Admin", "User") else "User", stamp
+            )
         chat.version = stamp
         initiator = by or chat.creator
-        xml = (
-            f"<addmember><eventtime>{stamp}</eventtime><initiator>{initiator}</initiator>"
-            f"<rosterVersion>{stamp}</rosterVersion><target>{mri}</target>"
-            f"<detailedtargetinfo><id>{mri}</id><friendlyName>{html.escape(target.display_name)}"
-            f"</friendlyName></detailedtargetinfo></addmember>"
-        )
-        self._thread_activity(chat, "ThreadActivity/AddMember", xml)
+        if self._json_activity():
+            members = [self._member_entry(t.mri) for t in targets]
+            self._thread_activity(chat, "ThreadActivity/MemberJoined", {"members": members})
+        else:
+            parts = [
+                f"<addmember><eventtime>{stamp}</eventtime><initiator>{initiator}</initiator>",
+                "<detailedinitiatorinfo><friendlyName>"
+                f"{html.escape(self.display_name(initiator))}</friendlyName>"
+                "</detailedinitiatorinfo>",
+                f"<rosterVersion>{stamp}</rosterVersion>",
+            ]
+            for target in targets:
+                parts.append(
+                    f"<target>{target.mri}</target><detailedtargetinfo><id>{target.mri}</id>"
+                    f"<friendlyName>{html.escape(target.display_name)}</friendlyName>"
+                    "</detailedtargetinfo>"
+                )
+            parts.append("</addmember>")
+            self._thread_activity(chat, "ThreadActivity/AddMember", "".join(parts))
         self._publish_thread(chat)
         return chat
 
@@ -288,26 +413,124 @@ class World:
         recipients = list(chat.members)
         del chat.members[mri]
         chat.version = stamp
-        xml = (
-            f"<deletemember><eventtime>{stamp}</eventtime><initiator>{by or mri}</initiator>"
-            f"<target>{mri}</target></deletemember>"
-        )
-        self._thread_activity(chat, "ThreadActivity/DeleteMember", xml, recipients=recipients)
+        if self._json_activity():
+            body: str | dict[str, Any] = {"members": [self._member_entry(mri)]}
+            kind = "ThreadActivity/MemberLeft"
+        else:
+            body = (
+                f"<deletemember><eventtime>{stamp}</eventtime><initiator>{by or mri}</initiator>"
+                f"<target>{mri}</target></deletemember>"
+            )
+            kind = "ThreadActivity/DeleteMember"
+        self._thread_activity(chat, kind, body, recipients=recipients)
         self._publish_thread(chat, recipients)
+        return chat
+
+    def set_role(self, chat_id: str, mri: str, role: str, by: str | None = None) -> Chat:
+        """Change a member's role: a RoleUpdate notice and a ThreadUpdate."""
+        chat = self.chat(chat_id)
+        member = chat.members.get(mri)
+        if member is None:
+            raise SimError(404, "NotFound", "Member not found")
+        role = "Admin" if role.lower() == "admin" else "User"
+        stamp = now_ms()
+        member.role = role
+        chat.version = stamp
+        xml = (
+            f"<roleupdate><eventtime>{stamp}</eventtime><initiator>{by or chat.creator}"
+            f"</initiator><target><id>{mri}</id><role>{role.lower()}</role></target></roleupdate>"
+        )
+        self._thread_activity(chat, "ThreadActivity/RoleUpdate", xml)
+        self._publish_thread(chat)
         return chat
 
     def set_topic(self, chat_id: str, topic: str, by: str) -> Chat:
         chat = self.member_chat(chat_id, by)
         stamp = now_ms()
+        old = chat.topic
         chat.topic = topic or None
         chat.version = stamp
-        xml = (
-            f"<topicupdate><eventtime>{stamp}</eventtime><initiator>{by}</initiator>"
-            f"<value>{html.escape(topic)}</value></topicupdate>"
-        )
-        self._thread_activity(chat, "ThreadActivity/TopicUpdate", xml)
+        if self._json_activity():
+            body = {"oldValue": old or "", "newValue": topic, "user": by}
+            self._thread_activity(chat, "ThreadActivity/SpaceTopicUpdated", body)
+        else:
+            xml = (
+                f"<topicupdate><eventtime>{stamp}</eventtime><initiator>{by}</initiator>"
+                f"<value>{html.escape(topic)}</value></topicupdate>"
+            )
+            self._thread_activity(chat, "ThreadActivity/TopicUpdate", xml)
         self._publish_thread(chat)
         return chat
+
+    # -- raw notices and calls -------------------------------------------------------
+    def post_activity(
+        self,
+        chat_id: str,
+        messagetype: str,
+        content: str | dict[str, Any],
+        *,
+        sender: str | None = None,
+        store: bool = True,
+        properties: dict[str, Any] | None = None,
+    ) -> Message:
+        """Any notice "sent by the conversation" (or by `sender`), stored and fanned out."""
+        chat = self.chat(chat_id)
+        return self._thread_activity(
+            chat, messagetype, content, store=store, sender=sender, properties=properties
+        )
+
+    def post_call_event(
+        self,
+        chat_id: str,
+        kind: str,
+        participants: list[str],
+        *,
+        duration: int | None = None,
+        by: str | None = None,
+        ended_tag: bool = False,
+        call_id: str | None = None,
+    ) -> Message:
+        """An `Event/Call` partlist (started, ended or missed) from `by`."""
+        if kind not in ("started", "ended", "missed"):
+            raise SimError(400, "BadRequest", "kind must be started, ended or missed")
+        chat = self.chat(chat_id)
+        caller = by or chat.creator
+        attrs = "" if ended_tag else f' type="{kind}"'
+        if call_id:
+            attrs += f' callId="{html.escape(call_id)}"'
+        parts = [f'<partlist{attrs} alt="">']
+        for mri in participants or [caller]:
+            part = f'<part identity="{html.escape(mri)}"><name>'
+            part += f"{html.escape(self.display_name(mri))}</name>"
+            if duration is not None and kind == "ended":
+                part += f"<duration>{duration}</duration>"
+            parts.append(part + "</part>")
+        if ended_tag:  # the older shape: no type, an <ended/> marker instead
+            parts.append("<ended/>")
+        parts.append("</partlist>")
+        return self._thread_activity(chat, "Event/Call", "".join(parts), sender=caller)
+
+    def post_call_log(self, mri: str, call_log: dict[str, Any], as_string: bool = True) -> Message:
+        """A `48:calllogs` entry pushed to `mri` alone (not stored)."""
+        self.user(mri)
+        stamp = now_ms()
+        feed = Chat(CALL_LOGS_ID, "group", {}, None, mri, stamp, stamp)
+        msg = Message(
+            id=feed.next_arrival(stamp),
+            sequence_id=0,
+            conversation_id=CALL_LOGS_ID,
+            sender=CALL_LOGS_ID,
+            sender_name="",
+            sender_tenant="",
+            messagetype="Text",
+            contenttype="text",
+            content="",
+            client_message_id=ids.random_client_message_id(),
+            arrival_ms=stamp,
+            properties={"call-log": json.dumps(call_log) if as_string else call_log},
+        )
+        self._publish_message(feed, msg, "NewMessage", [mri])
+        return msg
 
     # -- publishing ------------------------------------------------------------
     def _thread_activity(
@@ -318,20 +541,23 @@ class World:
         *,
         store: bool = True,
         recipients: list[str] | None = None,
+        sender: str | None = None,
+        properties: dict[str, Any] | None = None,
     ) -> Message:
         text = content if isinstance(content, str) else json.dumps(content)
         msg = Message(
             id=chat.next_arrival(now_ms()),
             sequence_id=chat.next_sequence if store else 0,
             conversation_id=chat.id,
-            sender=chat.id,
-            sender_name="",
+            sender=sender or chat.id,
+            sender_name=self.display_name(sender) if sender else "",
             sender_tenant="",
             messagetype=messagetype,
             contenttype="text",
             content=text,
             client_message_id=ids.random_client_message_id(),
             arrival_ms=0,
+            properties=dict(properties or {}),
         )
         msg.arrival_ms = msg.version = msg.id
         if store:
@@ -341,18 +567,26 @@ class World:
         return msg
 
     def _publish_message(
-        self, chat: Chat, msg: Message, resource_type: str, recipients: list[str] | None = None
+        self,
+        chat: Chat,
+        msg: Message,
+        resource_type: str,
+        recipients: list[str] | None = None,
+        *,
+        include_edit_id: bool = True,
     ) -> None:
         if self.sink is None:
             return
-        resource = message_json(msg, chat, NOTIFICATIONS_BASE)
+        resource = message_json(
+            msg, chat, NOTIFICATIONS_BASE, self.style(include_edit_id=include_edit_id)
+        )
         link = f"{NOTIFICATIONS_BASE}/users/ME/conversations/{chat.id}/messages/{msg.id}"
         self.sink.publish(recipients or list(chat.members), resource_type, resource, link)
 
     def _publish_thread(self, chat: Chat, recipients: list[str] | None = None) -> None:
         if self.sink is None:
             return
-        resource = thread_json(chat, self.users, NOTIFICATIONS_BASE)
+        resource = thread_json(chat, self.users, NOTIFICATIONS_BASE, self.style())
         link = f"{NOTIFICATIONS_BASE}/threads/{chat.id}"
         self.sink.publish(recipients or list(chat.members), "ThreadUpdate", resource, link)
 
@@ -360,8 +594,10 @@ class World:
         if self.sink is None:
             return
 
+        style = self.style()
+
         def per_viewer(mri: str) -> dict[str, Any]:
-            return conversation_json(chat, mri, NOTIFICATIONS_BASE)
+            return conversation_json(chat, mri, NOTIFICATIONS_BASE, style=style)
 
         link = f"{NOTIFICATIONS_BASE}/users/ME/conversations/{chat.id}"
         self.sink.publish(recipients, "ConversationUpdate", per_viewer, link)
