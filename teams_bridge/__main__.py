@@ -2,19 +2,29 @@
 
 from __future__ import annotations
 
+import json
+import time
+from typing import Any
+
 import aiohttp
+from mautrix.api import HTTPAPI
 from mautrix.bridge import Bridge
 from mautrix.types import RoomID, UserID
 
 from . import __version__
 from . import db as dbm
+from .appservice import DurableAppService
 from .config import Config
 from .db import upgrade_table
 from .matrix import MatrixHandler
 from .portal import Portal
 from .puppet import Puppet
 from .teams import Endpoints
+from .txn_order import TransactionOrder
 from .user import User
+
+# Matrix event types that are delivered to Teams.
+OUTBOUND_TYPES = {"m.room.message", "m.sticker", "m.reaction", "m.room.redaction"}
 
 
 class TeamsBridge(Bridge):
@@ -38,9 +48,93 @@ class TeamsBridge(Bridge):
         super().prepare_db()
         dbm.init(self.db)
 
+    def prepare_appservice(self) -> None:
+        """As mautrix's, but with the durable transaction endpoint."""
+        self.make_state_store()
+        mb = 1024**2
+        if self.name not in HTTPAPI.default_ua:
+            HTTPAPI.default_ua = f"{self.name}/{self.version} {HTTPAPI.default_ua}"
+        self.az = DurableAppService(
+            server=self.config["homeserver.address"],
+            domain=self.config["homeserver.domain"],
+            verify_ssl=self.config["homeserver.verify_ssl"],
+            connection_limit=self.config["homeserver.connection_limit"],
+            id=self.config["appservice.id"],
+            as_token=self.config["appservice.as_token"],
+            hs_token=self.config["appservice.hs_token"],
+            tls_cert=self.config.get("appservice.tls_cert", None),
+            tls_key=self.config.get("appservice.tls_key", None),
+            bot_localpart=self.config["appservice.bot_username"],
+            ephemeral_events=self.config["appservice.ephemeral_events"],
+            encryption_events=self.config["bridge.encryption.appservice"],
+            default_ua=HTTPAPI.default_ua,
+            default_http_retry_count=self.config.get("homeserver.http_retry_count", None),
+            log="mau.as",
+            loop=self.loop,
+            state_store=self.state_store,
+            bridge_name=self.name,
+            aiohttp_params={"client_max_size": self.config["appservice.max_body_size"] * mb},
+        )
+        self.az.persist_events = self.persist_events
+        self.az.app.router.add_post("/_matrix/app/com.beeper.bridge_state", self.get_bridge_state)
+
+    async def persist_events(self, txn_id: str, events: list[dict[str, Any]]) -> None:
+        """Store the events of a transaction that must reach Teams, then wake their portals."""
+        rows: list[dbm.MatrixEvent] = []
+        prefix = self.config["bridge.command_prefix"]
+        txn_number = TransactionOrder.number(txn_id)
+        now = int(time.time() * 1000)
+        for index, raw in enumerate(events):
+            if not isinstance(raw, dict) or raw.get("type") not in OUTBOUND_TYPES:
+                continue
+            if "state_key" in raw:
+                continue
+            sender, room_id, event_id = raw.get("sender"), raw.get("room_id"), raw.get("event_id")
+            if not (isinstance(sender, str) and isinstance(room_id, str) and event_id):
+                continue
+            if sender == self.az.bot_mxid or self.is_bridge_ghost(UserID(sender)):
+                continue
+            body = (raw.get("content") or {}).get("body")
+            if isinstance(body, str) and body.startswith(prefix):
+                continue
+            if await Portal.get_by_mxid(RoomID(room_id)) is None:
+                continue
+            rows.append(
+                dbm.MatrixEvent(
+                    event_id=event_id,
+                    room_id=RoomID(room_id),
+                    sender=UserID(sender),
+                    seq=dbm.matrix_event.txn_order(txn_number, index)
+                    if txn_number is not None
+                    else dbm.matrix_event.next_seq(),
+                    event_type=raw["type"],
+                    content=json.dumps(raw),
+                    status=dbm.matrix_event.PENDING,
+                    attempts=0,
+                    client_message_id=None,
+                    error=None,
+                    txn_seq=txn_number,
+                    received_at=now,
+                )
+            )
+        await dbm.MatrixEvent.insert_many(rows)
+        await self.txn_order.record(txn_id)
+        for room_id in {row.room_id for row in rows}:
+            portal = await Portal.get_by_mxid(room_id)
+            if portal:
+                portal.wake_outbound()
+
+    async def _resume_outbound(self) -> None:
+        await self.txn_order.load()
+        for room_id in await dbm.MatrixEvent.rooms_with_pending():
+            portal = await Portal.get_by_mxid(room_id)
+            if portal:
+                portal.wake_outbound()
+
     def prepare_bridge(self) -> None:
         super().prepare_bridge()
         self.teams_endpoints = Endpoints.from_dict(dict(self.config["teams.endpoints"]))
+        self.txn_order = TransactionOrder(self.config["bridge.matrix_order_hold_seconds"])
 
     async def start(self) -> None:
         self.teams_session = aiohttp.ClientSession(
@@ -50,6 +144,7 @@ class TeamsBridge(Bridge):
         Portal.init_cls(self)
         self.add_startup_actions(Puppet.init_cls(self))
         self.add_startup_actions(User.init_cls(self))
+        self.add_startup_actions(self._resume_outbound())
         await super().start()
 
     def prepare_stop(self) -> None:

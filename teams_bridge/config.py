@@ -40,14 +40,20 @@ class Config(BaseBridgeConfig):
         ):
             copy(f"teams.endpoints.{key}")
         copy("teams.default_tenant")
+        copy("teams.trouter.ping_interval")
+        copy("teams.trouter.pong_timeout")
+        copy("teams.trouter.backoff_max")
 
         copy("bridge.username_template")
         copy("bridge.displayname_template")
         copy("bridge.initial_chat_sync")
         copy("bridge.portal_queue_size")
+        copy("bridge.matrix_order_hold_seconds")
         copy("bridge.private_chat_portal_meta")
         copy("bridge.sync_direct_chat_list")
         copy("bridge.command_prefix")
+        copy("bridge.max_file_size")
+        copy("bridge.media_temp_dir")
         copy_dict("bridge.permissions")
 
     def _get_permissions(self, key: str) -> Permissions:

@@ -24,6 +24,7 @@ from .teams import (
     Endpoints,
     EventMessage,
     TeamsClient,
+    TrouterConfig,
     TrouterState,
 )
 
@@ -72,6 +73,7 @@ class User(dbm.User, BaseUser):
         self.login_task = None
         self._sync_task = None
         self._connect_lock = asyncio.Lock()
+        self._resync_lock = asyncio.Lock()
 
     @classmethod
     def init_cls(cls, bridge: TeamsBridge) -> Awaitable[None]:
@@ -194,6 +196,11 @@ class User(dbm.User, BaseUser):
                 credentials,
                 endpoint_id=self.endpoint_id,
                 on_credentials_changed=self.save_credentials,
+                trouter_config=TrouterConfig(
+                    ping_interval=float(self.config["teams.trouter.ping_interval"]),
+                    pong_timeout=float(self.config["teams.trouter.pong_timeout"]),
+                    backoff_max=float(self.config["teams.trouter.backoff_max"]),
+                ),
             )
             await self.push_bridge_state(BridgeStateEvent.CONNECTING)
             try:
@@ -227,7 +234,7 @@ class User(dbm.User, BaseUser):
             self._add_to_cache()
             puppet = await Puppet.get_by_mri(info.mri)
             await puppet.update_name(info.display_name, "profile")
-            client.start_trouter(self._on_event, self._on_trouter_state)
+            client.start_trouter(self._on_event, self._on_trouter_state, self._resync)
             self._sync_task = asyncio.create_task(self._sync_chats())
 
     async def disconnect(self) -> None:
@@ -268,6 +275,22 @@ class User(dbm.User, BaseUser):
         if portal is None:
             return
         await portal.queue_teams_event(self, evt)
+
+    async def _resync(self) -> None:
+        """After every (re)connect and message loss: fetch what was missed, per portal."""
+        async with self._resync_lock:
+            if self.client is None:
+                return
+            total = 0
+            for row in await Portal.for_user(self.mxid):
+                portal = await Portal.get_by_thread(row.thread_id, row.receiver)
+                if portal is None or not portal.mxid:
+                    continue
+                try:
+                    total += await portal.catch_up(self)
+                except Exception:
+                    self.log.warning("Catch-up of %s failed", row.thread_id, exc_info=True)
+            self.log.info("Resync done: %d messages fetched", total)
 
     async def _sync_chats(self) -> None:
         """Create or refresh portals for the user's recent chats."""

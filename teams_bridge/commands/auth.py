@@ -126,3 +126,47 @@ async def ping(evt: CommandEvent) -> EventID:
     if user.trouter_error:
         line += f" Last error: {user.trouter_error}"
     return await evt.reply(line)
+
+
+@command_handler(
+    needs_auth=False,
+    management_only=True,
+    help_section=SECTION_AUTH,
+    help_text="Log in with a refresh token obtained elsewhere (a fallback when device codes "
+    "are blocked). Your message is redacted from the room.",
+    help_args="[personal] <_refresh token_>",
+)
+async def login_refresh(evt: CommandEvent) -> EventID | None:
+    user: User = evt.sender  # type: ignore[assignment]
+    # The secret must not stay in the room, whatever happens next.
+    redacted = await _redact_secret(evt)
+    if not user.is_whitelisted:
+        return await evt.reply("You are not allowed to use this bridge to log in to Teams.")
+    args = list(evt.args)
+    kind = AccountKind.WORK
+    if args and args[0].lower() in ("personal", "consumer", "live"):
+        kind = AccountKind.PERSONAL
+        args = args[1:]
+    if len(args) != 1:
+        return await evt.reply("Usage: `login-refresh [personal] <refresh token>`")
+    auth = AuthClient(evt.bridge.teams_session, evt.bridge.teams_endpoints)  # type: ignore[attr-defined]
+    tenant = None if kind == AccountKind.PERSONAL else evt.config["teams.default_tenant"]
+    warning = "" if redacted else " I could not remove your message: please delete it yourself."
+    try:
+        credentials = await auth.login_with_refresh_token(args[0], kind, tenant)
+        name = await user.login(credentials, evt.room_id)
+    except AuthError as e:
+        return await evt.reply(f"Login failed: {e}.{warning}")
+    except Exception as e:
+        evt.log.exception("Refresh-token login failed")
+        return await evt.reply(f"Login failed: {type(e).__name__}.{warning}")
+    return await evt.reply(f"Successfully logged in as {name}.{warning}")
+
+
+async def _redact_secret(evt: CommandEvent) -> bool:
+    try:
+        await evt.az.intent.redact(evt.room_id, evt.event_id, reason="contained a secret")
+        return True
+    except Exception as e:
+        evt.log.warning("Could not redact a command carrying a secret: %s", type(e).__name__)
+        return False

@@ -2,6 +2,8 @@
 
 from mautrix.util.async_db import Database
 
+from . import matrix_event  # noqa: F401  (constants used by callers)
+from .matrix_event import KeyValue, MatrixEvent
 from .message import Message
 from .portal import Portal
 from .puppet import Puppet
@@ -11,8 +13,18 @@ from .user import User
 
 
 def init(db: Database) -> None:
-    for table in (User, Puppet, Portal, Message, SentMessage):
+    for table in (User, Puppet, Portal, Message, SentMessage, MatrixEvent, KeyValue):
         table.db = db
 
 
-__all__ = ["upgrade_table", "init", "User", "Puppet", "Portal", "Message", "SentMessage"]
+__all__ = [
+    "upgrade_table",
+    "init",
+    "User",
+    "Puppet",
+    "Portal",
+    "Message",
+    "SentMessage",
+    "MatrixEvent",
+    "KeyValue",
+]

@@ -68,7 +68,7 @@ class Message:
             self.mx_room,
             self.sender_mri,
             self.timestamp,
-            self.version,
+            None if self.version is None else str(self.version),
         )
         return _rows_affected(status) > 0
 

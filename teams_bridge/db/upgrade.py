@@ -9,7 +9,7 @@ from mautrix.util.async_db import Connection, Scheme, UpgradeTable
 
 upgrade_table = UpgradeTable()
 
-LATEST_VERSION = 1
+LATEST_VERSION = 2
 
 
 @upgrade_table.register(description="Latest revision", upgrades_to=LATEST_VERSION)
@@ -99,3 +99,40 @@ async def upgrade_latest(conn: Connection, scheme: Scheme) -> None:
         )"""
     )
     await conn.execute("CREATE INDEX sent_message_mxid_idx ON sent_message (mxid)")
+    await create_matrix_event_table(conn)
+
+
+async def create_matrix_event_table(conn: Connection) -> None:
+    # Matrix events bound for Teams, written before the appservice transaction is answered
+    # and worked off in order per room; a crash or a resent transaction cannot lose or
+    # double one.
+    await conn.execute(
+        """CREATE TABLE matrix_event (
+            event_id          TEXT PRIMARY KEY,
+            room_id           TEXT NOT NULL,
+            sender            TEXT NOT NULL,
+            seq               BIGINT NOT NULL,
+            event_type        TEXT NOT NULL,
+            content           TEXT NOT NULL,
+            status            TEXT NOT NULL DEFAULT 'pending',
+            attempts          INTEGER NOT NULL DEFAULT 0,
+            client_message_id TEXT,
+            error             TEXT,
+            txn_seq           BIGINT,
+            received_at       BIGINT NOT NULL DEFAULT 0
+        )"""
+    )
+    await conn.execute(
+        "CREATE INDEX matrix_event_pending_idx ON matrix_event (status, room_id, seq)"
+    )
+    await conn.execute(
+        """CREATE TABLE bridge_state_kv (
+            key   TEXT PRIMARY KEY,
+            value TEXT NOT NULL
+        )"""
+    )
+
+
+@upgrade_table.register(description="Persist Matrix events before acknowledging them")
+async def upgrade_v2(conn: Connection) -> None:
+    await create_matrix_event_table(conn)

@@ -5,11 +5,19 @@ from __future__ import annotations
 import hashlib
 from typing import TYPE_CHECKING
 
-from mautrix.types import EventID, EventType, Format, MessageType, TextMessageEventContent
+from mautrix.types import (
+    EventID,
+    EventType,
+    Format,
+    MessageEventContent,
+    MessageType,
+    TextMessageEventContent,
+)
 
 from .. import db as dbm
 from ..formatter import teams_to_matrix
 from ..puppet import Puppet
+from ..teams import ResourceType
 
 if TYPE_CHECKING:
     from ..teams import EventMessage, Message
@@ -21,19 +29,28 @@ TEXT_TYPES = {"Text", "RichText", "RichText/Html"}
 
 class InboundMixin:
     async def handle_teams_event(self: Portal, source: User, evt: EventMessage) -> None:
-        message = evt.message
-        if message is None:
-            return
-        if evt.resource_type == "NewMessage":
-            await self.handle_teams_message(source, message)
+        """Dispatch one queued event; every kind has one handler (see TeamsEventsMixin)."""
+        if evt.resource_type == ResourceType.NEW_MESSAGE and evt.message is not None:
+            message = evt.message
+            mtype = message.message_type or ""
+            if mtype.startswith("Control/"):
+                await self.handle_teams_control(source, message)
+            elif mtype.startswith("ThreadActivity/"):
+                if not await dbm.Message.get(self.thread_id, self.receiver, message.id):
+                    await self.handle_thread_activity(source, message)
+                await self._advance_cursor(message.id)
+            else:
+                await self.handle_teams_message(source, message)
+        elif evt.resource_type == ResourceType.MESSAGE_UPDATE and evt.message is not None:
+            await self.handle_teams_update(source, evt.message)
+        elif evt.resource_type == ResourceType.CONVERSATION_UPDATE and evt.conversation:
+            await self.handle_conversation_update(source, evt.conversation)
+        elif evt.resource_type == ResourceType.THREAD_UPDATE and evt.thread:
+            await self.handle_thread_update(source, evt.thread)
         else:
-            self.log.debug("Ignoring %s event %s for now", evt.resource_type, evt.id)
+            self.log.debug("Ignoring %s event %s", evt.resource_type, evt.id)
 
     async def handle_teams_message(self: Portal, source: User, message: Message) -> None:
-        mtype = message.message_type or ""
-        if mtype.startswith("Control/") or mtype.startswith("ThreadActivity/"):
-            self.log.debug("Ignoring %s message %s for now", mtype, message.id)
-            return
         if await dbm.Message.get(self.thread_id, self.receiver, message.id):
             return
         if message.client_message_id and await self._claim_echo(message):
@@ -48,14 +65,24 @@ class InboundMixin:
             await puppet.update_name(message.sender_name, "message")
         await puppet.default_mxid_intent.ensure_joined(self.mxid)
 
+        parts = await self.convert_teams_message(source, message)
+        for part, content in enumerate(parts):
+            if await dbm.Message.get(self.thread_id, self.receiver, message.id, part):
+                continue  # sent before a crash: the rest of the parts still go out
+            event_id = await self._send_teams_part(puppet, message, part, content)
+            await self._record(message, part, event_id)
+
+    async def convert_teams_message(
+        self: Portal, source: User, message: Message
+    ) -> list[MessageEventContent]:
+        """The Matrix events one Teams message becomes (media adds parts, see MediaMixin)."""
         content = self._convert_text(message)
         if content is None:
             content = TextMessageEventContent(
                 msgtype=MessageType.NOTICE,
-                body=f"Unsupported Teams message type: {mtype}",
+                body=f"Unsupported Teams message type: {message.message_type}",
             )
-        event_id = await self._send_teams_part(puppet, message, 0, content)
-        await self._record(message, 0, event_id)
+        return [content]
 
     async def _claim_echo(self: Portal, message: Message) -> bool:
         """An echo of something this bridge posted maps onto the existing Matrix event."""
@@ -75,6 +102,7 @@ class InboundMixin:
             timestamp=_timestamp_ms(message),
             version=message.version,
         ).insert()
+        await self._advance_cursor(message.id)
         return True
 
     def _convert_text(self: Portal, message: Message) -> TextMessageEventContent | None:
@@ -106,7 +134,7 @@ class InboundMixin:
         return Puppet.get_mxid_from_mri(mri), name or mri
 
     async def _send_teams_part(
-        self: Portal, puppet: Puppet, message: Message, part: int, content: TextMessageEventContent
+        self: Portal, puppet: Puppet, message: Message, part: int, content: MessageEventContent
     ) -> EventID:
         # A transaction id derived from the Teams message makes a resend after a crash
         # idempotent on the homeserver side too.
@@ -133,8 +161,11 @@ class InboundMixin:
             timestamp=_timestamp_ms(message),
             version=message.version,
         ).insert()
-        if _newer(message.id, self.last_message_id):
-            self.last_message_id = message.id
+        await self._advance_cursor(message.id)
+
+    async def _advance_cursor(self: Portal, message_id: str) -> None:
+        if _newer(message_id, self.last_message_id):
+            self.last_message_id = message_id
             await self.save()
 
 

@@ -1,22 +1,51 @@
-"""Matrix -> Teams: messages from the portal's room are posted through the chat service."""
+"""Matrix -> Teams: events stored by the appservice endpoint are delivered in order, once.
+
+Each portal has one worker that takes its room's pending events from the database oldest
+first. A send that may already have reached Teams (it has a clientmessageid) is looked up
+in the chat service before it is tried again, so a crash or retry never double-posts.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from mautrix.types import EventID, MessageEventContent, MessageType, TextMessageEventContent
+import aiohttp
+from mautrix.types import (
+    EventID,
+    EventType,
+    MessageEventContent,
+    MessageType,
+    TextMessageEventContent,
+)
 
 from .. import db as dbm
+from ..db.matrix_event import DONE, FAILED
 from ..formatter import matrix_to_teams
 from ..puppet import Puppet
+from ..teams import AuthError, TeamsError
+from .matrix_events import NotSupported
 
 if TYPE_CHECKING:
     from ..user import User
     from .portal import Portal
 
-TEXT_MSGTYPES = {MessageType.TEXT, MessageType.NOTICE, MessageType.EMOTE}
+TEXT_MSGTYPES = {MessageType.TEXT.value, MessageType.NOTICE.value, MessageType.EMOTE.value}
+SEND_STATUS = EventType("com.beeper.message_send_status", EventType.Class.MESSAGE)
+# How often a send that failed for a passing reason is retried before the user is told.
+MAX_ATTEMPTS = 8
+# How long to wait for the sender's Teams connection (e.g. right after start-up).
+CONNECT_WAIT = 60.0
+
+
+class Transient(Exception):
+    """Worth retrying: the network, Teams or the login will probably come back."""
+
+
+class Permanent(Exception):
+    """Retrying cannot help; the user is told why."""
 
 
 def new_client_message_id() -> str:
@@ -28,66 +57,231 @@ class OutboundMixin:
     async def handle_matrix_message(
         self: Portal, sender: User, message: MessageEventContent, event_id: EventID
     ) -> None:
-        if not await sender.is_logged_in() or sender.client is None:
-            await self._notice("You are not logged in to Teams, so your message was not sent.")
+        # The appservice endpoint already stored the event; make sure the worker runs.
+        self.wake_outbound()
+
+    def wake_outbound(self: Portal) -> None:
+        self._outbound_wakeup.set()
+        if self._outbound_task is None or self._outbound_task.done():
+            self._outbound_task = asyncio.create_task(self._outbound_loop())
+
+    async def _outbound_loop(self: Portal) -> None:
+        backoff = 1.0
+        while True:
+            self._outbound_wakeup.clear()
+            try:
+                row = await dbm.MatrixEvent.next_pending(self.mxid)
+            except Exception:
+                self.log.warning("Could not read pending events; retrying", exc_info=True)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 30)
+                continue
+            if row is None:
+                await self._outbound_wakeup.wait()
+                continue
+            order = self.bridge.txn_order
+            order.add_waiter(self)  # before checking, so an advance in between wakes us
+            hold = order.hold_remaining(row)
+            if hold <= 0:
+                order.remove_waiter(self)
+            else:
+                # An earlier transaction is missing: wait for it (or for the hold to end).
+                try:
+                    await asyncio.wait_for(self._outbound_wakeup.wait(), timeout=hold)
+                except TimeoutError:
+                    await order.give_up_before(row)
+                continue
+            try:
+                await self._deliver(row)
+                backoff = 1.0
+            except Transient as e:
+                if row.attempts >= MAX_ATTEMPTS:
+                    await self._fail(row, str(e))
+                else:
+                    self.log.info("Delivery of %s will be retried: %s", row.event_id, e)
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 30)
+            except Permanent as e:
+                await self._fail(row, str(e))
+            except Exception as e:
+                self.log.exception("Unexpected error delivering %s", row.event_id)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 30)
+                if row.attempts >= MAX_ATTEMPTS:
+                    await self._fail(row, f"internal error: {type(e).__name__}")
+
+    async def _fail(self: Portal, row: dbm.MatrixEvent, reason: str) -> None:
+        try:
+            await row.finish(FAILED, reason)
+        except Exception:
+            self.log.warning("Could not mark %s as failed", row.event_id, exc_info=True)
             return
-        if message.msgtype not in TEXT_MSGTYPES:
-            await self._notice(f"Sending {message.msgtype} to Teams is not supported yet.")
+        self.log.warning("Could not deliver %s to Teams: %s", row.event_id, reason)
+        await self._send_status(row.event_id, ok=False, reason=reason)
+        await self._notice(f"Your message could not be delivered to Teams: {reason}")
+
+    async def _send_status(self: Portal, event_id: EventID, *, ok: bool, reason: str = "") -> None:
+        content: dict[str, Any] = {
+            "m.relates_to": {"rel_type": "m.reference", "event_id": event_id},
+            "network": "teams",
+            "status": "SUCCESS" if ok else "FAIL",
+        }
+        if not ok:
+            content.update(
+                reason="m_foreign_network_error", error=reason, message=reason, is_certain=True
+            )
+        try:
+            await self.az.intent.send_message_event(self.mxid, SEND_STATUS, content)
+        except Exception:
+            self.log.warning("Could not send the message status for %s", event_id, exc_info=True)
+
+    async def _sender_client(self: Portal, row: dbm.MatrixEvent) -> User:
+        from ..user import User
+
+        sender = await User.get_by_mxid(row.sender)
+        if sender is None or not sender.is_whitelisted:
+            raise Permanent("you are not allowed to use this bridge")
+        if not sender.credentials:
+            raise Permanent("you are not logged in to Teams")
+        waited = 0.0
+        while sender.client is None or sender.mri is None:
+            if not sender.credentials:
+                raise Permanent("you are not logged in to Teams")
+            if waited >= CONNECT_WAIT:
+                raise Transient("the Teams connection is not ready")
+            await asyncio.sleep(0.5)
+            waited += 0.5
+        return sender
+
+    async def _deliver(self: Portal, row: dbm.MatrixEvent) -> None:
+        if await dbm.Message.get_by_mxid(row.event_id, self.mxid):
+            await row.finish(DONE)
             return
-        async with self._send_lock:
-            await self._send_text(sender, message, event_id)
+        raw = json.loads(row.content)
+        content = raw.get("content") or {}
+        sender = await self._sender_client(row)
+        try:
+            async with self._send_lock:
+                await self._dispatch_outbound(sender, row, raw, content)
+        except NotSupported as e:
+            raise Permanent(str(e)) from e
+
+    async def _dispatch_outbound(
+        self: Portal,
+        sender: User,
+        row: dbm.MatrixEvent,
+        raw: dict[str, Any],
+        content: dict[str, Any],
+    ) -> None:
+        relates = content.get("m.relates_to") or {}
+        if row.event_type == "m.reaction":
+            await self.deliver_reaction(sender, row, raw)
+        elif row.event_type == "m.room.redaction":
+            await self.deliver_redaction(sender, row, raw)
+        elif isinstance(relates, dict) and relates.get("rel_type") == "m.replace":
+            await self.deliver_edit(sender, row, raw)
+        elif content.get("msgtype") in TEXT_MSGTYPES:
+            await self._send_text(sender, row, content)
+        else:
+            await self.deliver_media(sender, row, raw)
 
     async def _send_text(
-        self: Portal, sender: User, message: MessageEventContent, event_id: EventID
+        self: Portal, sender: User, row: dbm.MatrixEvent, content: dict[str, Any]
     ) -> None:
         assert sender.client is not None and self.mxid
-        if await dbm.Message.get_by_mxid(event_id, self.mxid):
-            return
-        body = message.body or ""
-        formatted = message.formatted_body if message.format else None
-        if message.msgtype == MessageType.EMOTE:
-            name = sender.display_name or sender.mxid
-            body = f"* {name} {body}"
-            formatted = f"* {name} {formatted}" if formatted else None
-        mentions = message.get("m.mentions") or {}
-        converted = matrix_to_teams(
-            body,
-            formatted,
-            resolve_user=self._resolve_matrix_user,
-            mentioned_user_ids=list(mentions.get("user_ids") or []) if mentions else None,
-        )
-        properties: dict[str, str] = {}
-        if converted.mentions:
-            properties["mentions"] = json.dumps(converted.mentions)
-        client_message_id = new_client_message_id()
-        sent = dbm.SentMessage.new(
-            client_message_id, self.thread_id, self.receiver, event_id, self.mxid
-        )
-        await sent.insert()
+        client = sender.client
+        if row.client_message_id:
+            # An earlier attempt may have reached Teams: look before sending again.
+            existing = await self._find_sent(sender, row.client_message_id)
+            if existing:
+                await self._record_sent(sender, row, existing)
+                return
+        html, properties = self._convert_outgoing(sender, content)
+        client_message_id = row.client_message_id or new_client_message_id()
+        if not row.client_message_id:
+            sent = dbm.SentMessage.new(
+                client_message_id, self.thread_id, self.receiver, row.event_id, self.mxid
+            )
+            await sent.insert()
+        await row.set_client_message_id(client_message_id)
         try:
-            message_id = await sender.client.send_message(
+            message_id = await client.send_message(
                 self.thread_id,
-                converted.html,
+                html,
                 client_message_id=client_message_id,
                 display_name=sender.display_name or "",
                 properties=properties,
             )
-        except Exception as e:
-            self.log.warning("Failed to send %s to Teams: %s", event_id, e)
-            await self._notice(f"Your message could not be delivered to Teams: {e}")
-            return
-        await sent.set_message_id(message_id)
+        except AuthError as e:
+            raise Transient(f"Teams rejected the login ({e})") from e
+        except TeamsError as e:
+            if e.status is None or e.status >= 500 or e.status in (408, 429):
+                raise Transient(str(e)) from e
+            raise Permanent(f"Teams refused the message ({e})") from e
+        except (TimeoutError, aiohttp.ClientError, OSError) as e:
+            raise Transient(f"network error ({type(e).__name__})") from e
+        await self._record_sent(sender, row, message_id)
+
+    async def _find_sent(self: Portal, sender: User, client_message_id: str) -> str | None:
+        assert sender.client is not None
+        try:
+            recent = await sender.client.list_messages(self.thread_id, limit=200)
+        except (TimeoutError, TeamsError, aiohttp.ClientError, OSError) as e:
+            raise Transient(f"could not check for an earlier send ({e})") from e
+        for message in recent:
+            if message.client_message_id == client_message_id:
+                return message.id
+        return None
+
+    async def _record_sent(
+        self: Portal, sender: User, row: dbm.MatrixEvent, message_id: str
+    ) -> None:
+        sent = await dbm.SentMessage.get(row.client_message_id or "")
+        if sent and sent.message_id is None:
+            await sent.set_message_id(message_id)
         await dbm.Message(
             thread_id=self.thread_id,
             receiver=self.receiver,
             message_id=message_id,
             part=0,
-            mxid=event_id,
+            mxid=row.event_id,
             mx_room=self.mxid,
             sender_mri=sender.mri,
-            timestamp=sent.created_at,
+            timestamp=sent.created_at if sent else 0,
             version=message_id,
         ).insert()
+        await row.finish(DONE)
+
+    async def deliver_media(
+        self: Portal, sender: User, row: dbm.MatrixEvent, raw: dict[str, Any]
+    ) -> None:
+        msgtype = (raw.get("content") or {}).get("msgtype") or row.event_type
+        raise NotSupported(f"sending {msgtype} to Teams is not supported yet")
+
+    def _convert_outgoing(
+        self: Portal, sender: User, content: dict[str, Any]
+    ) -> tuple[str, dict[str, str]]:
+        body = content.get("body") or ""
+        formatted = None
+        if content.get("format") == "org.matrix.custom.html":
+            formatted = content.get("formatted_body")
+        if content.get("msgtype") == MessageType.EMOTE.value:
+            name = sender.display_name or sender.mxid
+            body = f"* {name} {body}"
+            formatted = f"* {name} {formatted}" if formatted else None
+        mentions = content.get("m.mentions")
+        converted = matrix_to_teams(
+            str(body),
+            formatted if isinstance(formatted, str) else None,
+            resolve_user=self._resolve_matrix_user,
+            mentioned_user_ids=list(mentions.get("user_ids") or [])
+            if isinstance(mentions, dict)
+            else None,
+        )
+        properties: dict[str, str] = {}
+        if converted.mentions:
+            properties["mentions"] = json.dumps(converted.mentions)
+        return converted.html, properties
 
     def _resolve_matrix_user(self: Portal, user_id: str) -> tuple[str, str] | None:
         from ..user import User

@@ -7,21 +7,48 @@ from typing import TYPE_CHECKING, Any, cast
 
 from mautrix.appservice import IntentAPI
 from mautrix.bridge import BasePortal, async_getter_lock
+from mautrix.errors import MatrixRequestError
 from mautrix.types import RoomID, UserID
 
 from .. import db as dbm
 from ..config import Config
+from ..teams import EventMessage as TeamsEventMessage
+from ..teams import ResourceType
 from .inbound import InboundMixin
+from .matrix_events import MatrixEventsMixin
+from .media import MediaMixin
 from .outbound import OutboundMixin
 from .room import RoomMixin
+from .teams_events import TeamsEventsMixin
 
 if TYPE_CHECKING:
     from ..__main__ import TeamsBridge
-    from ..teams import EventMessage
+    from ..teams import EventMessage, Message
     from ..user import User
 
+# Messages per REST page when catching up.
+CATCH_UP_PAGE = 200
+# Attempts at bridging one Teams event before it is given up (about two minutes).
+INBOUND_ATTEMPTS = 12
 
-class Portal(RoomMixin, InboundMixin, OutboundMixin, dbm.Portal, BasePortal):
+
+def synthetic_event(message: Message) -> TeamsEventMessage:
+    """Wrap a message fetched over REST so it takes the same path as a pushed one."""
+    return TeamsEventMessage(
+        id=None, resource_type=ResourceType.NEW_MESSAGE, time=None, resource=message
+    )
+
+
+class Portal(
+    RoomMixin,
+    MediaMixin,
+    TeamsEventsMixin,
+    InboundMixin,
+    MatrixEventsMixin,
+    OutboundMixin,
+    dbm.Portal,
+    BasePortal,
+):
     by_mxid: dict[RoomID, Portal] = {}
     by_thread: dict[tuple[str, str], Portal] = {}
     config: Config
@@ -69,6 +96,9 @@ class Portal(RoomMixin, InboundMixin, OutboundMixin, dbm.Portal, BasePortal):
         self._send_lock = asyncio.Lock()
         self._relay_user = None
         self._known_users: set[UserID] = set()
+        self._outbound_wakeup = asyncio.Event()
+        self._outbound_task: asyncio.Task | None = None
+        self._catchup_lock = asyncio.Lock()
 
     @classmethod
     def init_cls(cls, bridge: TeamsBridge) -> None:
@@ -136,20 +166,72 @@ class Portal(RoomMixin, InboundMixin, OutboundMixin, dbm.Portal, BasePortal):
     # -- ordered queue -----------------------------------------------------------------------
 
     async def queue_teams_event(self, source: User, evt: EventMessage) -> None:
-        """Queue in arrival order; a full queue blocks the caller instead of dropping."""
+        """Queue in arrival order; a full queue blocks the caller instead of dropping.
+
+        While a catch-up runs, live events wait here so that history goes first.
+        """
+        async with self._catchup_lock:
+            self._ensure_worker()
+            await self._queue.put((source, evt))
+
+    def _ensure_worker(self) -> None:
         if self._worker is None or self._worker.done():
             self._worker = asyncio.create_task(self._run_queue())
-        await self._queue.put((source, evt))
+
+    async def catch_up(self, source: User) -> int:
+        """Queue every message after the cursor, fetched over REST, before live events."""
+        if source.client is None or not self.mxid:
+            return 0
+        async with self._catchup_lock:
+            self._ensure_worker()
+            # Let what is queued settle first, so the cursor is current.
+            await self._queue.join()
+            after = self.last_message_id
+            if after is None:
+                return 0
+            count = 0
+            while True:
+                page = await source.client.list_messages(
+                    self.thread_id, after_id=after, limit=CATCH_UP_PAGE
+                )
+                for message in page:
+                    await self._queue.put((source, synthetic_event(message)))
+                count += len(page)
+                if len(page) < CATCH_UP_PAGE:
+                    break
+                after = page[-1].id
+            if count:
+                self.log.info("Catching up %d messages after %s", count, self.last_message_id)
+            return count
 
     async def _run_queue(self) -> None:
         while True:
             source, evt = await self._queue.get()
             try:
-                await self.handle_teams_event(source, evt)
-            except Exception:
-                self.log.exception("Failed to handle Teams event %s", evt.id)
+                await self._handle_with_retry(source, evt)
             finally:
                 self._queue.task_done()
+
+    async def _handle_with_retry(self, source: User, evt: EventMessage) -> None:
+        """Retry what fails for a passing reason (homeserver or database restarting)."""
+        delay = 0.5
+        for attempt in range(1, INBOUND_ATTEMPTS + 1):
+            try:
+                await self.handle_teams_event(source, evt)
+                return
+            except MatrixRequestError as e:
+                if 400 <= e.http_status < 500 and e.http_status != 429:
+                    self.log.warning("Homeserver refused Teams event %s: %s", evt.id, e)
+                    return
+                error: Exception = e
+            except Exception as e:
+                error = e
+            self.log.warning(
+                "Handling Teams event %s failed (attempt %d): %s", evt.id, attempt, error
+            )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 15)
+        self.log.error("Giving up on Teams event %s after %d attempts", evt.id, INBOUND_ATTEMPTS)
 
     async def wait_idle(self) -> None:
         await self._queue.join()

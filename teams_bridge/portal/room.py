@@ -29,6 +29,10 @@ class RoomMixin:
             if conversation.topic:
                 self.topic = conversation.topic
             if not self.mxid:
+                if conversation.last_message and self.last_message_id is None:
+                    # History before the room existed is not replayed (no backfill yet);
+                    # catch-up starts from here.
+                    self.last_message_id = conversation.last_message.id
                 await self._create_room(source, conversation.members)
             else:
                 await self._ensure_user_invited(source)

@@ -6,44 +6,12 @@ Runs once with the bridge on PostgreSQL and once on SQLite.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 
 from mautrix.types import EventType, Format, Membership
 
-from teams_bridge.mxid import escape_mri
-
-CODE_RE = re.compile(r"enter the code \*{0,2}([A-Z0-9-]+)\*{0,2}")
-
-
-def puppet_mxid(registration, mri: str) -> str:
-    return f"@{registration.prefix}_{escape_mri(mri)}:{registration.server_name}"
-
-
-async def login_through_bot(matrix_user, bridge_reg, control, mri: str) -> str:
-    """Open a DM with the bot, run `login`, approve the code as `mri`; return the DM room."""
-    dm = await matrix_user.create_dm(bridge_reg.bot_mxid)
-    await matrix_user.wait_for_notice(dm, contains="Teams bridge bot")
-    await matrix_user.send_text(dm, "login")
-    prompt = await matrix_user.wait_for_notice(dm, contains="enter the code")
-    match = CODE_RE.search(prompt.content.body)
-    assert match, prompt.content.body
-    assert "/devicelogin" in prompt.content.body
-    await control.approve_device_code(match.group(1), mri)
-    await matrix_user.wait_for_notice(dm, contains="Successfully logged in", timeout=60)
-    return dm
-
-
-async def wait_for(predicate, timeout: float = 30, interval: float = 0.2):
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        result = await predicate()
-        if result:
-            return result
-        if asyncio.get_running_loop().time() > deadline:
-            raise TimeoutError("condition not met")
-        await asyncio.sleep(interval)
+from tests.e2e.helpers import login_through_bot, puppet_mxid, wait_for
 
 
 async def test_login_portals_and_text_both_ways(

@@ -1,0 +1,141 @@
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import ClassVar
+
+from asyncpg import Record
+from mautrix.types import EventID, RoomID, UserID
+from mautrix.util.async_db import Database
+
+PENDING = "pending"
+DONE = "done"
+FAILED = "failed"
+
+_last_seq = 0
+
+
+def txn_order(txn_seq: int, index: int) -> int:
+    """Order by transaction number, then position in the transaction."""
+    return txn_seq * 100_000 + index
+
+
+def next_seq() -> int:
+    """Strictly increasing across the process and, via the clock, across restarts."""
+    global _last_seq
+    candidate = time.time_ns() // 1000
+    _last_seq = max(candidate, _last_seq + 1)
+    return _last_seq
+
+
+@dataclass
+class KeyValue:
+    """Small pieces of bridge-wide state."""
+
+    db: ClassVar[Database]
+
+    @classmethod
+    async def get(cls, key: str) -> str | None:
+        return await cls.db.fetchval("SELECT value FROM bridge_state_kv WHERE key=$1", key)
+
+    @classmethod
+    async def set(cls, key: str, value: str) -> None:
+        q = (
+            "INSERT INTO bridge_state_kv (key, value) VALUES ($1, $2) "
+            "ON CONFLICT (key) DO UPDATE SET value=excluded.value"
+        )
+        await cls.db.execute(q, key, value)
+
+
+@dataclass
+class MatrixEvent:
+    """A Matrix event accepted for delivery to Teams."""
+
+    db: ClassVar[Database]
+
+    event_id: EventID
+    room_id: RoomID
+    sender: UserID
+    seq: int
+    event_type: str
+    content: str
+    status: str
+    attempts: int
+    client_message_id: str | None
+    error: str | None
+    # The appservice transaction's number when the homeserver numbers them (Synapse does):
+    # events of a later transaction are held until every earlier one has arrived.
+    txn_seq: int | None = None
+    received_at: int = 0
+
+    _columns = (
+        "event_id, room_id, sender, seq, event_type, content, status, attempts, "
+        "client_message_id, error, txn_seq, received_at"
+    )
+
+    @classmethod
+    def _from_row(cls, row: Record | None) -> MatrixEvent | None:
+        return cls(**row) if row else None
+
+    @classmethod
+    async def insert_many(cls, events: list[MatrixEvent]) -> None:
+        """Store a transaction's events at once; ones seen before are left alone."""
+        if not events:
+            return
+        q = (
+            f"INSERT INTO matrix_event ({cls._columns}) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) "
+            "ON CONFLICT (event_id) DO NOTHING"
+        )
+        async with cls.db.acquire() as conn, conn.transaction():
+            for evt in events:
+                await conn.execute(
+                    q,
+                    evt.event_id,
+                    evt.room_id,
+                    evt.sender,
+                    evt.seq,
+                    evt.event_type,
+                    evt.content,
+                    evt.status,
+                    evt.attempts,
+                    evt.client_message_id,
+                    evt.error,
+                    evt.txn_seq,
+                    evt.received_at,
+                )
+
+    @classmethod
+    async def get(cls, event_id: EventID) -> MatrixEvent | None:
+        q = f"SELECT {cls._columns} FROM matrix_event WHERE event_id=$1"
+        return cls._from_row(await cls.db.fetchrow(q, event_id))
+
+    @classmethod
+    async def next_pending(cls, room_id: RoomID) -> MatrixEvent | None:
+        """The room's oldest undelivered event, held or not."""
+        q = (
+            f"SELECT {cls._columns} FROM matrix_event WHERE status=$1 AND room_id=$2 "
+            "ORDER BY seq LIMIT 1"
+        )
+        return cls._from_row(await cls.db.fetchrow(q, PENDING, room_id))
+
+    @classmethod
+    async def rooms_with_pending(cls) -> list[RoomID]:
+        q = "SELECT DISTINCT room_id FROM matrix_event WHERE status=$1"
+        return [row["room_id"] for row in await cls.db.fetch(q, PENDING)]
+
+    @classmethod
+    async def count_by_status(cls, room_id: RoomID) -> dict[str, int]:
+        q = "SELECT status, COUNT(*) AS n FROM matrix_event WHERE room_id=$1 GROUP BY status"
+        return {row["status"]: row["n"] for row in await cls.db.fetch(q, room_id)}
+
+    async def set_client_message_id(self, client_message_id: str) -> None:
+        self.client_message_id = client_message_id
+        self.attempts += 1
+        q = "UPDATE matrix_event SET client_message_id=$2, attempts=$3 WHERE event_id=$1"
+        await self.db.execute(q, self.event_id, client_message_id, self.attempts)
+
+    async def finish(self, status: str, error: str | None = None) -> None:
+        self.status, self.error = status, error
+        q = "UPDATE matrix_event SET status=$2, error=$3 WHERE event_id=$1"
+        await self.db.execute(q, self.event_id, status, error)
