@@ -1,27 +1,470 @@
 """Files and media both ways: Teams attachments become Matrix media events (one part each),
 Matrix media is uploaded to AMS and posted in the format the Teams client renders.
+
+Files never sit in memory whole: each one is streamed to a temporary file (its type
+sniffed from the first bytes, image dimensions read from the header) and streamed on
+from there, then the file is removed.
+
+Teams -> Matrix parts: the caption text first (when there is one), then one event per
+attachment in document order, SharePoint/OneDrive files last. A part that was already sent
+before a crash is not downloaded again.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import dataclasses
+import html
+import time
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from mautrix.types import MessageEventContent
+import aiohttp
+from mautrix.errors import MatrixRequestError
+from mautrix.types import (
+    AudioInfo,
+    ContentURI,
+    FileInfo,
+    Format,
+    ImageInfo,
+    MediaMessageEventContent,
+    MessageEventContent,
+    MessageType,
+    TextMessageEventContent,
+    VideoInfo,
+)
+
+from .. import db as dbm
+from ..media_util import (
+    MatrixMediaError,
+    Spooled,
+    TooLarge,
+    default_filename,
+    format_size,
+    homeserver_upload_limit,
+    matrix_download,
+    spool,
+)
+from ..puppet import Puppet
+from ..teams import (
+    Attachment,
+    AuthError,
+    MediaKind,
+    MediaMessage,
+    MediaTooLarge,
+    SharePointFile,
+    TeamsError,
+    file_message,
+    image_message,
+    parse_media,
+    video_message,
+    voice_message,
+)
+from ..teams.media import UPLOAD_VIEWS, clean_filename
+from .outbound import Permanent, Transient, new_client_message_id
 
 if TYPE_CHECKING:
-    from .. import db as dbm
     from ..teams import Message
     from ..user import User
     from .portal import Portal
 
+MEDIA_MSGTYPES = {
+    MessageType.IMAGE.value,
+    MessageType.FILE.value,
+    MessageType.VIDEO.value,
+    MessageType.AUDIO.value,
+}
+VOICE_KEY = "org.matrix.msc3245.voice"
+AUDIO_KEY = "org.matrix.msc1767.audio"
+# MediaError codes without an HTTP status that a retry may fix.
+TRANSIENT_CODES = {"connection_error", "truncated", "size_mismatch"}
+# How long the homeserver's upload limit is trusted before it is asked again.
+HS_LIMIT_TTL = 3600.0
+
+_MSGTYPES = {
+    MediaKind.IMAGE: MessageType.IMAGE,
+    MediaKind.VIDEO: MessageType.VIDEO,
+    MediaKind.AUDIO: MessageType.AUDIO,
+    MediaKind.FILE: MessageType.FILE,
+}
+_STEMS = {
+    MediaKind.IMAGE: "image",
+    MediaKind.VIDEO: "video",
+    MediaKind.AUDIO: "Voice message",
+    MediaKind.FILE: "file",
+}
+
+
+class _Skip(Exception):
+    """An attachment that cannot be bridged for good; the text is shown instead."""
+
+
+def _notice(text: str) -> TextMessageEventContent:
+    return TextMessageEventContent(msgtype=MessageType.NOTICE, body=text)
+
+
+def _too_large(name: str, size: int | None, limit: int) -> str:
+    what = format_size(size) if size is not None else f"more than {format_size(limit)}"
+    return (
+        f"The file {name} ({what}) was not bridged: files larger than {format_size(limit)} "
+        "are not transferred."
+    )
+
+
+def _teams_failure(e: Exception, what: str) -> Transient | Permanent | None:
+    """``Transient`` or ``Permanent`` for an error of the Teams side (``None``: a bug)."""
+    if isinstance(e, MediaTooLarge):
+        return Permanent(f"{what}: the file is too large")
+    if isinstance(e, AuthError):
+        return Transient(f"{what}: Teams rejected the login ({e})")
+    if isinstance(e, TeamsError):
+        status = e.status
+        if status is None:
+            if e.error_code in TRANSIENT_CODES:
+                return Transient(f"{what} ({e})")
+            return Permanent(f"{what} ({e})")
+        if status >= 500 or status in (401, 408, 429):
+            return Transient(f"{what} ({e})")
+        return Permanent(f"{what} ({e})")
+    if isinstance(e, (TimeoutError, aiohttp.ClientError, OSError)):
+        return Transient(f"{what}: network error ({type(e).__name__})")
+    return None
+
 
 class MediaMixin:
+    _hs_limit: ClassVar[tuple[float, int | None] | None] = None
+
+    # -- limits ------------------------------------------------------------------------------
+
+    @property
+    def max_file_size(self: Portal) -> int:
+        return int(self.config["bridge.max_file_size"])
+
+    @property
+    def media_temp_dir(self: Portal) -> str | None:
+        return self.config["bridge.media_temp_dir"] or None
+
+    async def _inbound_limit(self: Portal) -> int:
+        """The configured limit, or the homeserver's upload limit when that is lower."""
+        cached = MediaMixin._hs_limit
+        if cached is None or time.monotonic() - cached[0] > HS_LIMIT_TTL:
+            cached = (time.monotonic(), await homeserver_upload_limit(self.az.intent))
+            MediaMixin._hs_limit = cached
+        hs_limit = cached[1]
+        return min(self.max_file_size, hs_limit) if hs_limit else self.max_file_size
+
+    # -- Teams -> Matrix ---------------------------------------------------------------------
+
     async def convert_teams_message(
         self: Portal, source: User, message: Message
     ) -> list[MessageEventContent]:
-        return await super().convert_teams_message(source, message)  # type: ignore[misc]
+        parsed = parse_media(message)
+        if not parsed.attachments:
+            return await super().convert_teams_message(source, message)  # type: ignore[misc]
+        parts: list[MessageEventContent] = []
+        if parsed.caption_html:
+            mtype = message.message_type if message.message_type == "Text" else "RichText/Html"
+            caption = self._convert_text(
+                dataclasses.replace(message, content=parsed.caption_html, message_type=mtype)
+            )
+            if caption is not None and caption.body.strip():
+                parts.append(caption)
+        puppet = await Puppet.get_by_mri(message.sender_mri) if message.sender_mri else None
+        for attachment in parsed.attachments:
+            part = len(parts)
+            if await dbm.Message.get(self.thread_id, self.receiver, message.id, part):
+                # Sent before a restart: the caller skips it, so don't fetch it again.
+                parts.append(_notice(attachment.filename or "attachment"))
+                continue
+            if isinstance(attachment, SharePointFile):
+                parts.append(_sharepoint_content(attachment))
+                continue
+            try:
+                parts.append(await self._attachment_to_matrix(source, puppet, attachment))
+            except _Skip as e:
+                parts.append(_notice(str(e)))
+        return parts
+
+    async def _attachment_to_matrix(
+        self: Portal, source: User, puppet: Puppet | None, att: Attachment
+    ) -> MediaMessageEventContent:
+        assert not isinstance(att, SharePointFile)
+        kind = att.kind
+        limit = await self._inbound_limit()
+        shown_name = att.filename or _STEMS[kind]
+        if att.size is not None and att.size > limit:
+            raise _Skip(_too_large(shown_name, att.size, limit))
+        spooled = await self._download_attachment(source, att, shown_name, limit)
+        try:
+            name = clean_filename(att.filename, default_filename(_STEMS[kind], spooled.mimetype))
+            intent = puppet.default_mxid_intent if puppet else self.az.intent
+            try:
+                mxc = await intent.upload_media(
+                    spooled.chunks(),
+                    mime_type=spooled.mimetype,
+                    filename=name,
+                    size=spooled.size,
+                )
+            except MatrixRequestError as e:
+                if e.http_status == 413:
+                    raise _Skip(_too_large(name, spooled.size, limit)) from e
+                raise
+        finally:
+            spooled.remove()
+        if kind == MediaKind.IMAGE and not spooled.mimetype.startswith("image/"):
+            kind = MediaKind.FILE  # not something a client can show as a picture
+        return _matrix_media(kind, att, name, mxc, spooled)
+
+    async def _download_attachment(
+        self: Portal, source: User, att: Attachment, name: str, limit: int
+    ) -> Spooled:
+        assert not isinstance(att, SharePointFile)
+        client = source.client
+        if client is None:
+            raise RuntimeError("the Teams connection is gone; retrying later")
+        ref = att.url if att.ams is not None else att.object_id
+        views = att.views
+        for index, view in enumerate(views):
+            try:
+                async with client.download(ref, view, max_size=limit) as download:
+                    return await spool(
+                        download,
+                        max_size=limit,
+                        declared_type=download.content_type,
+                        directory=self.media_temp_dir,
+                        dimensions=att.kind == MediaKind.IMAGE,
+                    )
+            except (MediaTooLarge, TooLarge) as e:
+                raise _Skip(_too_large(name, getattr(e, "size", None) or att.size, limit)) from e
+            except TeamsError as e:
+                failure = _teams_failure(e, "download")
+                if isinstance(failure, Transient) or isinstance(e, AuthError):
+                    raise
+                if e.status == 404 and index + 1 < len(views):
+                    continue  # this view has no content: try the next one
+                self.log.warning("Could not download %s from Teams: %s", name, e)
+                raise _Skip(f"The file {name} could not be downloaded from Teams ({e}).") from e
+        raise AssertionError("unreachable: every attachment has at least one view")
+
+    # -- Matrix -> Teams ---------------------------------------------------------------------
 
     async def deliver_media(
         self: Portal, sender: User, row: dbm.MatrixEvent, raw: dict[str, Any]
     ) -> None:
-        await super().deliver_media(sender, row, raw)  # type: ignore[misc]
+        content: dict[str, Any] = raw.get("content") or {}
+        msgtype = content.get("msgtype")
+        if row.event_type == "m.sticker":
+            msgtype = MessageType.IMAGE.value
+        if msgtype not in MEDIA_MSGTYPES:
+            await super().deliver_media(sender, row, raw)  # type: ignore[misc]
+            return
+        assert sender.client is not None and self.mxid
+        client = sender.client
+        if row.client_message_id:
+            # An earlier attempt may have reached Teams: look before sending again.
+            existing = await self._find_sent(sender, row.client_message_id)
+            if existing:
+                await self._record_sent(sender, row, existing)
+                return
+        client_message_id = row.client_message_id or new_client_message_id()
+        if not row.client_message_id:
+            sent = dbm.SentMessage.new(
+                client_message_id, self.thread_id, self.receiver, row.event_id, self.mxid
+            )
+            await sent.insert()
+        # Counts the attempt, so a download that keeps failing ends in a notice.
+        await row.set_client_message_id(client_message_id)
+
+        url = content.get("url")
+        if not url and isinstance(content.get("file"), dict):
+            raise Permanent("files from encrypted rooms cannot be sent to Teams yet")
+        if not isinstance(url, str) or not url.startswith("mxc://"):
+            raise Permanent("the file has no usable address")
+        info = content.get("info") if isinstance(content.get("info"), dict) else {}
+        assert isinstance(info, dict)
+        body = content.get("body") if isinstance(content.get("body"), str) else ""
+        filename = content.get("filename") if isinstance(content.get("filename"), str) else None
+        name = clean_filename(filename or body, "file")
+        limit = self.max_file_size
+        declared_size = info.get("size")
+        if isinstance(declared_size, int) and declared_size > limit:
+            raise Permanent(_outgoing_too_large(name, declared_size, limit))
+
+        kind = {
+            MessageType.IMAGE.value: MediaKind.IMAGE,
+            MessageType.VIDEO.value: MediaKind.VIDEO,
+            MessageType.AUDIO.value: MediaKind.AUDIO,
+        }.get(str(msgtype), MediaKind.FILE)
+        if kind == MediaKind.AUDIO and VOICE_KEY not in content:
+            kind = MediaKind.FILE  # Teams has voice messages, not audio players
+        spooled = await self._fetch_matrix_media(url, name, info, kind, limit)
+        try:
+            if kind == MediaKind.IMAGE and not spooled.mimetype.startswith("image/"):
+                kind = MediaKind.FILE
+            # In a 1:1 the peer is named too, as the Teams clients do for files.
+            readers = [self.other_user_mri] if self.is_direct and self.other_user_mri else []
+            try:
+                object_id = await client.create_ams_object(
+                    kind, name, self.thread_id, readers=readers
+                )
+                await client.upload_ams_content(
+                    object_id, UPLOAD_VIEWS[kind], spooled.chunks(), spooled.size, spooled.mimetype
+                )
+                ams_base = await client.ams_base()
+            except Exception as e:
+                failure = _teams_failure(e, "uploading the file to Teams failed")
+                if failure is None:
+                    raise
+                raise failure from e
+        finally:
+            spooled.remove()
+
+        caption_html: str | None = None
+        properties: dict[str, str] = {}
+        if filename and body and body != filename:
+            # MSC2530: with a separate file name, the body is a caption.
+            caption_html, properties = self._convert_outgoing(sender, content)
+        media = _teams_media(kind, ams_base, object_id, name, spooled, info, caption_html)
+        if properties:
+            media = media._replace(properties={**media.properties, **properties})
+        try:
+            message_id = await client.send_media_message(
+                self.thread_id,
+                media,
+                client_message_id=client_message_id,
+                display_name=sender.display_name or "",
+            )
+        except Exception as e:
+            failure = _teams_failure(e, "Teams refused the message")
+            if failure is None:
+                raise
+            raise failure from e
+        await self._record_sent(sender, row, message_id)
+
+    async def _fetch_matrix_media(
+        self: Portal,
+        url: str,
+        name: str,
+        info: dict[str, Any],
+        kind: MediaKind,
+        limit: int,
+    ) -> Spooled:
+        declared_type = info.get("mimetype") if isinstance(info.get("mimetype"), str) else None
+        try:
+            async with matrix_download(self.az.intent, url, max_size=limit) as chunks:
+                return await spool(
+                    chunks,
+                    max_size=limit,
+                    declared_type=declared_type,
+                    directory=self.media_temp_dir,
+                    dimensions=kind == MediaKind.IMAGE,
+                )
+        except TooLarge as e:
+            raise Permanent(_outgoing_too_large(name, e.size, limit)) from e
+        except MatrixMediaError as e:
+            if e.permanent:
+                raise Permanent(f"could not fetch {name} from the homeserver: {e}") from e
+            raise Transient(f"could not fetch {name} from the homeserver: {e}") from e
+        except (TimeoutError, aiohttp.ClientError) as e:
+            raise Transient(f"network error fetching {name} ({type(e).__name__})") from e
+
+
+def _outgoing_too_large(name: str, size: int | None, limit: int) -> str:
+    what = format_size(size) if size is not None else f"more than {format_size(limit)}"
+    return f"the file {name} is too large ({what}; the limit is {format_size(limit)})"
+
+
+def _positive_int(value: Any) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return int(value) if value > 0 else None
+
+
+def _matrix_media(
+    kind: MediaKind, att: Attachment, name: str, mxc: ContentURI, spooled: Spooled
+) -> MediaMessageEventContent:
+    assert not isinstance(att, SharePointFile)
+    width = spooled.width or getattr(att, "width", None)
+    height = spooled.height or getattr(att, "height", None)
+    duration = getattr(att, "duration_ms", None)
+    info: ImageInfo | VideoInfo | AudioInfo | FileInfo
+    if kind == MediaKind.IMAGE:
+        info = ImageInfo(mimetype=spooled.mimetype, size=spooled.size, width=width, height=height)
+    elif kind == MediaKind.VIDEO:
+        info = VideoInfo(
+            mimetype=spooled.mimetype,
+            size=spooled.size,
+            width=width,
+            height=height,
+            duration=duration,
+        )
+    elif kind == MediaKind.AUDIO:
+        info = AudioInfo(mimetype=spooled.mimetype, size=spooled.size, duration=duration)
+    else:
+        info = FileInfo(mimetype=spooled.mimetype, size=spooled.size)
+    content = MediaMessageEventContent(
+        msgtype=_MSGTYPES[kind], body=name, url=mxc, info=info, filename=name
+    )
+    if kind == MediaKind.AUDIO:
+        # Teams audio attachments are voice messages (Media_AudioMsg).
+        content[VOICE_KEY] = {}
+        content[AUDIO_KEY] = {"duration": duration} if duration is not None else {}
+    return content
+
+
+def _sharepoint_content(att: SharePointFile) -> TextMessageEventContent:
+    """SharePoint/OneDrive files need a SharePoint token: send the name, size and link."""
+    size = f" ({format_size(att.size)})" if att.size is not None else ""
+    link = att.link
+    body = f"📎 {att.file_name}{size}"
+    if link:
+        body += f": {link}"
+    content = TextMessageEventContent(msgtype=MessageType.TEXT, body=body)
+    if link:
+        content.format = Format.HTML
+        content.formatted_body = (
+            f'📎 <a href="{html.escape(link, quote=True)}">{html.escape(att.file_name)}</a>'
+            f"{html.escape(size)}"
+        )
+    return content
+
+
+def _teams_media(
+    kind: MediaKind,
+    ams_base: str,
+    object_id: str,
+    name: str,
+    spooled: Spooled,
+    info: dict[str, Any],
+    caption_html: str | None,
+) -> MediaMessage:
+    if kind == MediaKind.IMAGE:
+        return image_message(
+            ams_base,
+            object_id,
+            width=spooled.width or _positive_int(info.get("w")),
+            height=spooled.height or _positive_int(info.get("h")),
+            alt=name,
+            caption_html=caption_html,
+        )
+    if kind == MediaKind.VIDEO:
+        return video_message(
+            ams_base,
+            object_id,
+            filename=name,
+            size=spooled.size,
+            width=_positive_int(info.get("w")),
+            height=_positive_int(info.get("h")),
+            duration_ms=_positive_int(info.get("duration")),
+            caption_html=caption_html,
+        )
+    if kind == MediaKind.AUDIO:
+        return voice_message(
+            ams_base,
+            object_id,
+            filename=name,
+            size=spooled.size,
+            duration_ms=_positive_int(info.get("duration")),
+            caption_html=caption_html,
+        )
+    return file_message(
+        ams_base, object_id, filename=name, size=spooled.size, caption_html=caption_html
+    )
