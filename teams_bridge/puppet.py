@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING, cast
 
@@ -16,6 +17,10 @@ from .mxid import escape_mri, unescape_mri
 
 if TYPE_CHECKING:
     from .__main__ import TeamsBridge
+    from .teams import TeamsClient
+
+# How often a name seen on messages may trigger a new profile lookup for one user.
+PROFILE_RECHECK_SECONDS = 600.0
 
 
 class Puppet(dbm.Puppet, BasePuppet):
@@ -60,6 +65,7 @@ class Puppet(dbm.Puppet, BasePuppet):
         self.default_mxid = self.get_mxid_from_mri(mri)
         self.default_mxid_intent = self.az.intent.user(self.default_mxid)
         self.intent = self._fresh_intent()
+        self._profile_checked_at = 0.0
 
     @classmethod
     def init_cls(cls, bridge: TeamsBridge) -> AsyncGenerator:
@@ -95,11 +101,12 @@ class Puppet(dbm.Puppet, BasePuppet):
     def format_displayname(self, name: str) -> str:
         return self.config["bridge.displayname_template"].format(displayname=name)
 
-    async def update_name(self, name: str | None, source: str) -> bool:
-        """Set the ghost's display name. Profile names beat names seen on messages."""
+    async def update_name(self, name: str | None, source: str, *, force: bool = False) -> bool:
+        """Set the ghost's display name. Profile names beat names seen on messages
+        unless ``force`` says the profile could not be read."""
         if not name:
             return False
-        if self.name_source == "profile" and source != "profile" and self.name_set:
+        if self.name_source == "profile" and source != "profile" and self.name_set and not force:
             return False
         if self.name == name and self.name_set:
             return False
@@ -113,6 +120,34 @@ class Puppet(dbm.Puppet, BasePuppet):
             self.name_set = False
         await self.save()
         return True
+
+    async def sync_name_from_message(self, name: str | None, client: TeamsClient | None) -> None:
+        """Keep the name current with the ``imdisplayname`` of the user's messages.
+
+        A name from the profile is kept unless the profile, looked up again (at most every
+        ten minutes), has no name; then the name on the message is the best there is.
+        """
+        name = name.strip() if name else None
+        if not name or (name == self.name and self.name_set):
+            return
+        if self.name_source != "profile" or not self.name_set:
+            await self.update_name(name, "message")
+            return
+        now = time.monotonic()
+        if now - self._profile_checked_at < PROFILE_RECHECK_SECONDS:
+            return
+        self._profile_checked_at = now
+        profile_name: str | None = None
+        if client is not None:
+            try:
+                profile = (await client.fetch_profiles([self.mri])).get(self.mri)
+                profile_name = profile.display_name if profile else None
+            except Exception as e:
+                self.log.warning("Profile lookup failed: %s", e)
+        if profile_name:
+            await self.update_name(profile_name, "profile")
+        else:
+            await self.update_name(name, "message", force=True)
 
     @classmethod
     @async_getter_lock

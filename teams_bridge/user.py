@@ -16,6 +16,7 @@ from . import db as dbm
 from .config import Config
 from .log_filter import register_secret
 from .portal import Portal
+from .portal.calls import CALL_LOGS_ID, portal_for_call_log
 from .puppet import Puppet
 from .teams import (
     AuthError,
@@ -268,6 +269,12 @@ class User(dbm.User, BaseUser):
         """Route a Trouter event to its portal's queue; awaiting it slows the reader."""
         message = evt.message
         if message is None:
+            return
+        if message.conversation_id == CALL_LOGS_ID:
+            # A call-log entry goes to the chat the call was in.
+            call_portal = await portal_for_call_log(message)
+            if call_portal is not None:
+                await call_portal.queue_teams_event(self, evt)
             return
         if not message.conversation_id or message.conversation_id.startswith("48:"):
             return

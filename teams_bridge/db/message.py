@@ -48,6 +48,27 @@ class Message:
         return cls._from_row(await cls.db.fetchrow(q, mxid, mx_room))
 
     @classmethod
+    async def get_all_parts(cls, thread_id: str, receiver: str, message_id: str) -> list[Message]:
+        """Every Matrix event a Teams message became, in part order."""
+        q = (
+            f"SELECT {cls._columns} FROM message "
+            "WHERE thread_id=$1 AND receiver=$2 AND message_id=$3 ORDER BY part"
+        )
+        return [cls(**row) for row in await cls.db.fetch(q, thread_id, receiver, message_id)]
+
+    @classmethod
+    async def get_newest_until(
+        cls, thread_id: str, receiver: str, timestamp: int
+    ) -> Message | None:
+        """The last part of the newest message bridged at or before ``timestamp`` (ms)."""
+        q = (
+            f"SELECT {cls._columns} FROM message "
+            "WHERE thread_id=$1 AND receiver=$2 AND timestamp<=$3 "
+            "ORDER BY timestamp DESC, part DESC LIMIT 1"
+        )
+        return cls._from_row(await cls.db.fetchrow(q, thread_id, receiver, timestamp))
+
+    @classmethod
     async def count_in_thread(cls, thread_id: str, receiver: str = "") -> int:
         q = "SELECT COUNT(*) FROM message WHERE thread_id=$1 AND receiver=$2"
         return await cls.db.fetchval(q, thread_id, receiver)

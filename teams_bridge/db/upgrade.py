@@ -9,7 +9,7 @@ from mautrix.util.async_db import Connection, Scheme, UpgradeTable
 
 upgrade_table = UpgradeTable()
 
-LATEST_VERSION = 2
+LATEST_VERSION = 3
 
 
 @upgrade_table.register(description="Latest revision", upgrades_to=LATEST_VERSION)
@@ -100,6 +100,7 @@ async def upgrade_latest(conn: Connection, scheme: Scheme) -> None:
     )
     await conn.execute("CREATE INDEX sent_message_mxid_idx ON sent_message (mxid)")
     await create_matrix_event_table(conn)
+    await create_fidelity_tables(conn)
 
 
 async def create_matrix_event_table(conn: Connection) -> None:
@@ -136,3 +137,43 @@ async def create_matrix_event_table(conn: Connection) -> None:
 @upgrade_table.register(description="Persist Matrix events before acknowledging them")
 async def upgrade_v2(conn: Connection) -> None:
     await create_matrix_event_table(conn)
+
+
+async def create_fidelity_tables(conn: Connection) -> None:
+    # Reactions both ways, one row per (message, user, key): what was bridged is known
+    # across restarts, and the echo of a reaction sent from Matrix is not bridged back.
+    await conn.execute(
+        """CREATE TABLE reaction (
+            thread_id   TEXT NOT NULL,
+            receiver    TEXT NOT NULL DEFAULT '',
+            message_id  TEXT NOT NULL,
+            sender_mri  TEXT NOT NULL,
+            emotion_key TEXT NOT NULL,
+            mxid        TEXT NOT NULL,
+            mx_room     TEXT NOT NULL,
+            sent_at     BIGINT NOT NULL DEFAULT 0,
+            PRIMARY KEY (thread_id, receiver, message_id, sender_mri, emotion_key),
+            FOREIGN KEY (thread_id, receiver) REFERENCES portal(thread_id, receiver)
+                ON DELETE CASCADE ON UPDATE CASCADE
+        )"""
+    )
+    await conn.execute("CREATE INDEX reaction_mxid_idx ON reaction (mxid, mx_room)")
+    # The last bridged version of each message (edits and deletes, either way).
+    await conn.execute(
+        """CREATE TABLE message_state (
+            thread_id    TEXT NOT NULL,
+            receiver     TEXT NOT NULL DEFAULT '',
+            message_id   TEXT NOT NULL,
+            edit_time    BIGINT,
+            content_hash TEXT,
+            deleted      BOOLEAN NOT NULL DEFAULT false,
+            PRIMARY KEY (thread_id, receiver, message_id),
+            FOREIGN KEY (thread_id, receiver) REFERENCES portal(thread_id, receiver)
+                ON DELETE CASCADE ON UPDATE CASCADE
+        )"""
+    )
+
+
+@upgrade_table.register(description="Reactions and the last bridged version of messages")
+async def upgrade_v3(conn: Connection) -> None:
+    await create_fidelity_tables(conn)

@@ -119,6 +119,10 @@ class InboundMixin:
             content.format = Format.HTML
             content.formatted_body = converted.formatted_body
         content["m.mentions"] = {"user_ids": list(converted.mentioned_user_ids)}
+        reply_to = getattr(self, "reply_events", {}).get(converted.reply_to_message_id or "")
+        if reply_to:
+            # The quoted message's event, looked up before converting (TeamsEventsMixin).
+            content.set_reply(reply_to)
         return content
 
     def _resolve_mention(self: Portal, mri: str) -> tuple[str, str] | None:

@@ -1,27 +1,74 @@
 """Teams -> Matrix for everything that is not a new chat message: edits, deletes and
-reactions (MessageUpdate), typing (Control/*), membership and topics (ThreadActivity/*),
-read positions and conversation/thread updates.
+reactions (MessageUpdate, see UpdatesMixin), typing (Control/*), membership, topics and read
+positions (ThreadActivity/*, see RosterMixin), calls, and conversation/thread updates.
 """
 
 from __future__ import annotations
 
+import hashlib
 from typing import TYPE_CHECKING
 
+from mautrix.appservice import IntentAPI
+from mautrix.types import (
+    EventID,
+    EventType,
+    MessageEventContent,
+    MessageType,
+    TextMessageEventContent,
+)
+
+from .. import db as dbm
+from ..puppet import Puppet
+from ..teams import parse_call_event
+from .calls import CALL_LOG_PREFIX, CALL_LOGS_ID, call_notice
+from .replies import quoted_events
+from .roster import RosterMixin, is_user_mri
+from .updates import UpdatesMixin
+
 if TYPE_CHECKING:
-    from ..teams import Conversation, Message, Thread
+    from ..teams import CallEvent, Conversation, Message, Thread
     from ..user import User
     from .portal import Portal
 
 
-class TeamsEventsMixin:
-    async def handle_teams_update(self: Portal, source: User, message: Message) -> None:
-        self.log.debug("MessageUpdate for %s not bridged yet", message.id)
+class TeamsEventsMixin(UpdatesMixin, RosterMixin):
+    # Quoted Teams message id -> Matrix event, for the message being converted.
+    reply_events: dict[str, EventID]
+
+    async def handle_teams_message(self: Portal, source: User, message: Message) -> None:
+        if message.conversation_id == CALL_LOGS_ID:
+            await self._bridge_call_log(source, message)
+            return
+        if is_user_mri(message.sender_mri) and message.sender_mri != source.mri:
+            puppet = await Puppet.get_by_mri(message.sender_mri or "")
+            await puppet.sync_name_from_message(message.sender_name, source.client)
+        # What the (synchronous) text conversion needs from the database, loaded first:
+        # the events of quoted messages, and the mentioned users' puppets.
+        self.reply_events = await quoted_events(self, message)
+        for mention in message.mentions:
+            await Puppet.get_by_mri(mention.mri)
+        try:
+            await super().handle_teams_message(source, message)  # type: ignore[misc]
+        finally:
+            self.reply_events = {}
+        if message.is_content:
+            await self.remember_bridged_version(message)
+
+    async def convert_teams_message(
+        self: Portal, source: User, message: Message
+    ) -> list[MessageEventContent]:
+        call = parse_call_event(message)
+        if call is not None:
+            return [TextMessageEventContent(msgtype=MessageType.NOTICE, body=call_notice(call))]
+        return await super().convert_teams_message(source, message)  # type: ignore[misc]
 
     async def handle_teams_control(self: Portal, source: User, message: Message) -> None:
         """Control/Typing and friends: never stored, never advance the cursor."""
+        if message.message_type.lower() in ("control/typing", "control/cleartyping"):
+            await self.bridge_teams_typing(message)
 
     async def handle_thread_activity(self: Portal, source: User, message: Message) -> None:
-        self.log.debug("%s %s not bridged yet", message.message_type, message.id)
+        await self.bridge_thread_activity(source, message)
 
     async def handle_conversation_update(
         self: Portal, source: User, conversation: Conversation
@@ -30,3 +77,46 @@ class TeamsEventsMixin:
 
     async def handle_thread_update(self: Portal, source: User, thread: Thread) -> None:
         pass
+
+    # -- calls -----------------------------------------------------------------------------
+
+    async def _bridge_call_log(self: Portal, source: User, message: Message) -> None:
+        """A ``48:calllogs`` entry about this chat becomes a notice, once."""
+        call = parse_call_event(message)
+        if call is None or call.conversation_id != self.thread_id:
+            return
+        key = f"{CALL_LOG_PREFIX}{call.call_id or message.id}"
+        if await dbm.Message.get(self.thread_id, self.receiver, key):
+            return
+        if not await self.ensure_room(source):
+            return
+        assert self.mxid
+        intent = await self._call_intent(call)
+        content = TextMessageEventContent(msgtype=MessageType.NOTICE, body=call_notice(call))
+        txn = hashlib.sha256(f"{self.thread_id}|{key}".encode()).hexdigest()[:32]
+        event_id = await intent.send_message_event(
+            self.mxid, EventType.ROOM_MESSAGE, content, txn_id=f"teams-{txn}"
+        )
+        when = call.end_time or call.start_time
+        await dbm.Message(
+            thread_id=self.thread_id,
+            receiver=self.receiver,
+            message_id=key,
+            part=0,
+            mxid=event_id,
+            mx_room=self.mxid,
+            sender_mri=call.originator,
+            timestamp=int(when.timestamp() * 1000) if when else 0,
+            version=None,
+        ).insert()
+
+    async def _call_intent(self: Portal, call: CallEvent) -> IntentAPI:
+        from ..user import User
+
+        mri = call.originator
+        if mri and is_user_mri(mri) and User.get_cached_by_mri(mri) is None:
+            puppet = await Puppet.get_by_mri(mri)
+            assert self.mxid
+            await puppet.default_mxid_intent.ensure_joined(self.mxid)
+            return puppet.default_mxid_intent
+        return self.main_intent

@@ -1,0 +1,58 @@
+"""Calls as room notices: ``Event/Call`` messages in a chat and ``48:calllogs`` entries."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..teams import CallEvent, CallEventKind, parse_call_event
+
+if TYPE_CHECKING:
+    from ..teams import Message
+    from .portal import Portal
+
+CALL_LOGS_ID = "48:calllogs"
+# Call-log notices are stored under this prefix: they are no Teams message of the chat.
+CALL_LOG_PREFIX = "calllog:"
+
+
+def is_chat_message_id(message_id: str) -> bool:
+    """Whether a stored message id names a message of the chat in Teams."""
+    return not message_id.startswith(CALL_LOG_PREFIX)
+
+
+def format_duration(seconds: int) -> str:
+    """``63`` -> ``1 min 3 s``; ``3600`` -> ``1 h``."""
+    seconds = max(0, int(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = []
+    if hours:
+        parts.append(f"{hours} h")
+    if minutes:
+        parts.append(f"{minutes} min")
+    if secs or not parts:
+        parts.append(f"{secs} s")
+    return " ".join(parts)
+
+
+def call_notice(call: CallEvent) -> str:
+    if call.kind is CallEventKind.STARTED:
+        return "Call started"
+    if call.kind is CallEventKind.MISSED:
+        return "Missed call"
+    if call.kind is CallEventKind.DECLINED:
+        return "Call declined"
+    if call.duration is not None:
+        return f"Call ended, {format_duration(call.duration)}"
+    return "Call ended"
+
+
+async def portal_for_call_log(message: Message) -> Portal | None:
+    """The existing portal a ``48:calllogs`` entry is about (call logs create no rooms)."""
+    from .portal import Portal
+
+    call = parse_call_event(message)
+    if call is None or call.conversation_id == CALL_LOGS_ID:
+        return None
+    portal = await Portal.get_by_thread(call.conversation_id)
+    return portal if portal is not None and portal.mxid else None

@@ -1,0 +1,256 @@
+"""Teams -> Matrix for ``MessageUpdate``: edits, soft deletes and reactions.
+
+Teams re-sends the whole message for each of these (protocol §4.9, §4.10), so what changed
+is worked out against what was bridged: the ``message_state`` row (content digest, edit
+time, deleted) and the ``reaction`` rows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from typing import TYPE_CHECKING
+
+from mautrix.appservice import IntentAPI
+from mautrix.errors import MatrixRequestError
+from mautrix.types import (
+    EventID,
+    EventType,
+    Format,
+    ReactionEventContent,
+    RelatesTo,
+    RelationType,
+    TextMessageEventContent,
+)
+
+from .. import db as dbm
+from ..puppet import Puppet
+from ..teams import reaction_key_to_unicode
+
+if TYPE_CHECKING:
+    from ..teams import Message, Reaction
+    from ..user import User
+    from .portal import Portal
+
+# A Teams update generated this soon after a reaction was sent from Matrix may predate it.
+REACTION_GRACE_MS = 5_000
+# How long a reaction removed from Matrix is remembered, so a stale update cannot revive it.
+REMOVED_MEMORY_MS = 300_000
+
+
+def content_digest(message: Message) -> str:
+    """What identifies a version of a message's content (mentions included)."""
+    mentions = message.properties.get("mentions")
+    text = f"{message.message_type}\x00{message.content}\x00{mentions or ''}"
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+def html_digest(message_type: str, html: str, mentions: str | None) -> str:
+    """The digest of content the bridge itself sends (see ``content_digest``)."""
+    text = f"{message_type}\x00{html}\x00{mentions or ''}"
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+def epoch_ms(message: Message) -> int | None:
+    return int(message.edit_time.timestamp() * 1000) if message.edit_time else None
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class UpdatesMixin:
+    _removed_reactions: dict[tuple[str, str, str], int]
+
+    async def handle_teams_update(self: Portal, source: User, message: Message) -> None:
+        if not message.is_content or not self.mxid:
+            return
+        parts = await dbm.Message.get_all_parts(self.thread_id, self.receiver, message.id)
+        if not parts:
+            # Sent before the bridge knew the chat (or never bridged): nothing to change.
+            self.log.debug("Ignoring an update of %s: the message was not bridged", message.id)
+            return
+        state = await dbm.MessageState.get(self.thread_id, self.receiver, message.id)
+        if message.is_deleted:
+            await self._bridge_teams_delete(message, parts, state)
+            return
+        if state is not None and state.deleted:
+            self.log.debug("Ignoring an update of deleted message %s", message.id)
+            return
+        await self._bridge_teams_edit(source, message, parts, state)
+        await self._bridge_teams_reactions(message, parts[0])
+
+    async def remember_bridged_version(self: Portal, message: Message) -> None:
+        """The version of a new message as it reached Matrix (later updates compare to it)."""
+        await dbm.MessageState(
+            self.thread_id,
+            self.receiver,
+            message.id,
+            epoch_ms(message),
+            content_digest(message),
+            False,
+        ).insert_if_absent()
+
+    # -- deletes -------------------------------------------------------------------------
+
+    async def _bridge_teams_delete(
+        self: Portal,
+        message: Message,
+        parts: list[dbm.Message],
+        state: dbm.MessageState | None,
+    ) -> None:
+        if state is not None and state.deleted:
+            return  # already redacted (or deleted from Matrix: this is the echo)
+        puppet = await Puppet.get_by_mri(parts[0].sender_mri) if parts[0].sender_mri else None
+        intent = puppet.default_mxid_intent if puppet else self.main_intent
+        for part in reversed(parts):
+            await self._redact_as(intent, part.mxid)
+        # Marked only now: if a redaction fails, the retry redacts again.
+        await dbm.MessageState(
+            self.thread_id,
+            self.receiver,
+            message.id,
+            state.edit_time if state else None,
+            state.content_hash if state else None,
+            True,
+        ).upsert()
+
+    async def _redact_as(self: Portal, intent: IntentAPI, event_id: EventID) -> None:
+        """Redact as the puppet; an event it did not send is redacted by the room's owner."""
+        assert self.mxid
+        if await dbm.MatrixEvent.get(event_id) is not None:
+            intent = self.main_intent  # sent from Matrix by a real user
+        try:
+            await intent.redact(self.mxid, event_id)
+        except MatrixRequestError as e:
+            if intent is self.main_intent or e.http_status != 403:
+                raise
+            await self.main_intent.redact(self.mxid, event_id)
+
+    # -- edits ---------------------------------------------------------------------------
+
+    async def _bridge_teams_edit(
+        self: Portal,
+        source: User,
+        message: Message,
+        parts: list[dbm.Message],
+        state: dbm.MessageState | None,
+    ) -> None:
+        digest = content_digest(message)
+        edit_ms = epoch_ms(message)
+        if state is not None:
+            if state.content_hash == digest:
+                return  # a reaction-only update, a redelivery or our own edit's echo
+            if edit_ms is not None and state.edit_time is not None and edit_ms < state.edit_time:
+                self.log.debug("Ignoring an older version of %s", message.id)
+                return
+        elif not message.is_edited:
+            return  # nothing to compare against, and Teams does not call it edited
+        new_state = dbm.MessageState(
+            self.thread_id, self.receiver, message.id, edit_ms, digest, False
+        )
+        target = parts[0]
+        if await dbm.MatrixEvent.get(target.mxid) is not None:
+            # Sent from Matrix: only its sender can replace it, and it was edited there.
+            self.log.debug("Not bridging a Teams edit of %s, which came from Matrix", message.id)
+            await new_state.upsert()
+            return
+        content = self._convert_text(message)
+        if content is None:
+            self.log.debug("Not bridging an edit of non-text message %s", message.id)
+            await new_state.upsert()
+            return
+        edit = TextMessageEventContent(msgtype=content.msgtype, body=content.body)
+        if content.formatted_body:
+            edit.format = Format.HTML
+            edit.formatted_body = content.formatted_body
+        edit["m.mentions"] = content.get("m.mentions") or {"user_ids": []}
+        edit.set_edit(target.mxid)
+        puppet = await Puppet.get_by_mri(target.sender_mri or message.sender_mri or "")
+        intent = puppet.default_mxid_intent
+        await intent.ensure_joined(self.mxid)
+        txn = hashlib.sha256(f"{self.thread_id}|{message.id}|edit|{digest}".encode()).hexdigest()
+        await intent.send_message_event(
+            self.mxid,
+            EventType.ROOM_MESSAGE,
+            edit,
+            txn_id=f"teams-edit-{txn[:32]}",
+            timestamp=edit_ms,
+        )
+        await new_state.upsert()
+
+    # -- reactions -----------------------------------------------------------------------
+
+    async def _bridge_teams_reactions(self: Portal, message: Message, target: dbm.Message) -> None:
+        current: dict[tuple[str, str], Reaction] = {(r.mri, r.key): r for r in message.emotions}
+        stored = {
+            (row.sender_mri, row.emotion_key): row
+            for row in await dbm.Reaction.get_for_message(self.thread_id, self.receiver, message.id)
+        }
+        update_ms = message.version or _now_ms()
+        for ident, row in stored.items():
+            if ident in current:
+                continue
+            if row.sent_at and row.sent_at + REACTION_GRACE_MS >= update_ms:
+                continue  # sent from Matrix just now; this update may predate it
+            puppet = await Puppet.get_by_mri(row.sender_mri)
+            try:
+                await self._redact_as(puppet.default_mxid_intent, row.mxid)
+            except MatrixRequestError as e:
+                if e.http_status >= 500 or e.http_status == 429:
+                    raise  # retried with the whole update
+                self.log.warning("Could not redact reaction %s: %s", row.mxid, e)
+            await row.delete()
+        removed = self._recently_removed()
+        for ident, reaction in current.items():
+            if ident in stored:
+                continue
+            removed_at = removed.get((message.id, *ident))
+            if removed_at is not None and (reaction.time_ms or 0) <= removed_at:
+                continue  # removed from Matrix after this update was made
+            await self._send_teams_reaction(message, target, reaction)
+
+    def _recently_removed(self: Portal) -> dict[tuple[str, str, str], int]:
+        if not hasattr(self, "_removed_reactions"):
+            self._removed_reactions = {}
+        cutoff = _now_ms() - REMOVED_MEMORY_MS
+        for key in [k for k, v in self._removed_reactions.items() if v < cutoff]:
+            del self._removed_reactions[key]
+        return self._removed_reactions
+
+    def note_reaction_removed(self: Portal, message_id: str, mri: str, key: str) -> None:
+        self._recently_removed()[(message_id, mri, key)] = _now_ms()
+
+    async def _send_teams_reaction(
+        self: Portal, message: Message, target: dbm.Message, reaction: Reaction
+    ) -> None:
+        assert self.mxid
+        try:
+            emoji = reaction_key_to_unicode(reaction.key)
+        except ValueError:
+            return
+        puppet = await Puppet.get_by_mri(reaction.mri)
+        intent = puppet.default_mxid_intent
+        await intent.ensure_joined(self.mxid)
+        content = ReactionEventContent(
+            relates_to=RelatesTo(rel_type=RelationType.ANNOTATION, event_id=target.mxid, key=emoji)
+        )
+        seed = f"{self.thread_id}|{message.id}|{reaction.mri}|{reaction.key}|{reaction.time_ms}"
+        txn = hashlib.sha256(seed.encode()).hexdigest()[:32]
+        event_id = await intent.send_message_event(
+            self.mxid,
+            EventType.REACTION,
+            content,
+            txn_id=f"teams-reaction-{txn}",
+            timestamp=reaction.time_ms,
+        )
+        await dbm.Reaction.new(
+            self.thread_id,
+            self.receiver,
+            message.id,
+            reaction.mri,
+            reaction.key,
+            event_id,
+            self.mxid,
+            from_matrix=False,
+        ).insert()
