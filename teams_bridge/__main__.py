@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import time
 from typing import Any
 
@@ -78,45 +79,50 @@ class TeamsBridge(Bridge):
         self.az.persist_events = self.persist_events
         self.az.app.router.add_post("/_matrix/app/com.beeper.bridge_state", self.get_bridge_state)
 
+    def outbound_row(
+        self, raw: Any, seq: int, txn_number: int | None, now: int
+    ) -> dbm.MatrixEvent | None:
+        """The stored form of a Matrix event that must reach Teams; None for anything else."""
+        if not isinstance(raw, dict) or raw.get("type") not in OUTBOUND_TYPES:
+            return None
+        if "state_key" in raw:
+            return None
+        sender, room_id, event_id = raw.get("sender"), raw.get("room_id"), raw.get("event_id")
+        if not (isinstance(sender, str) and isinstance(room_id, str) and event_id):
+            return None
+        if sender == self.az.bot_mxid or self.is_bridge_ghost(UserID(sender)):
+            return None
+        body = (raw.get("content") or {}).get("body")
+        if isinstance(body, str) and body.startswith(self.config["bridge.command_prefix"]):
+            return None
+        return dbm.MatrixEvent(
+            event_id=event_id,
+            room_id=RoomID(room_id),
+            sender=UserID(sender),
+            seq=seq,
+            event_type=raw["type"],
+            content=json.dumps(raw),
+            status=dbm.matrix_event.PENDING,
+            attempts=0,
+            client_message_id=None,
+            error=None,
+            txn_seq=txn_number,
+            received_at=now,
+        )
+
     async def persist_events(self, txn_id: str, events: list[dict[str, Any]]) -> None:
         """Store the events of a transaction that must reach Teams, then wake their portals."""
         rows: list[dbm.MatrixEvent] = []
-        prefix = self.config["bridge.command_prefix"]
         txn_number = TransactionOrder.number(txn_id)
         now = int(time.time() * 1000)
         for index, raw in enumerate(events):
-            if not isinstance(raw, dict) or raw.get("type") not in OUTBOUND_TYPES:
-                continue
-            if "state_key" in raw:
-                continue
-            sender, room_id, event_id = raw.get("sender"), raw.get("room_id"), raw.get("event_id")
-            if not (isinstance(sender, str) and isinstance(room_id, str) and event_id):
-                continue
-            if sender == self.az.bot_mxid or self.is_bridge_ghost(UserID(sender)):
-                continue
-            body = (raw.get("content") or {}).get("body")
-            if isinstance(body, str) and body.startswith(prefix):
-                continue
-            if await Portal.get_by_mxid(RoomID(room_id)) is None:
-                continue
-            rows.append(
-                dbm.MatrixEvent(
-                    event_id=event_id,
-                    room_id=RoomID(room_id),
-                    sender=UserID(sender),
-                    seq=dbm.matrix_event.txn_order(txn_number, index)
-                    if txn_number is not None
-                    else dbm.matrix_event.next_seq(),
-                    event_type=raw["type"],
-                    content=json.dumps(raw),
-                    status=dbm.matrix_event.PENDING,
-                    attempts=0,
-                    client_message_id=None,
-                    error=None,
-                    txn_seq=txn_number,
-                    received_at=now,
-                )
-            )
+            if txn_number is not None:
+                seq = dbm.matrix_event.txn_order(txn_number, index)
+            else:
+                seq = dbm.matrix_event.next_seq()
+            row = self.outbound_row(raw, seq, txn_number, now)
+            if row and await Portal.get_by_mxid(row.room_id) is not None:
+                rows.append(row)
         await dbm.MatrixEvent.insert_many(rows)
         await self.txn_order.record(txn_id)
         for room_id in {row.room_id for row in rows}:
@@ -141,11 +147,19 @@ class TeamsBridge(Bridge):
             timeout=aiohttp.ClientTimeout(total=120, connect=30),
             headers={"User-Agent": f"teams-bridge/{__version__}"},
         )
+        # Stop cleanly on SIGTERM/SIGINT from the event loop, instead of an interrupt raised
+        # wherever the main thread happens to be (which can be swallowed in a callback).
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self.loop.add_signal_handler(sig, self._request_stop)
         Portal.init_cls(self)
         self.add_startup_actions(Puppet.init_cls(self))
         self.add_startup_actions(User.init_cls(self))
         self.add_startup_actions(self._resume_outbound())
         await super().start()
+
+    def _request_stop(self) -> None:
+        if not self._stop_task.done():
+            self.manual_stop(0)
 
     def prepare_stop(self) -> None:
         for user in User.by_mxid.values():

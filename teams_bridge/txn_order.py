@@ -32,6 +32,10 @@ class TransactionOrder:
         self.hold_ms = int(hold_seconds * 1000)
         # Every transaction up to and including this number has arrived.
         self.watermark: int | None = None
+        # Without a stored watermark (a new database) the first transactions can be stale
+        # resends meant for an earlier installation: re-baseline until numbering is seen
+        # advancing by one.
+        self._fresh = False
         self._seen: set[int] = set()
         # Portals waiting for a gap to fill, by identity (portals are not hashable).
         self.waiters: dict[int, Waiter] = {}
@@ -39,6 +43,7 @@ class TransactionOrder:
     async def load(self) -> None:
         value = await KeyValue.get(WATERMARK_KEY)
         self.watermark = int(value) if value else None
+        self._fresh = self.watermark is None
 
     @staticmethod
     def number(txn_id: str) -> int | None:
@@ -49,8 +54,10 @@ class TransactionOrder:
         number = self.number(txn_id)
         if number is None:
             return
-        if self.watermark is None:
+        if self.watermark is None or (self._fresh and number > self.watermark + 1):
             self.watermark = number - 1
+        elif self._fresh and number == self.watermark + 1:
+            self._fresh = False
         if number <= self.watermark:
             return
         self._seen.add(number)
@@ -77,24 +84,16 @@ class TransactionOrder:
         for waiter in waiters.values():
             waiter.wake_outbound()
 
+    def is_held(self, row: MatrixEvent, floor: int = 0) -> bool:
+        """Whether a transaction numbered at least `floor` and below this event's is missing."""
+        if row.txn_seq is None or self.watermark is None or row.txn_seq <= self.watermark:
+            return False
+        start = max(self.watermark + 1, floor)
+        return any(n not in self._seen for n in range(start, row.txn_seq))
+
     def hold_remaining(self, row: MatrixEvent) -> float:
         """Seconds this event must still wait for earlier transactions (0: deliver now)."""
         if row.txn_seq is None or self.watermark is None or row.txn_seq <= self.watermark:
             return 0.0
         waited = int(time.time() * 1000) - row.received_at
         return max(0.0, (self.hold_ms - waited) / 1000)
-
-    async def give_up_before(self, row: MatrixEvent) -> None:
-        """The gap before this event's transaction never filled: stop waiting for it."""
-        if row.txn_seq is None or self.watermark is None or row.txn_seq <= self.watermark:
-            return
-        log.warning(
-            "Appservice transactions %d to %d never arrived; delivering later events anyway",
-            self.watermark + 1,
-            row.txn_seq - 1,
-        )
-        self._seen = {n for n in self._seen if n > row.txn_seq}
-        self.watermark = row.txn_seq
-        await self._advance()
-        await KeyValue.set(WATERMARK_KEY, str(self.watermark))
-        self._wake()

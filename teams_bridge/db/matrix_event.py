@@ -120,6 +120,16 @@ class MatrixEvent:
         return cls._from_row(await cls.db.fetchrow(q, PENDING, room_id))
 
     @classmethod
+    async def known_ids(cls, event_ids: list[str]) -> set[str]:
+        if not event_ids:
+            return set()
+        found: set[str] = set()
+        for event_id in event_ids:
+            if await cls.db.fetchval("SELECT 1 FROM matrix_event WHERE event_id=$1", event_id):
+                found.add(event_id)
+        return found
+
+    @classmethod
     async def rooms_with_pending(cls) -> list[RoomID]:
         q = "SELECT DISTINCT room_id FROM matrix_event WHERE status=$1"
         return [row["room_id"] for row in await cls.db.fetch(q, PENDING)]

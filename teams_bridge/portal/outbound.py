@@ -10,9 +10,11 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+import time
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
+from mautrix.api import Method, Path
 from mautrix.types import (
     EventID,
     EventType,
@@ -27,6 +29,7 @@ from ..formatter import matrix_to_teams
 from ..puppet import Puppet
 from ..teams import AuthError, TeamsError
 from .matrix_events import NotSupported
+from .replies import reply_event_id, strip_reply_fallback, teams_quote_for
 
 if TYPE_CHECKING:
     from ..user import User
@@ -36,6 +39,10 @@ TEXT_MSGTYPES = {MessageType.TEXT.value, MessageType.NOTICE.value, MessageType.E
 SEND_STATUS = EventType("com.beeper.message_send_status", EventType.Class.MESSAGE)
 # How often a send that failed for a passing reason is retried before the user is told.
 MAX_ATTEMPTS = 8
+# Seconds a held event waits for a missing transaction before the room's timeline is read.
+GAP_GRACE = 3.0
+# Pages of 100 timeline events read back at most when filling a gap.
+GAP_PAGES = 5
 # How long to wait for the sender's Teams connection (e.g. right after start-up).
 CONNECT_WAIT = 60.0
 
@@ -81,15 +88,15 @@ class OutboundMixin:
                 continue
             order = self.bridge.txn_order
             order.add_waiter(self)  # before checking, so an advance in between wakes us
-            hold = order.hold_remaining(row)
-            if hold <= 0:
+            if not order.is_held(row, self._gap_filled_below):
                 order.remove_waiter(self)
             else:
-                # An earlier transaction is missing: wait for it (or for the hold to end).
+                # An earlier transaction is missing. Give it a moment, then read this room's
+                # recent timeline from the homeserver for events we never got.
                 try:
-                    await asyncio.wait_for(self._outbound_wakeup.wait(), timeout=hold)
+                    await asyncio.wait_for(self._outbound_wakeup.wait(), timeout=GAP_GRACE)
                 except TimeoutError:
-                    await order.give_up_before(row)
+                    await self._fill_gap(row)
                 continue
             try:
                 await self._deliver(row)
@@ -110,6 +117,62 @@ class OutboundMixin:
                 if row.attempts >= MAX_ATTEMPTS:
                     await self._fail(row, f"internal error: {type(e).__name__}")
 
+    async def _fill_gap(self: Portal, held: dbm.MatrixEvent) -> None:
+        """Store this room's events that a missing transaction carried, ahead of `held`."""
+        order = self.bridge.txn_order
+        try:
+            missing = await self._timeline_before(held)
+        except Exception as e:
+            self.log.warning("Could not read the room timeline to fill a gap: %s", e)
+            if order.hold_remaining(held) <= 0:
+                # Waited long enough: deliver in arrival order rather than never.
+                self._gap_filled_below = max(self._gap_filled_below, held.txn_seq or 0)
+            return
+        now = int(time.time() * 1000)
+        gap_txn = (order.watermark or 0) + 1
+        rows = []
+        for index, raw in enumerate(missing):
+            row = self.bridge.outbound_row(
+                raw, dbm.matrix_event.txn_order(gap_txn, index), gap_txn, now
+            )
+            if row:
+                rows.append(row)
+        await dbm.MatrixEvent.insert_many(rows)
+        if rows:
+            self.log.info("Recovered %d events of a transaction not delivered yet", len(rows))
+        self._gap_filled_below = max(self._gap_filled_below, held.txn_seq or 0)
+
+    async def _timeline_before(self: Portal, held: dbm.MatrixEvent) -> list[dict[str, Any]]:
+        """Events before `held` in this room that were never stored, oldest first."""
+        newest_first: list[dict[str, Any]] = []
+        token = None
+        seen_held = False
+        for _ in range(GAP_PAGES):
+            path = Path.v3.rooms[self.mxid].messages
+            query: dict[str, Any] = {"dir": "b", "limit": "100"}
+            if token:
+                query["from"] = token
+            resp = await self.az.intent.api.request(Method.GET, path, query_params=query)
+            chunk = resp.get("chunk") or []
+            ids = [e.get("event_id") for e in chunk if isinstance(e, dict)]
+            known = await dbm.MatrixEvent.known_ids([i for i in ids if i and i != held.event_id])
+            reached_known = False
+            for raw in chunk:
+                event_id = raw.get("event_id")
+                if event_id == held.event_id:
+                    seen_held = True
+                    continue
+                if not seen_held:
+                    continue
+                if event_id in known or await dbm.Message.get_by_mxid(event_id, self.mxid):
+                    reached_known = True
+                    break
+                newest_first.append(raw)
+            token = resp.get("end")
+            if reached_known or not chunk or not token:
+                break
+        return list(reversed(newest_first))
+
     async def _fail(self: Portal, row: dbm.MatrixEvent, reason: str) -> None:
         try:
             await row.finish(FAILED, reason)
@@ -128,7 +191,7 @@ class OutboundMixin:
         }
         if not ok:
             content.update(
-                reason="m_foreign_network_error", error=reason, message=reason, is_certain=True
+                reason="m.foreign_network_error", error=reason, message=reason, is_certain=True
             )
         try:
             await self.az.intent.send_message_event(self.mxid, SEND_STATUS, content)
@@ -196,7 +259,13 @@ class OutboundMixin:
             if existing:
                 await self._record_sent(sender, row, existing)
                 return
+        await self.load_mentioned_puppets(content)
         html, properties = self._convert_outgoing(sender, content)
+        quote = await teams_quote_for(self, content)
+        if quote is not None:
+            # A reply: Teams shows the quoted message above the text.
+            html = quote.html + html
+            properties["qtdMsgs"] = quote.qtd_msgs
         client_message_id = row.client_message_id or new_client_message_id()
         if not row.client_message_id:
             sent = dbm.SentMessage.new(
@@ -262,6 +331,8 @@ class OutboundMixin:
         self: Portal, sender: User, content: dict[str, Any]
     ) -> tuple[str, dict[str, str]]:
         body = content.get("body") or ""
+        if reply_event_id(content) is not None:
+            body = strip_reply_fallback(str(body))
         formatted = None
         if content.get("format") == "org.matrix.custom.html":
             formatted = content.get("formatted_body")

@@ -41,8 +41,8 @@ def synthetic_event(message: Message) -> TeamsEventMessage:
 
 class Portal(
     RoomMixin,
+    TeamsEventsMixin,  # wraps every part: replies, mentions, calls
     MediaMixin,
-    TeamsEventsMixin,
     InboundMixin,
     MatrixEventsMixin,
     OutboundMixin,
@@ -98,6 +98,8 @@ class Portal(
         self._known_users: set[UserID] = set()
         self._outbound_wakeup = asyncio.Event()
         self._outbound_task: asyncio.Task | None = None
+        # Transactions missing below this number were filled from the room's timeline.
+        self._gap_filled_below = 0
         self._catchup_lock = asyncio.Lock()
 
     @classmethod

@@ -207,7 +207,10 @@ async def send(
                 payload = await _read_body(raw, max_body)
                 resp = Response(raw.status, CIMultiDictProxy(CIMultiDict(raw.headers)), payload)
         except (aiohttp.ClientError, TimeoutError) as exc:
-            if attempt >= policy.max_retries:
+            # A POST that failed after it was sent may have been carried out: retrying it
+            # here could post twice. Only the caller can check (by clientmessageid).
+            never_sent = isinstance(exc, aiohttp.ClientConnectorError)
+            if attempt >= policy.max_retries or (method.upper() == "POST" and not never_sent):
                 raise TeamsError(None, "connection_error", type(exc).__name__) from exc
             delay = policy.backoff(attempt)
             log.debug(

@@ -91,8 +91,16 @@ async def _assert_exactly_once(matrix_user, control, room, chat, ada_puppet, me_
     async def teams_complete():
         return len(await _teams_bodies(control, chat["id"], me_mri)) >= BURST
 
-    await wait_for(matrix_complete, timeout=240, interval=0.5)
-    await wait_for(teams_complete, timeout=240, interval=0.5)
+    try:
+        await wait_for(matrix_complete, timeout=240, interval=0.5)
+        await wait_for(teams_complete, timeout=240, interval=0.5)
+    except TimeoutError:
+        seen_m = await _matrix_bodies(matrix_user, room, ada_puppet)
+        seen_t = await _teams_bodies(control, chat["id"], me_mri)
+        raise AssertionError(
+            f"Teams->Matrix {len(seen_m)}/{BURST} (missing {sorted(set(expected_t2m) - set(seen_m))[:10]}), "
+            f"Matrix->Teams {len(seen_t)}/{BURST} (missing {sorted(set(expected_m2t) - set(seen_t))[:10]})"
+        ) from None
     # Give duplicates a chance to show up before counting.
     await asyncio.sleep(3)
     await matrix_user.sync_once()
