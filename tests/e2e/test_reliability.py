@@ -215,6 +215,8 @@ async def test_burst_survives_network_faults(
     )
 
 
+@pytest.mark.restarts
+@pytest.mark.timeout(600)
 @pytest.mark.parametrize("backend", ["pg"], indirect=True)
 async def test_burst_survives_homeserver_and_database_restarts(
     backend, synapse, postgres, bridge_factory, control, matrix_user
