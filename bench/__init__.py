@@ -1,0 +1,1 @@
+"""Benchmarks for teams-bridge: `python -m bench` (see docs/benchmarks.md)."""

@@ -1,0 +1,1 @@
+"""The benchmark scenarios; each compares the bridge with a baseline from the same run."""

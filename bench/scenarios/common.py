@@ -1,0 +1,191 @@
+"""What scenarios 1-3 and 5 share: one Matrix user logged in to Teams through the bot, with a
+set of group chats bridged into portal rooms it has joined."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import re
+import secrets
+import statistics
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..matrix import Api, SyncingUser
+from ..stack import Bridge, Stack
+
+log = logging.getLogger("bench.setup")
+
+CODE_RE = re.compile(r"enter the code \*{0,2}([A-Z0-9-]+)\*{0,2}")
+_counter = itertools.count()
+_run_tag = secrets.token_hex(2)
+
+
+def marker() -> str:
+    """A unique token that survives both formatters (letters and digits only)."""
+    return f"BM{_run_tag}{next(_counter):07d}"
+
+
+@dataclass
+class Chat:
+    chat_id: str
+    topic: str
+    sender_mri: str  # a simulated Teams user (not bridged) who posts here
+    room_id: str = ""
+    puppet: str = ""  # the sender's ghost in the portal room
+
+
+@dataclass
+class Fixture:
+    stack: Stack
+    bridge: Bridge
+    me: SyncingUser
+    as_api: Api  # the bridge registration's as_token: acts as any of its ghosts
+    me_mri: str
+    chats: list[Chat] = field(default_factory=list)
+    setup_seconds: dict[str, float] = field(default_factory=dict)
+
+
+async def bounded_gather(limit: int, coros: list[Any]) -> list[Any]:
+    sem = asyncio.Semaphore(limit)
+
+    async def one(coro: Any) -> Any:
+        async with sem:
+            return await coro
+
+    return await asyncio.gather(*(one(c) for c in coros))
+
+
+async def login_with_bot(
+    stack: Stack, bridge: Bridge, user: SyncingUser, mri: str, timeout: float = 120
+) -> str:
+    """Open a DM with the bot, send `login`, approve the device code as `mri`."""
+    assert stack.control
+    bot = bridge.registration.bot_mxid
+    dm = await user.api.create_room(preset="trusted_private_chat", is_direct=True, invite=[bot])
+    await user.wait_message(dm, sender=bot, msgtype="m.notice", timeout=timeout)
+    await user.api.send_message(dm, {"msgtype": "m.text", "body": "login"})
+    prompt = await user.wait_message(dm, sender=bot, contains="enter the code", timeout=timeout)
+    found = CODE_RE.search(prompt.body or "")
+    if not found:
+        raise RuntimeError("the bot's login prompt has no code")
+    await stack.control.approve_device_code(found.group(1), mri)
+    await user.wait_message(dm, sender=bot, contains="Successfully logged in", timeout=timeout)
+    return dm
+
+
+async def setup_portals(stack: Stack, chats: int, others: int = 4) -> Fixture:
+    """Start the measured bridge, log a Matrix user in and join `chats` portal rooms."""
+    assert stack.control and stack.session and stack.synapse
+    control = stack.control
+    timings: dict[str, float] = {}
+    began = time.monotonic()
+
+    me_teams = await control.create_user("Bench Reader", "work")
+    pool = [await control.create_user(f"Teams Sender {i}", "work") for i in range(others)]
+    chat_list: list[Chat] = []
+    for k in range(chats):
+        sender = pool[k % others]
+        extra = pool[(k + 1) % others]
+        topic = f"Bench chat {k:02d}"
+        made = await control.create_chat(
+            "group", [me_teams["mri"], sender["mri"], extra["mri"]], topic=topic
+        )
+        chat_list.append(Chat(made["id"], topic, sender["mri"]))
+
+    bridge = stack.bridges["bench"]
+    bridge.overrides = {"bridge.initial_chat_sync": max(20, chats)}
+    t = time.monotonic()
+    await stack.start_bridge("bench")
+    timings["bridge_start_s"] = time.monotonic() - t
+
+    user_id, token = await stack.register_user(f"reader_{_run_tag}")
+    me = SyncingUser(Api(stack.session, stack.synapse.url, token), user_id)
+    await me.start()
+    as_api = Api(stack.session, stack.synapse.url, bridge.registration.as_token)
+    fixture = Fixture(stack, bridge, me, as_api, me_teams["mri"], chat_list, timings)
+
+    t = time.monotonic()
+    await login_with_bot(stack, bridge, me, me_teams["mri"])
+    timings["login_s"] = time.monotonic() - t
+
+    # The bridge creates one portal room per chat and invites the user.
+    t = time.monotonic()
+    invites = await me.wait_invites(chats, timeout=60 + 3 * chats)
+    by_topic = {inv.name: inv.room_id for inv in invites}
+    for chat in chat_list:
+        if chat.topic not in by_topic:
+            raise RuntimeError(f"no portal room for {chat.topic}")
+        chat.room_id = by_topic[chat.topic]
+        chat.puppet = bridge.puppet_mxid(chat.sender_mri)
+    timings["portal_rooms_s"] = time.monotonic() - t
+    t = time.monotonic()
+    await bounded_gather(4, [me.api.join(c.room_id) for c in chat_list])
+    for chat in chat_list:
+        await me.wait_joined_member(chat.room_id, chat.puppet, timeout=60)
+    timings["join_s"] = time.monotonic() - t
+
+    # Warm both paths once per room (first-message costs are not what we measure).
+    t = time.monotonic()
+    await warm_up(fixture)
+    timings["warm_up_s"] = time.monotonic() - t
+    timings["total_s"] = time.monotonic() - began
+    return fixture
+
+
+async def warm_up(fx: Fixture) -> None:
+    assert fx.stack.control and fx.stack.sim_marks
+    markers = []
+    for chat in fx.chats:
+        m = marker()
+        markers.append(m)
+        await fx.stack.control.post_message(
+            chat.chat_id, sender=chat.sender_mri, content=f"<p>warm-up {m}</p>"
+        )
+    await fx.me.wait_markers(markers, timeout=120)
+    markers = []
+    for chat in fx.chats:
+        m = marker()
+        markers.append(m)
+        await fx.as_api.send_message(
+            chat.room_id, {"msgtype": "m.text", "body": f"warm-up {m}"}, as_user=chat.puppet
+        )
+    await fx.me.wait_markers(markers, timeout=120)
+    markers = []
+    for chat in fx.chats:
+        m = marker()
+        markers.append(m)
+        await fx.me.api.send_message(chat.room_id, {"msgtype": "m.text", "body": f"warm-up {m}"})
+    await fx.stack.sim_marks.wait_markers(markers, timeout=120)
+
+
+# -- statistics ---------------------------------------------------------------------------
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Linear-interpolated percentile (q in 0..100) of a non-empty list."""
+    ordered = sorted(values)
+    if len(ordered) == 1:
+        return ordered[0]
+    pos = (len(ordered) - 1) * q / 100
+    lo = int(pos)
+    hi = min(lo + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+
+
+def summary_ms(values_s: list[float]) -> dict[str, float]:
+    ms = [v * 1000 for v in values_s]
+    return {
+        "n": len(ms),
+        "mean": round(statistics.fmean(ms), 2),
+        "p50": round(percentile(ms, 50), 2),
+        "p90": round(percentile(ms, 90), 2),
+        "p99": round(percentile(ms, 99), 2),
+        "max": round(max(ms), 2),
+    }
+
+
+def overhead_ms(bridge: dict[str, float], baseline: dict[str, float]) -> dict[str, float]:
+    return {q: round(bridge[q] - baseline[q], 2) for q in ("p50", "p90", "p99")}
