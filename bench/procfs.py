@@ -28,6 +28,24 @@ def cpu_seconds(pid: int) -> float:
     return (utime + stime) / _TICKS
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds of a process and its direct children (PostgreSQL's postmaster and its
+    backends). Children that exited in between are not counted."""
+    total = 0.0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                text = f.read()
+        except OSError:
+            continue
+        fields = text[text.rindex(")") + 2 :].split()
+        if int(entry) == pid or int(fields[1]) == pid:
+            total += (int(fields[11]) + int(fields[12])) / _TICKS
+    return total
+
+
 async def settle_cpu(pid: int, quiet: float = 0.02, window: float = 0.5, limit: float = 10.0):
     """Wait until the process uses less than `quiet` CPU seconds per `window` (at most `limit`
     seconds); returns the CPU seconds at that point."""

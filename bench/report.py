@@ -175,6 +175,21 @@ def rows(results: dict[str, Any]) -> list[list[str]]:
                     _verdict(cpu <= TARGETS["cpu_ms_per_msg"]),
                 ]
             )
+            bp, ap = tp.get("bridge_phase") or {}, tp.get("baseline_phase") or {}
+            for name in ("synapse", "postgres"):
+                k = f"{name}_cpu_ms_per_msg"
+                if k in bp and k in ap:
+                    out.append(
+                        [
+                            "5",
+                            f"{name.capitalize()} CPU per message, {label}",
+                            f"{bp[k]:.1f} ms",
+                            f"{ap[k]:.1f} ms",
+                            f"{bp[k] - ap[k]:+.1f} ms",
+                            "",
+                            "",
+                        ]
+                    )
             if tp.get("bridge_db_transactions_per_msg") is not None:
                 out.append(
                     [

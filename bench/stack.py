@@ -375,6 +375,29 @@ class Stack:
         )
         return int(out.strip() or 0)
 
+    def cpu_snapshot(self) -> dict[str, float]:
+        """CPU seconds so far of Synapse and of the PostgreSQL cluster (all backends)."""
+        out: dict[str, float] = {}
+        if self.synapse and self.synapse.proc:
+            out["synapse"] = procfs.cpu_seconds(self.synapse.proc.pid)
+        if self.postgres and self.postgres.running:
+            try:
+                pid = int((self.postgres.data_dir / "postmaster.pid").read_text().split()[0])
+                out["postgres"] = procfs.tree_cpu_seconds(pid)
+            except (OSError, ValueError):
+                pass
+        return out
+
+    @staticmethod
+    def cpu_per_message(
+        before: dict[str, float], after: dict[str, float], messages: int
+    ) -> dict[str, float]:
+        return {
+            f"{k}_cpu_ms_per_msg": round((after[k] - before[k]) * 1000 / messages, 2)
+            for k in before
+            if k in after
+        }
+
     def noop_api(self) -> Any:
         """The no-op appservice's as_token: acts as any of its ghosts."""
         from .matrix import Api

@@ -107,7 +107,10 @@ async def run(fx: Fixture, samples: int, messages: int) -> dict[str, Any]:
 
     # Baseline: latency, then throughput.
     base_lat = await _latency(fx, baseline_rooms, samples, noop)
+    base0 = fx.stack.cpu_snapshot()
     base_flood = await _flood(fx, baseline_rooms, per_room, noop)
+    await procfs.settle_cpu(fx.bridge.pid)
+    base1 = fx.stack.cpu_snapshot()
     log.info(
         "M->T baseline: %d messages at the no-op after %.1fs",
         total,
@@ -125,8 +128,10 @@ async def run(fx: Fixture, samples: int, messages: int) -> dict[str, Any]:
     await asyncio.sleep(1.5)  # let PostgreSQL publish its counters
     db0 = await fx.stack.db_transactions(fx.bridge.name)
     cpu0 = procfs.cpu_seconds(pid)
+    others0 = fx.stack.cpu_snapshot()
     bridge_flood = await _flood(fx, portals, per_room, sim)
     cpu1 = await procfs.settle_cpu(pid)
+    others1 = fx.stack.cpu_snapshot()
     await asyncio.sleep(1.5)
     db1 = await fx.stack.db_transactions(fx.bridge.name)
     bridge_s = bridge_flood["last"] - bridge_flood["start"]
@@ -157,5 +162,7 @@ async def run(fx: Fixture, samples: int, messages: int) -> dict[str, Any]:
         "bridge_cpu_s": round(cpu1 - cpu0, 3),
         "bridge_cpu_ms_per_msg": round((cpu1 - cpu0) * 1000 / total, 3),
         "bridge_db_transactions_per_msg": round((db1 - db0) / total, 2),
+        "bridge_phase": fx.stack.cpu_per_message(others0, others1, total),
+        "baseline_phase": fx.stack.cpu_per_message(base0, base1, total),
     }
     return {"latency": latency, "throughput": throughput}

@@ -115,18 +115,22 @@ async def throughput(fx: Fixture, messages: int) -> dict[str, Any]:
     await asyncio.sleep(1.5)  # let PostgreSQL publish its counters
     db0 = await fx.stack.db_transactions(fx.bridge.name)
     cpu0 = procfs.cpu_seconds(pid)
+    others0 = fx.stack.cpu_snapshot()
     markers, t0, sent = await _flood(fx, per_chat, post)
     last = await fx.me.wait_markers(markers, timeout)
     cpu1 = await procfs.settle_cpu(pid)
+    others1 = fx.stack.cpu_snapshot()
     await asyncio.sleep(1.5)
     db1 = await fx.stack.db_transactions(fx.bridge.name)
     bridge_s = last - t0
     log.info("T->M bridge: %d messages visible after %.1fs", total, bridge_s)
 
+    base0 = fx.stack.cpu_snapshot()
     markers, a0, a_sent = await _flood(fx, per_chat, as_send)
     a_last = await fx.me.wait_markers(markers, timeout)
     baseline_s = a_last - a0
     await procfs.settle_cpu(pid)
+    base1 = fx.stack.cpu_snapshot()
     log.info("T->M baseline: %d messages visible after %.1fs", total, baseline_s)
 
     return {
@@ -143,4 +147,6 @@ async def throughput(fx: Fixture, messages: int) -> dict[str, Any]:
         "bridge_cpu_s": round(cpu1 - cpu0, 3),
         "bridge_cpu_ms_per_msg": round((cpu1 - cpu0) * 1000 / total, 3),
         "bridge_db_transactions_per_msg": round((db1 - db0) / total, 2),
+        "bridge_phase": fx.stack.cpu_per_message(others0, others1, total),
+        "baseline_phase": fx.stack.cpu_per_message(base0, base1, total),
     }
