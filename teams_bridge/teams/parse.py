@@ -33,7 +33,7 @@ from .models import (
     Thread,
     ThreadMember,
 )
-from .props import ConsumptionHorizon, parse_consumption_horizon
+from .props import ConsumptionHorizon, parse_consumption_horizon, text_value
 
 log = logging.getLogger("teams.parse")
 
@@ -116,15 +116,6 @@ def _first(obj: Mapping[str, Any], *keys: str) -> Any:
     return None
 
 
-def _opt_str(value: Any) -> str | None:
-    if isinstance(value, str):
-        value = value.strip()
-        return value or None
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return str(value)
-    return None
-
-
 def _truthy(value: Any) -> bool:
     if isinstance(value, str):
         return value.strip().lower() == "true"
@@ -167,7 +158,7 @@ def _require_mapping(obj: Any, what: str) -> Mapping[str, Any]:
 
 
 def _require_id(value: Any, what: str) -> str:
-    text = _opt_str(value)
+    text = text_value(value)
     if text is None:
         raise ParseError(f"{what} has no id")
     try:
@@ -228,7 +219,7 @@ def parse_message(
             conv, root = parse_link(link)
         except InvalidId as exc:
             raise ParseError(f"message has an invalid conversationLink: {exc}") from exc
-    explicit = _opt_str(_first(data, "conversationid", "conversationId"))
+    explicit = text_value(_first(data, "conversationid", "conversationId"))
     if explicit is not None:
         try:
             base, explicit_root = split_message_id(check_id(explicit))
@@ -259,13 +250,13 @@ def parse_message(
     return Message(
         id=msg_id,
         conversation_id=conv,
-        message_type=_opt_str(_first(data, "messagetype", "messageType")) or "",
+        message_type=text_value(_first(data, "messagetype", "messageType")) or "",
         content=content if isinstance(content, str) else "",
         sender_mri=sender,
-        sender_name=_opt_str(
+        sender_name=text_value(
             _first(data, "imdisplayname", "imDisplayName", "fromDisplayNameInToken")
         ),
-        client_message_id=_opt_str(_first(data, "clientmessageid", "clientMessageId")),
+        client_message_id=text_value(_first(data, "clientmessageid", "clientMessageId")),
         version=as_int(data.get("version")),
         compose_time=parse_time(_first(data, "composetime", "composeTime")),
         arrival_time=parse_time(_first(data, "originalarrivaltime", "originalArrivalTime")),
@@ -273,7 +264,7 @@ def parse_message(
         delete_time=delete,
         properties=properties,
         thread_root_id=root,
-        edited_id=_opt_str(_first(data, "skypeeditedid", "skypeEditedId")),
+        edited_id=text_value(_first(data, "skypeeditedid", "skypeEditedId")),
         from_update=from_update,
     )
 
@@ -296,7 +287,7 @@ def _member_mris(raw: Any) -> tuple[str, ...]:
 
 
 def _topic(props: Mapping[str, Any]) -> str | None:
-    return _opt_str(_first(props, "topic", "spaceThreadTopic", "topicThreadTopic", "threadtopic"))
+    return text_value(_first(props, "topic", "spaceThreadTopic", "topicThreadTopic", "threadtopic"))
 
 
 def parse_conversation(obj: Any) -> Conversation:
@@ -340,8 +331,8 @@ def _thread_member(entry: Any) -> ThreadMember | None:
         role = name = None
     elif isinstance(entry, Mapping):
         raw_id = _first(entry, "id", "mri")
-        role = _opt_str(entry.get("role"))
-        name = _opt_str(_first(entry, "friendlyName", "friendlyname", "displayName"))
+        role = text_value(entry.get("role"))
+        name = text_value(_first(entry, "friendlyName", "friendlyname", "displayName"))
     else:
         return None
     if not isinstance(raw_id, str):
@@ -368,10 +359,10 @@ def parse_thread(obj: Any) -> Thread:
             members.append(member)
     if not members:
         members = [ThreadMember(mri=m) for m in members_from_conversation_id(thread_id)]
-    picture = _opt_str(props.get("picture"))
+    picture = text_value(props.get("picture"))
     if picture and picture.startswith("URL@"):
         picture = picture[4:]
-    creator = _opt_str(props.get("creator"))
+    creator = text_value(props.get("creator"))
     if creator:
         try:
             creator = id_from_link(creator)
@@ -405,10 +396,10 @@ def _conversation_from_resource_link(link: Any) -> str | None:
 def parse_event(obj: Any) -> EventMessage:
     """Parse an EventMessage (§5.2); unknown resource types keep ``resource=None``."""
     data = _require_mapping(obj, "event")
-    resource_type = _opt_str(data.get("resourceType"))
+    resource_type = text_value(data.get("resourceType"))
     if resource_type is None:
         raise ParseError("event has no resourceType")
-    link = _opt_str(data.get("resourceLink"))
+    link = text_value(data.get("resourceLink"))
     raw = data.get("resource")
     if isinstance(raw, str):
         try:
@@ -438,20 +429,20 @@ def parse_event(obj: Any) -> EventMessage:
 def parse_profile(obj: Any) -> Profile:
     """Parse a middle-tier short profile (§8)."""
     data = _require_mapping(obj, "profile")
-    raw_mri = _opt_str(data.get("mri"))
-    object_id = _opt_str(data.get("objectId"))
+    raw_mri = text_value(data.get("mri"))
+    object_id = text_value(data.get("objectId"))
     if raw_mri is None and object_id is not None:
         raw_mri = f"8:orgid:{object_id}"
     mri = _require_id(raw_mri, "profile")
     return Profile(
         mri=mri,
-        display_name=_opt_str(data.get("displayName")),
-        email=_opt_str(_first(data, "email", "mail")),
-        given_name=_opt_str(data.get("givenName")),
-        surname=_opt_str(data.get("surname")),
-        user_principal_name=_opt_str(data.get("userPrincipalName")),
-        job_title=_opt_str(data.get("jobTitle")),
+        display_name=text_value(data.get("displayName")),
+        email=text_value(_first(data, "email", "mail")),
+        given_name=text_value(data.get("givenName")),
+        surname=text_value(data.get("surname")),
+        user_principal_name=text_value(data.get("userPrincipalName")),
+        job_title=text_value(data.get("jobTitle")),
         object_id=object_id,
-        user_type=_opt_str(_first(data, "type", "userType")),
-        tenant_name=_opt_str(data.get("tenantName")),
+        user_type=text_value(_first(data, "type", "userType")),
+        tenant_name=text_value(data.get("tenantName")),
     )
