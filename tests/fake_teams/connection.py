@@ -58,6 +58,7 @@ class Connection:
     def __init__(self, hub: TrouterHub, allocation: Allocation, ws: web.WebSocketResponse) -> None:
         self.hub = hub
         self.silent = False
+        self._heartbeat_outstanding = False
         self.allocation = allocation
         self.ws = ws
         self.id = str(uuid.uuid4())
@@ -143,6 +144,7 @@ class Connection:
                     self._out.put_nowait((p.frame, p))
             if now - last_heartbeat >= opts.server_heartbeat_interval:
                 last_heartbeat = now
+                self._heartbeat_outstanding = True
                 self.send("2::")
             if opts.idle_timeout is not None and now - self.last_seen > opts.idle_timeout:
                 log.info("closing silent trouter connection %s", self.id)
@@ -158,7 +160,12 @@ class Connection:
         if frame is None:
             return
         if frame.type == "2":
-            self.send("2::")
+            # Answer a client's heartbeat, but not the client's answer to ours: echoing
+            # that too would bounce heartbeats back and forth for ever.
+            if self._heartbeat_outstanding:
+                self._heartbeat_outstanding = False
+            else:
+                self.send("2::")
         elif frame.type == "3":
             self._on_reply(frame.data)
         elif frame.type == "5":

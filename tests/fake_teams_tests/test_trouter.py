@@ -207,3 +207,13 @@ async def test_personal_account_end_to_end(sim, http, control: ControlClient):
     regs = (await control.connections())[alan["mri"]]["registrations"]
     assert len(regs) == 1 and regs[0]["live"]
     await trouter.close()
+
+
+@pytest.mark.parametrize("sim_options", [{"server_heartbeat_interval": 1.0}])
+async def test_answer_to_a_server_heartbeat_is_not_echoed(sim, http, control: ControlClient):
+    ada = await control.create_user("Ada Lovelace")
+    _me, trouter = await _connected(sim, http, control, ada["mri"], register=False)
+    assert await trouter.next_frame(timeout=3) == "2::"
+    await trouter.send("2::")  # the client's answer to the server's heartbeat
+    with pytest.raises(TimeoutError):
+        await trouter.next_frame(timeout=0.5)
