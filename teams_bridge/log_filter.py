@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+from collections import OrderedDict
 
 _PATTERNS = [
     # JWTs (AAD access/id tokens, Skype tokens).
@@ -19,15 +20,40 @@ _PATTERNS = [
     ),
 ]
 
-_known: set[str] = set()
+# Secrets registered at run time, oldest first. Refresh tokens rotate on every use, so only
+# the most recent ones are kept (a rotated-out token no longer works anyway).
+MAX_KNOWN = 1024
+_known: OrderedDict[str, None] = OrderedDict()
+_known_pattern: re.Pattern[str] | None = None
 _lock = threading.Lock()
 
 
 def register_secret(value: str | None) -> None:
     """Remember a secret so that it is redacted even if it matches no pattern."""
+    global _known_pattern
     if value and len(value) >= 8:
         with _lock:
-            _known.add(value)
+            if value in _known:
+                _known.move_to_end(value)
+                return
+            _known[value] = None
+            while len(_known) > MAX_KNOWN:
+                _known.popitem(last=False)
+            _known_pattern = None  # rebuilt on next use
+
+
+def _pattern() -> re.Pattern[str] | None:
+    global _known_pattern
+    if _known_pattern is None and _known:
+        with _lock:
+            # Longest first, so a secret containing another is removed whole.
+            ordered = sorted(_known, key=len, reverse=True)
+            _known_pattern = re.compile("|".join(re.escape(v) for v in ordered))
+    return _known_pattern
+
+
+def known_secret_count() -> int:
+    return len(_known)
 
 
 def redact(text: str) -> str:
@@ -38,12 +64,9 @@ def redact(text: str) -> str:
             text = pattern.sub(lambda m: f"{m.group(1)}<redacted>", text)
         else:
             text = pattern.sub("<redacted>", text)
-    if _known:
-        with _lock:
-            known = list(_known)
-        for secret in known:
-            if secret in text:
-                text = text.replace(secret, "<redacted>")
+    pattern = _pattern()
+    if pattern is not None:
+        text = pattern.sub("<redacted>", text)
     return text
 
 
