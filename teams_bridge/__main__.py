@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import time
@@ -11,19 +12,22 @@ import aiohttp
 from mautrix.api import HTTPAPI
 from mautrix.bridge import Bridge
 from mautrix.types import RoomID, UserID
+from mautrix.util.async_db import Database
 
 from . import __version__
 from . import db as dbm
 from .appservice import DurableAppService
 from .config import Config
 from .db import upgrade_table
+from .disruption import Disruptions, HomeserverWatch
 from .matrix import MatrixHandler
 from .portal import Portal
 from .puppet import Puppet
 from .teams import Endpoints
-from .txn_order import TransactionOrder
 from .user import User
 
+# Seconds after the homeserver's return before idle portals check their timelines.
+RECONCILE_DELAY = 5.0
 # Matrix event types that are delivered to Teams.
 OUTBOUND_TYPES = {"m.room.message", "m.sticker", "m.reaction", "m.room.redaction"}
 
@@ -46,7 +50,24 @@ class TeamsBridge(Bridge):
     teams_endpoints: Endpoints
 
     def prepare_db(self) -> None:
-        super().prepare_db()
+        opts = dict(self.config["appservice.database_opts"] or {})
+        if str(self.config["appservice.database"]).startswith(("postgres", "cockroach")):
+            # No query or connection attempt may hang forever (e.g. while PostgreSQL
+            # restarts): the callers retry what failed.
+            opts.setdefault("command_timeout", 60)
+            opts.setdefault("timeout", 15)
+            # A connection cut mid-transaction (PostgreSQL restarting) can surface as an
+            # asyncpg InternalClientError, on which mautrix would exit the process. The
+            # pool throws such a connection away on release and the callers retry, so
+            # the bridge carries on instead.
+            opts.setdefault("meow_exit_on_ice", False)
+        self.db = Database.create(
+            self.config["appservice.database"],
+            upgrade_table=self.upgrade_table,
+            db_args=opts,
+            owner_name=self.name,
+            ignore_foreign_tables=self.args.ignore_foreign_tables,
+        )
         dbm.init(self.db)
 
     def prepare_appservice(self) -> None:
@@ -113,7 +134,7 @@ class TeamsBridge(Bridge):
     async def persist_events(self, txn_id: str, events: list[dict[str, Any]]) -> None:
         """Store the events of a transaction that must reach Teams, then wake their portals."""
         rows: list[dbm.MatrixEvent] = []
-        txn_number = TransactionOrder.number(txn_id)
+        txn_number = Disruptions.number(txn_id)
         now = int(time.time() * 1000)
         for index, raw in enumerate(events):
             if txn_number is not None:
@@ -124,14 +145,14 @@ class TeamsBridge(Bridge):
             if row and await Portal.get_by_mxid(row.room_id) is not None:
                 rows.append(row)
         await dbm.MatrixEvent.insert_many(rows)
-        await self.txn_order.record(txn_id)
+        self.disruptions.record(txn_id)
         for room_id in {row.room_id for row in rows}:
             portal = await Portal.get_by_mxid(room_id)
             if portal:
                 portal.wake_outbound()
 
     async def _resume_outbound(self) -> None:
-        await self.txn_order.load()
+        self.homeserver_watch.start()
         for room_id in await dbm.MatrixEvent.rooms_with_pending():
             portal = await Portal.get_by_mxid(room_id)
             if portal:
@@ -140,7 +161,15 @@ class TeamsBridge(Bridge):
     def prepare_bridge(self) -> None:
         super().prepare_bridge()
         self.teams_endpoints = Endpoints.from_dict(dict(self.config["teams.endpoints"]))
-        self.txn_order = TransactionOrder(self.config["bridge.matrix_order_hold_seconds"])
+        self._background: set[asyncio.Task] = set()
+        self.disruptions = Disruptions(self.config["bridge.matrix_order_hold_seconds"])
+        self.disruptions.on_recovered.append(self._after_homeserver_return)
+        self.homeserver_watch = HomeserverWatch(
+            self.disruptions,
+            self._probe_homeserver,
+            interval=self.config["bridge.homeserver_watch_seconds"],
+            timeout=5.0,
+        )
 
     async def start(self) -> None:
         self.teams_session = aiohttp.ClientSession(
@@ -165,7 +194,32 @@ class TeamsBridge(Bridge):
         for user in User.by_mxid.values():
             self.add_shutdown_actions(user.disconnect())
 
+    def _after_homeserver_return(self) -> None:
+        task = asyncio.create_task(self._reconcile_portals())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _reconcile_portals(self) -> None:
+        """Once the homeserver is back, every portal checks its timeline for lost events."""
+        # Give the homeserver a moment to send what it still has queued.
+        await asyncio.sleep(RECONCILE_DELAY)
+        limit = asyncio.Semaphore(2)
+
+        async def one(portal: Portal) -> None:
+            async with limit:
+                await portal.reconcile(None)
+
+        portals = [p for p in list(Portal.by_mxid.values()) if p.mxid]
+        await asyncio.gather(*(one(p) for p in portals))
+
+    async def _probe_homeserver(self) -> None:
+        api = self.az.intent.api
+        async with api.session.get(api.base_url / "_matrix/client/versions") as resp:
+            if resp.status >= 500:
+                raise ConnectionError(f"HTTP {resp.status}")
+
     async def stop(self) -> None:
+        await self.homeserver_watch.stop()
         await super().stop()
         if hasattr(self, "teams_session"):
             await self.teams_session.close()

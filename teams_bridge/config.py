@@ -49,6 +49,7 @@ class Config(BaseBridgeConfig):
         copy("bridge.initial_chat_sync")
         copy("bridge.portal_queue_size")
         copy("bridge.matrix_order_hold_seconds")
+        copy("bridge.homeserver_watch_seconds")
         copy("bridge.private_chat_portal_meta")
         copy("bridge.sync_direct_chat_list")
         copy("bridge.command_prefix")

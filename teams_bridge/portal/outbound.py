@@ -39,9 +39,9 @@ TEXT_MSGTYPES = {MessageType.TEXT.value, MessageType.NOTICE.value, MessageType.E
 SEND_STATUS = EventType("com.beeper.message_send_status", EventType.Class.MESSAGE)
 # How often a send that failed for a passing reason is retried before the user is told.
 MAX_ATTEMPTS = 8
-# Seconds a held event waits for a missing transaction before the room's timeline is read.
-GAP_GRACE = 3.0
-# Pages of 100 timeline events read back at most when filling a gap.
+# Seconds before a failed timeline check after a disruption is tried again.
+GAP_RETRY = 3.0
+# Pages of 100 timeline events read back at most when checking the timeline.
 GAP_PAGES = 5
 # How long to wait for the sender's Teams connection (e.g. right after start-up).
 CONNECT_WAIT = 60.0
@@ -86,17 +86,10 @@ class OutboundMixin:
             if row is None:
                 await self._outbound_wakeup.wait()
                 continue
-            order = self.bridge.txn_order
-            order.add_waiter(self)  # before checking, so an advance in between wakes us
-            if not order.is_held(row, self._gap_filled_below):
-                order.remove_waiter(self)
-            else:
-                # An earlier transaction is missing. Give it a moment, then read this room's
-                # recent timeline from the homeserver for events we never got.
-                try:
-                    await asyncio.wait_for(self._outbound_wakeup.wait(), timeout=GAP_GRACE)
-                except TimeoutError:
-                    await self._fill_gap(row)
+            if self.bridge.disruptions.must_check(row, self._checked_ms):
+                # The homeserver was disrupted: events it never sent us may precede this one.
+                if not await self.reconcile(row):
+                    await asyncio.sleep(GAP_RETRY)
                 continue
             try:
                 await self._deliver(row)
@@ -117,59 +110,81 @@ class OutboundMixin:
                 if row.attempts >= MAX_ATTEMPTS:
                     await self._fail(row, f"internal error: {type(e).__name__}")
 
-    async def _fill_gap(self: Portal, held: dbm.MatrixEvent) -> None:
-        """Store this room's events that a missing transaction carried, ahead of `held`."""
-        order = self.bridge.txn_order
-        try:
-            missing = await self._timeline_before(held)
-        except Exception as e:
-            self.log.warning("Could not read the room timeline to fill a gap: %s", e)
-            if order.hold_remaining(held) <= 0:
-                # Waited long enough: deliver in arrival order rather than never.
-                self._gap_filled_below = max(self._gap_filled_below, held.txn_seq or 0)
-            return
-        now = int(time.time() * 1000)
-        gap_txn = (order.watermark or 0) + 1
-        rows = []
-        for index, raw in enumerate(missing):
-            row = self.bridge.outbound_row(
-                raw, dbm.matrix_event.txn_order(gap_txn, index), gap_txn, now
-            )
-            if row:
-                rows.append(row)
-        await dbm.MatrixEvent.insert_many(rows)
-        if rows:
-            self.log.info("Recovered %d events of a transaction not delivered yet", len(rows))
-        self._gap_filled_below = max(self._gap_filled_below, held.txn_seq or 0)
+    async def reconcile(self: Portal, anchor: dbm.MatrixEvent | None) -> bool:
+        """Store the user's events in this room's timeline that the homeserver never sent us.
 
-    async def _timeline_before(self: Portal, held: dbm.MatrixEvent) -> list[dict[str, Any]]:
-        """Events before `held` in this room that were never stored, oldest first."""
+        Only after a homeserver disruption. With an `anchor` (the oldest pending event), what
+        precedes it in the timeline is stored ahead of it; without one, what is newest is
+        stored after everything else. Whether the check was done (False: retry later).
+        """
+        disruptions = self.bridge.disruptions
+        async with self._reconcile_lock:
+            started = int(time.time() * 1000)
+            if not disruptions.portal_is_behind(self._checked_ms) or not self.mxid:
+                self._checked_ms = max(self._checked_ms, started)
+                return True
+            try:
+                missing = await self._unseen_in_timeline(anchor, disruptions.lookback_ms)
+            except Exception as e:
+                self.log.warning("Could not read the room timeline after a disruption: %s", e)
+                return False
+            now = int(time.time() * 1000)
+            rows = []
+            for index, raw in enumerate(missing):
+                if anchor is not None:
+                    # Just below the anchor, in timeline order.
+                    seq = anchor.seq - len(missing) + index
+                elif disruptions.last_txn is not None:
+                    # After the newest transaction, before the next one.
+                    seq = dbm.matrix_event.txn_order(disruptions.last_txn, 50_000 + index)
+                else:
+                    seq = dbm.matrix_event.next_seq()
+                row = self.bridge.outbound_row(raw, seq, None, now)
+                if row:
+                    rows.append(row)
+            await dbm.MatrixEvent.insert_many(rows)
+            if rows:
+                self.log.warning(
+                    "Recovered %d events the homeserver did not send after a disruption", len(rows)
+                )
+                self.wake_outbound()
+            self._checked_ms = started
+            return True
+
+    async def _unseen_in_timeline(
+        self: Portal, anchor: dbm.MatrixEvent | None, since_ms: int
+    ) -> list[dict[str, Any]]:
+        """The user's events, older than `anchor` (if any), never stored; oldest first.
+
+        Read newest first, back to the user's newest event we know, or to `since_ms`.
+        """
         newest_first: list[dict[str, Any]] = []
         token = None
-        seen_held = False
+        seen_anchor = anchor is None
         for _ in range(GAP_PAGES):
             path = Path.v3.rooms[self.mxid].messages
             query: dict[str, Any] = {"dir": "b", "limit": "100"}
             if token:
                 query["from"] = token
             resp = await self.az.intent.api.request(Method.GET, path, query_params=query)
-            chunk = resp.get("chunk") or []
-            ids = [e.get("event_id") for e in chunk if isinstance(e, dict)]
-            known = await dbm.MatrixEvent.known_ids([i for i in ids if i and i != held.event_id])
-            reached_known = False
+            chunk = [e for e in resp.get("chunk") or [] if isinstance(e, dict)]
             for raw in chunk:
                 event_id = raw.get("event_id")
-                if event_id == held.event_id:
-                    seen_held = True
+                if not seen_anchor:
+                    seen_anchor = anchor is not None and event_id == anchor.event_id
                     continue
-                if not seen_held:
-                    continue
-                if event_id in known or await dbm.Message.get_by_mxid(event_id, self.mxid):
-                    reached_known = True
-                    break
+                ts = raw.get("origin_server_ts")
+                if isinstance(ts, int) and ts < since_ms:
+                    return list(reversed(newest_first))
+                if self.bridge.outbound_row(raw, 0, None, 0) is None:
+                    continue  # not the user's, or nothing for Teams
+                if await dbm.MatrixEvent.get(event_id) or await dbm.Message.get_by_mxid(
+                    event_id, self.mxid
+                ):
+                    return list(reversed(newest_first))
                 newest_first.append(raw)
             token = resp.get("end")
-            if reached_known or not chunk or not token:
+            if not chunk or not token:
                 break
         return list(reversed(newest_first))
 

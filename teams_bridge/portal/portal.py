@@ -98,8 +98,9 @@ class Portal(
         self._known_users: set[UserID] = set()
         self._outbound_wakeup = asyncio.Event()
         self._outbound_task: asyncio.Task | None = None
-        # Transactions missing below this number were filled from the room's timeline.
-        self._gap_filled_below = 0
+        # When (wall ms) this portal last compared its room's timeline with what it stored.
+        self._checked_ms = 0
+        self._reconcile_lock = asyncio.Lock()
         self._catchup_lock = asyncio.Lock()
 
     @classmethod

@@ -78,10 +78,7 @@ async def _setup(synapse, backend, bridge_factory, control, matrix_user, overrid
     ada = await control.create_user(display_name="Ada Lovelace", kind="work")
     chat = await control.create_chat(kind="group", members=[me["mri"], ada["mri"]], topic="Files")
     direct = await control.create_chat(kind="one_to_one", members=[me["mri"], ada["mri"]])
-    # The session homeserver may first resend a transaction the previous test's bridge never
-    # answered; the ordering hold then waits for numbers that went to that bridge. Keep the
-    # hold short so such a gap costs seconds, not minutes.
-    bridge = bridge_factory(overrides={"bridge.matrix_order_hold_seconds": 3, **(overrides or {})})
+    bridge = bridge_factory(overrides=overrides)
     await bridge.astart()
     await login_through_bot(matrix_user, reg, control, me["mri"])
     room = await matrix_user.wait_for_invite(lambda inv: inv.name == "Files")

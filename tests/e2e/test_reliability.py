@@ -15,7 +15,9 @@ from aiohttp import web
 from mautrix.errors import MatrixConnectionError, MatrixRequestError
 from mautrix.types import EventType, MessageType, TextMessageEventContent
 
+from tests.e2e.bridge_process import BridgeProcess, build_config
 from tests.e2e.helpers import login_through_bot, puppet_mxid, wait_for
+from tests.harness import PostgresCluster
 
 BURST = 300
 Hook = Callable[[], Awaitable[None]]
@@ -23,6 +25,10 @@ Hook = Callable[[], Awaitable[None]]
 
 async def _setup(synapse, backend, bridge_factory, control, matrix_user, **bridge_kwargs):
     reg = synapse.appservices[backend]
+    return await _setup_with(reg, bridge_factory, control, matrix_user, **bridge_kwargs)
+
+
+async def _setup_with(reg, bridge_factory, control, matrix_user, **bridge_kwargs):
     me = await control.create_user(display_name="Grace Hopper", kind="work")
     ada = await control.create_user(display_name="Ada Lovelace", kind="work")
     chat = await control.create_chat(kind="group", members=[me["mri"], ada["mri"]], topic="Burst")
@@ -219,29 +225,55 @@ async def test_burst_survives_network_faults(
     )
 
 
-@pytest.mark.restarts
 @pytest.mark.timeout(600)
-@pytest.mark.parametrize("backend", ["pg"], indirect=True)
 async def test_burst_survives_homeserver_and_database_restarts(
-    backend, synapse, postgres, bridge_factory, control, matrix_user
+    synapse_factory, matrix_client_factory, fake_teams, control, tmp_path
 ):
-    reg, me, ada, chat, room, bridge, _ = await _setup(
-        synapse, backend, bridge_factory, control, matrix_user
-    )
+    # A homeserver and a database cluster of its own: restarting them cannot disturb
+    # other tests, and a failure here leaves nothing broken behind.
+    cluster = PostgresCluster()
+    await asyncio.to_thread(cluster.start)
+    bridges: list[BridgeProcess] = []
+    try:
+        homeserver = await asyncio.to_thread(synapse_factory, {"pg": "teamspg"})
+        reg = homeserver.appservices["pg"]
+        database = await asyncio.to_thread(cluster.create_database, "bridge")
 
-    async def restart_synapse():
-        await asyncio.to_thread(synapse.restart)
+        def make_bridge() -> BridgeProcess:
+            workdir = tmp_path / "bridge"
+            config = build_config(
+                registration=reg,
+                homeserver_url=homeserver.url,
+                server_name=homeserver.server_name,
+                database=database,
+                endpoints=fake_teams.endpoints(),
+                log_file=workdir / "bridge.log",
+            )
+            bridges.append(BridgeProcess(workdir, config))
+            return bridges[-1]
 
-    async def restart_postgres():
-        await asyncio.to_thread(postgres.restart)
+        matrix_user = await matrix_client_factory(server=homeserver)
+        reg, me, ada, chat, room, bridge, _ = await _setup_with(
+            reg, make_bridge, control, matrix_user
+        )
 
-    await asyncio.gather(
-        _matrix_burst(matrix_user, room, {200: restart_postgres}),
-        _teams_burst(control, chat["id"], ada["mri"], {100: restart_synapse}),
-    )
-    await _assert_exactly_once(
-        matrix_user, control, room, chat, puppet_mxid(reg, ada["mri"]), me["mri"]
-    )
+        async def restart_synapse():
+            await asyncio.to_thread(homeserver.restart)
+
+        async def restart_postgres():
+            await asyncio.to_thread(cluster.restart)
+
+        await asyncio.gather(
+            _matrix_burst(matrix_user, room, {200: restart_postgres}),
+            _teams_burst(control, chat["id"], ada["mri"], {100: restart_synapse}),
+        )
+        await _assert_exactly_once(
+            matrix_user, control, room, chat, puppet_mxid(reg, ada["mri"]), me["mri"]
+        )
+    finally:
+        for bridge in bridges:
+            await bridge.astop()
+        await asyncio.to_thread(cluster.stop)
 
 
 @pytest.mark.parametrize("backend", ["lite"], indirect=True)

@@ -1,0 +1,154 @@
+"""Homeserver disruptions, and what Matrix -> Teams does about them.
+
+A healthy Synapse sends an appservice every event, in order, and retries a failed
+transaction before anything newer. Around a homeserver restart that breaks down: a
+transaction in flight can arrive long after its successors, and events sent in the first
+moments after start-up can be skipped altogether. Transaction numbers cannot show either
+(they come from one sequence shared by every appservice on the homeserver, so gaps are
+normal).
+
+So the bridge watches the homeserver (`HomeserverWatch`). After it failed to answer, for
+`window_seconds`, each portal compares its room's timeline with what it has stored once
+before sending anything received since the disruption began, and stores the user's events
+it never got, in timeline order (`Portal.reconcile`). Portals with nothing new do the same
+shortly after the homeserver is back. Outside such a window nothing waits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .db import MatrixEvent
+
+log = logging.getLogger("mau.disruption")
+
+# Events older than the disruption's start by more than this cannot have been lost in it.
+LOOKBACK_MS = 60_000
+
+
+class Disruptions:
+    def __init__(
+        self,
+        window_seconds: float,
+        clock: Callable[[], float] = time.monotonic,
+        wall_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+    ) -> None:
+        self.window = float(window_seconds)
+        self.clock = clock
+        self.wall_ms = wall_ms
+        # Wall-clock ms when the current (or last) disruption began.
+        self.started_ms: int | None = None
+        # When the homeserver was last seen failing or coming back (clock seconds).
+        self._last_change: float | None = None
+        # The highest transaction number stored so far.
+        self.last_txn: int | None = None
+        self.on_recovered: list[Callable[[], object]] = []
+
+    @staticmethod
+    def number(txn_id: str) -> int | None:
+        """A transaction id as a number, when the homeserver numbers them."""
+        return int(txn_id) if txn_id.isdigit() and len(txn_id) < 18 else None
+
+    def record(self, txn_id: str) -> None:
+        number = self.number(txn_id)
+        if number is not None and (self.last_txn is None or number > self.last_txn):
+            self.last_txn = number
+
+    @property
+    def active(self) -> bool:
+        if self._last_change is None or self.window <= 0:
+            return False
+        return self.clock() - self._last_change < self.window
+
+    def note_trouble(self) -> None:
+        """The homeserver did not answer."""
+        if self.window <= 0:
+            return
+        if not self.active:
+            self.started_ms = self.wall_ms()
+            log.info("Homeserver unreachable: portals will check their timelines after it")
+        self._last_change = self.clock()
+
+    def note_recovered(self) -> None:
+        """The homeserver answers again; the window runs from now."""
+        if self.started_ms is None or not self.active:
+            return
+        self._last_change = self.clock()
+        for callback in self.on_recovered:
+            callback()
+
+    @property
+    def lookback_ms(self) -> int:
+        """Timeline events older than this (wall ms) were not lost in the disruption."""
+        return (self.started_ms or 0) - LOOKBACK_MS
+
+    def must_check(self, row: MatrixEvent, checked_ms: int) -> bool:
+        """Whether `row` waits for its portal to check the timeline (last done at `checked_ms`)."""
+        if not self.active or self.started_ms is None:
+            return False
+        return row.received_at >= self.started_ms and checked_ms < self.started_ms
+
+    def portal_is_behind(self, checked_ms: int) -> bool:
+        return self.active and self.started_ms is not None and checked_ms < self.started_ms
+
+
+Probe = Callable[[], Awaitable[object]]
+
+
+class HomeserverWatch:
+    """Probes the homeserver every `interval` seconds; a failed probe is a disruption.
+
+    A homeserver restart takes seconds, so a probe every couple of seconds sees it before the
+    restarted server sends anything.
+    """
+
+    def __init__(
+        self, disruptions: Disruptions, probe: Probe, interval: float, timeout: float
+    ) -> None:
+        self.disruptions = disruptions
+        self.probe = probe
+        self.interval = interval
+        self.timeout = timeout
+        self._task: asyncio.Task | None = None
+        self._down = False
+
+    def start(self) -> None:
+        if self.interval > 0 and self.disruptions.window > 0 and self._task is None:
+            self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            try:
+                await self._task
+            except (asyncio.CancelledError, Exception):
+                pass
+            self._task = None
+
+    async def check(self) -> bool:
+        """Probe once and note the result. Whether the homeserver answered."""
+        try:
+            await asyncio.wait_for(self.probe(), timeout=self.timeout)
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            self.disruptions.note_trouble()
+            if not self._down:
+                log.warning("The homeserver does not answer: %s", type(e).__name__)
+            self._down = True
+            return False
+        if self._down:
+            log.info("The homeserver answers again")
+            self.disruptions.note_recovered()
+        self._down = False
+        return True
+
+    async def _run(self) -> None:
+        while True:
+            await self.check()
+            await asyncio.sleep(self.interval)

@@ -1,0 +1,154 @@
+"""Homeserver disruptions: when portals must check their timelines before sending on."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from teams_bridge.disruption import LOOKBACK_MS, Disruptions, HomeserverWatch
+
+
+@dataclass
+class Row:
+    received_at: int
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.wall = 1_700_000_000_000
+
+    def __call__(self) -> float:
+        return self.now
+
+    def ms(self) -> int:
+        return self.wall
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+        self.wall += int(seconds * 1000)
+
+
+def make(window: float = 300) -> tuple[Disruptions, Clock]:
+    clock = Clock()
+    return Disruptions(window, clock=clock, wall_ms=clock.ms), clock
+
+
+def test_nothing_waits_without_a_disruption():
+    d, clock = make()
+    assert not d.active
+    assert not d.must_check(Row(received_at=clock.wall), checked_ms=0)
+
+
+def test_events_received_after_a_disruption_wait_for_one_check_per_portal():
+    d, clock = make()
+    before = Row(received_at=clock.wall - 1)
+    d.note_trouble()
+    started = d.started_ms
+    clock.advance(4)
+    d.note_recovered()
+    after = Row(received_at=clock.wall)
+    assert not d.must_check(before, checked_ms=0)  # sent on before the disruption
+    assert d.must_check(after, checked_ms=0)
+    assert d.portal_is_behind(checked_ms=0)
+    # Once the portal checked (after the disruption began), nothing waits.
+    assert not d.must_check(after, checked_ms=clock.wall)
+    assert not d.portal_is_behind(checked_ms=clock.wall)
+    assert d.lookback_ms == started - LOOKBACK_MS
+
+
+def test_the_window_runs_from_the_return_and_then_closes():
+    d, clock = make(window=60)
+    d.note_trouble()
+    clock.advance(30)
+    d.note_trouble()  # still down: the same disruption
+    first = d.started_ms
+    clock.advance(30)
+    d.note_recovered()
+    assert d.started_ms == first
+    clock.advance(59)
+    assert d.active
+    clock.advance(2)
+    assert not d.active
+    assert not d.must_check(Row(received_at=clock.wall), checked_ms=0)
+    # A later disruption is a new one.
+    d.note_trouble()
+    assert d.started_ms > first
+
+
+def test_recovery_calls_back_once_per_return():
+    d, clock = make()
+    calls = []
+    d.on_recovered.append(lambda: calls.append(clock.now))
+    d.note_recovered()  # never down: nothing to do
+    assert calls == []
+    d.note_trouble()
+    d.note_recovered()
+    assert len(calls) == 1
+
+
+def test_zero_window_disables_everything():
+    d, clock = make(window=0)
+    d.note_trouble()
+    assert not d.active
+    assert not d.must_check(Row(received_at=clock.wall), checked_ms=0)
+
+
+def test_transaction_numbers():
+    d, _ = make()
+    d.record("12")
+    d.record("7")  # late: the highest stays
+    d.record("not-a-number")
+    assert d.last_txn == 12
+    assert Disruptions.number("abc") is None
+    assert Disruptions.number("1" * 20) is None
+
+
+async def test_watch_notes_failures_and_the_return():
+    d, clock = make()
+    returns = []
+    d.on_recovered.append(lambda: returns.append(True))
+    answers = [True, False, False, True, True]
+
+    async def probe() -> None:
+        if not answers.pop(0):
+            raise ConnectionRefusedError
+
+    watch = HomeserverWatch(d, probe, interval=0.01, timeout=1)
+    assert await watch.check()
+    assert not d.active
+    assert not await watch.check()
+    assert d.active
+    assert not await watch.check()
+    assert await watch.check()
+    assert await watch.check()
+    assert returns == [True]
+
+
+async def test_watch_treats_a_hanging_probe_as_trouble():
+    d, _ = make()
+
+    async def probe() -> None:
+        await asyncio.sleep(10)
+
+    watch = HomeserverWatch(d, probe, interval=0.01, timeout=0.05)
+    assert not await watch.check()
+    assert d.active
+
+
+async def test_watch_runs_in_the_background_and_stops():
+    d, _ = make()
+    probes = []
+
+    async def probe() -> None:
+        probes.append(1)
+        raise OSError
+
+    watch = HomeserverWatch(d, probe, interval=0.01, timeout=1)
+    watch.start()
+    await asyncio.sleep(0.1)
+    await watch.stop()
+    assert len(probes) >= 2 and d.active
+    disabled = HomeserverWatch(d, probe, interval=0, timeout=1)
+    disabled.start()
+    assert disabled._task is None
