@@ -235,6 +235,7 @@ class User(dbm.User, BaseUser):
             self._add_to_cache()
             puppet = await Puppet.get_by_mri(info.mri)
             await puppet.update_name(info.display_name, "profile")
+            puppet.schedule_avatar_sync(client)
             client.start_trouter(self._on_event, self._on_trouter_state, self._resync)
             self._sync_task = asyncio.create_task(self._sync_chats())
 

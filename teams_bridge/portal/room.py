@@ -86,6 +86,8 @@ class RoomMixin:
                 await puppet.update_name(profile.display_name, "profile")
             elif friendly.get(mri):
                 await puppet.update_name(friendly[mri], "roster")
+            # Before the ghost joins, so that its join already shows the picture.
+            await puppet.sync_avatar(source.client)
             puppets.append(puppet)
         return puppets
 

@@ -42,6 +42,7 @@ class TeamsEventsMixin(UpdatesMixin, RosterMixin):
         if is_user_mri(message.sender_mri) and message.sender_mri != source.mri:
             puppet = await Puppet.get_by_mri(message.sender_mri or "")
             await puppet.sync_name_from_message(message.sender_name, source.client)
+            puppet.schedule_avatar_sync(source.client)
         # What the (synchronous) text conversion needs from the database, loaded first:
         # the events of quoted messages, and the mentioned users' puppets.
         self.reply_events = await quoted_events(self, message)

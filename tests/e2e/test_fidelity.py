@@ -9,6 +9,8 @@ strings, emotion histories, both `imdisplayname` spellings, XML and JSON roster 
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import json
 import re
 import time
@@ -644,3 +646,114 @@ async def test_membership_topics_calls_and_names(
         (mx.user_id, "Named in Matrix"),
     ]
     await s.bridge.astop(timeout=STOP_TIMEOUT)
+
+
+# A picture is fetched again at most this often (hours): short enough for the test to wait
+# it out a few times.
+REFRESH_HOURS = 0.001  # 3.6 s
+PNG_A = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+    "1f15c4890000000d49444154789c63f8cfc0f01f0005000201a5c5f2b50000000049454e44ae426082"
+)
+PNG_B = PNG_A + b"\x00" * 16  # trailing bytes: another file, still a PNG
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+async def _avatar(mx, user_id: str) -> str | None:
+    return (await mx.client.get_profile(user_id)).avatar_url or None
+
+
+async def _ghost_media_count(mx, user_id: str) -> int:
+    """How many files the ghost has uploaded to the media repository (admin API)."""
+    path = f"/_synapse/admin/v1/users/{quote(user_id)}/media"
+    return (await mx.client.api.request("GET", path))["total"]
+
+
+@pytest.mark.parametrize("backend", ["lite"])
+async def test_profile_pictures_become_ghost_avatars(
+    backend, synapse, bridge_factory, control, fake_teams, matrix_client_factory
+):
+    mx = await matrix_client_factory(admin=True)
+    reg = synapse.appservices[backend]
+    me = await control.create_user(display_name="Grace Hopper", kind="work")
+    ada = await control.create_user(display_name="Ada Lovelace", kind="work")
+    bob = await control.create_user(display_name="Bob Babbage", kind="work")
+    await control.set_picture(ada["mri"], PNG_A, "image/png")
+    chat = await control.create_chat("group", [me["mri"], ada["mri"], bob["mri"]], "Faces")
+    bridge = bridge_factory(overrides={"bridge.avatar_refresh_hours": REFRESH_HOURS})
+    await bridge.astart()
+    await login_through_bot(mx, reg, control, me["mri"])
+    room = await mx.wait_for_invite(lambda inv: inv.name == "Faces")
+    await mx.join(room)
+    await control.wait_for_registration(me["mri"], timeout=60)
+    ada_p, bob_p = puppet_mxid(reg, ada["mri"]), puppet_mxid(reg, bob["mri"])
+
+    # A picture becomes the ghost's avatar: the homeserver serves exactly those bytes, and
+    # the ghost joined with it. No picture (404): no avatar.
+    first = await _avatar(mx, ada_p)
+    assert first and _sha(await mx.client.download_media(first)) == _sha(PNG_A)
+    join = await mx.wait_for_event(room, _membership(ada_p, "join"))
+    assert join.content.avatar_url == first
+    assert await _avatar(mx, bob_p) is None
+
+    async def ada_says(text: str) -> None:
+        await control.post_message(chat["id"], sender=ada["mri"], content=f"<p>{text}</p>")
+        await mx.wait_for_message(room, body=text)
+
+    async def fetches() -> int:
+        return len(await control.requests(path_contains=f"/profilepicturev2/{ada['mri']}"))
+
+    async def after_refresh(text: str) -> None:
+        """Let the refresh interval pass, then a message makes the bridge look again."""
+        before = await fetches()
+        await asyncio.sleep(REFRESH_HOURS * 3600 + 0.2)
+        await ada_says(text)
+        await wait_for(lambda: _gt(fetches(), before))
+
+    # Messages within the interval fetch nothing; after it, one does. An unchanged picture
+    # is not uploaded again (counted at the end).
+    await ada_says("hello")  # may be the one that looks again, if the interval has passed
+    await asyncio.sleep(0.3)
+    counted = await fetches()
+    await ada_says("again")
+    await ada_says("and again")
+    assert await fetches() == counted
+    await after_refresh("later")
+    assert await _avatar(mx, ada_p) == first
+
+    # A changed picture replaces the avatar.
+    await control.set_picture(ada["mri"], PNG_B, "image/png")
+    await after_refresh("new face")
+    second = await wait_for(lambda: _changed(_avatar(mx, ada_p), first))
+    assert _sha(await mx.client.download_media(second)) == _sha(PNG_B)
+
+    # A removed picture clears it.
+    await control.remove_picture(ada["mri"])
+    await after_refresh("no face")
+    await wait_for(lambda: _eq(_avatar(mx, ada_p), None))
+
+    # Someone added in Teams joins with their picture.
+    carol = await control.create_user(display_name="Carol Shaw", kind="work")
+    await control.set_picture(carol["mri"], PNG_B, "image/png")
+    await control.add_member(chat["id"], carol["mri"], by=ada["mri"])
+    carol_join = await mx.wait_for_event(room, _membership(puppet_mxid(reg, carol["mri"]), "join"))
+    assert _sha(await mx.client.download_media(carol_join.content.avatar_url)) == _sha(PNG_B)
+
+    # Two uploads for Ada (the first picture and the changed one), however often it was
+    # fetched; none for Bob.
+    assert await fetches() >= 4
+    assert await _ghost_media_count(mx, ada_p) == 2
+    assert await _ghost_media_count(mx, bob_p) == 0
+    await bridge.astop(timeout=STOP_TIMEOUT)
+
+
+async def _gt(value, floor) -> bool:
+    return (await value) > floor
+
+
+async def _changed(value, old):
+    new = await value
+    return new if new and new != old else None
