@@ -77,7 +77,7 @@ class TeamsEventsMixin(UpdatesMixin, RosterMixin):
         pass
 
     async def handle_thread_update(self: Portal, source: User, thread: Thread) -> None:
-        pass
+        await self.update_room_avatar(source, thread)
 
     # -- calls -----------------------------------------------------------------------------
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
+import aiohttp
 import pytest
 from mautrix.types import EventType, ReceiptType
 
@@ -534,7 +535,7 @@ def _notice_from(sender: str, body: str):
 async def test_membership_topics_calls_and_names(
     backend, synapse, bridge_factory, control, fake_teams, matrix_client_factory
 ):
-    mx = await matrix_client_factory(admin=True)
+    mx = await matrix_client_factory()
     s = await _setup(backend, synapse, bridge_factory, control, mx, "Roster")
     ada_p, bob_p = s.puppet(s.ada), s.puppet(s.bob)
     carol = await control.create_user(display_name="Carol Shaw", kind="work")
@@ -574,12 +575,12 @@ async def test_membership_topics_calls_and_names(
     await control.set_topic(s.chat, "Renamed again", by=s.bob["mri"])
     await mx.wait_for_event(s.room, named("Renamed again"))
 
-    # 9. A room rename by the user renames the Teams chat (the echo changes nothing).
-    await mx.client.api.request(
-        "POST",
-        f"/_synapse/admin/v1/rooms/{quote(s.room)}/make_room_admin",
-        {"user_id": mx.user_id},
-    )
+    # 9. A room rename by the user renames the Teams chat (the echo changes nothing): room
+    # members may rename a group portal, as anyone in the Teams chat may.
+    levels = await mx.client.get_state_event(s.room, EventType.ROOM_POWER_LEVELS)
+    assert levels.get_user_level(mx.user_id) == 0
+    assert levels.get_event_level(EventType.ROOM_NAME) == 0
+    assert levels.get_event_level(EventType.ROOM_TOPIC) == 50
     await control.clear_requests()
     await mx.client.send_state_event(s.room, EventType.ROOM_NAME, {"name": "Named in Matrix"})
     (put,) = await _requests(s, "PUT", f"/threads/{s.chat}/properties")
@@ -672,8 +673,18 @@ async def _ghost_media_count(mx, user_id: str) -> int:
     return (await mx.client.api.request("GET", path))["total"]
 
 
+async def _room_avatar(mx, room: str, after: str | None = None):
+    """The next m.room.avatar event (after `after`)."""
+    return await mx.wait_for_event(room, lambda e: e.type == EventType.ROOM_AVATAR, after=after)
+
+
+async def _chat_picture(control, chat: str, by: str, data: bytes) -> None:
+    obj = await control.ams_upload(by, data, conversation=chat, view="avatar")
+    await control.set_chat_picture(chat, obj["id"], by=by)
+
+
 @pytest.mark.parametrize("backend", ["lite"])
-async def test_profile_pictures_become_ghost_avatars(
+async def test_pictures_become_avatars(
     backend, synapse, bridge_factory, control, fake_teams, matrix_client_factory
 ):
     mx = await matrix_client_factory(admin=True)
@@ -683,6 +694,7 @@ async def test_profile_pictures_become_ghost_avatars(
     bob = await control.create_user(display_name="Bob Babbage", kind="work")
     await control.set_picture(ada["mri"], PNG_A, "image/png")
     chat = await control.create_chat("group", [me["mri"], ada["mri"], bob["mri"]], "Faces")
+    await _chat_picture(control, chat["id"], me["mri"], PNG_B)
     bridge = bridge_factory(overrides={"bridge.avatar_refresh_hours": REFRESH_HOURS})
     await bridge.astart()
     await login_through_bot(mx, reg, control, me["mri"])
@@ -698,6 +710,18 @@ async def test_profile_pictures_become_ghost_avatars(
     join = await mx.wait_for_event(room, _membership(ada_p, "join"))
     assert join.content.avatar_url == first
     assert await _avatar(mx, bob_p) is None
+
+    # The chat's picture is the room's avatar from the start; a new one replaces it, a
+    # removed one clears it.
+    created = await _room_avatar(mx, room)
+    assert _sha(await mx.client.download_media(created.content.url)) == _sha(PNG_B)
+    await _chat_picture(control, chat["id"], ada["mri"], PNG_A)
+    changed = await _room_avatar(mx, room, after=created.event_id)
+    assert changed.sender == reg.bot_mxid
+    assert _sha(await mx.client.download_media(changed.content.url)) == _sha(PNG_A)
+    await control.set_chat_picture(chat["id"], None, by=bob["mri"])
+    cleared = await _room_avatar(mx, room, after=changed.event_id)
+    assert not cleared.content.url
 
     async def ada_says(text: str) -> None:
         await control.post_message(chat["id"], sender=ada["mri"], content=f"<p>{text}</p>")
@@ -747,7 +771,43 @@ async def test_profile_pictures_become_ghost_avatars(
     assert await fetches() >= 4
     assert await _ghost_media_count(mx, ada_p) == 2
     assert await _ghost_media_count(mx, bob_p) == 0
+
+    # A room made before members could rename it gets that power on the next sync.
+    levels = await mx.client.get_state_event(room, EventType.ROOM_POWER_LEVELS)
+    assert levels.get_event_level(EventType.ROOM_NAME) == 0
+    levels.events[EventType.ROOM_NAME] = 50
+    path = f"/rooms/{quote(room)}/state/m.room.power_levels"
+    downgrade = (await _as_bot(synapse, reg, "PUT", path, levels))["event_id"]
     await bridge.astop(timeout=STOP_TIMEOUT)
+    await bridge.astart()
+    fixed = await mx.wait_for_event(
+        room,
+        lambda e: e.type == EventType.ROOM_POWER_LEVELS
+        and e.content.get_event_level(EventType.ROOM_NAME) == 0,
+        after=downgrade,
+    )
+    assert fixed.sender == reg.bot_mxid
+    await mx.client.send_state_event(room, EventType.ROOM_NAME, {"name": "Renamed by a member"})
+    await wait_for(lambda: _chat_topic_is(control, chat["id"], "Renamed by a member"))
+    await bridge.astop(timeout=STOP_TIMEOUT)
+
+
+async def _as_bot(synapse, reg, method: str, path: str, content) -> dict[str, Any]:
+    """A client-server request as the bridge bot (with the appservice's token)."""
+    async with aiohttp.ClientSession() as http:
+        async with http.request(
+            method,
+            f"{synapse.url}/_matrix/client/v3{path}",
+            params={"user_id": reg.bot_mxid},
+            headers={"Authorization": f"Bearer {reg.as_token}"},
+            json=content.serialize(),
+        ) as resp:
+            assert resp.status == 200, await resp.text()
+            return await resp.json()
+
+
+async def _chat_topic_is(control, chat: str, topic: str) -> bool:
+    return (await control.get_chat(chat))["topic"] == topic
 
 
 async def _gt(value, floor) -> bool:
