@@ -8,6 +8,7 @@ time, deleted) and the ``reaction`` rows.
 from __future__ import annotations
 
 import hashlib
+import html
 import time
 from typing import TYPE_CHECKING
 
@@ -17,6 +18,7 @@ from mautrix.types import (
     EventID,
     EventType,
     Format,
+    MessageType,
     ReactionEventContent,
     RelatesTo,
     RelationType,
@@ -116,10 +118,12 @@ class UpdatesMixin:
         ).upsert()
 
     async def _redact_as(self: Portal, intent: IntentAPI, event_id: EventID) -> None:
-        """Redact as the puppet; an event it did not send is redacted by the room's owner."""
+        """Redact as the puppet. An event a real user sent from Matrix (and deleted in a
+        Teams client) is redacted by the bridge bot, which has the power to in every
+        portal; in a DM it would otherwise seem to be the other person's doing."""
         assert self.mxid
         if await dbm.MatrixEvent.get(event_id) is not None:
-            intent = self.main_intent  # sent from Matrix by a real user
+            intent = self.az.intent
         try:
             await intent.redact(self.mxid, event_id)
         except MatrixRequestError as e:
@@ -150,14 +154,15 @@ class UpdatesMixin:
             self.thread_id, self.receiver, message.id, edit_ms, digest, False
         )
         target = parts[0]
-        if await dbm.MatrixEvent.get(target.mxid) is not None:
-            # Sent from Matrix: only its sender can replace it, and it was edited there.
-            self.log.debug("Not bridging a Teams edit of %s, which came from Matrix", message.id)
-            await new_state.upsert()
-            return
         content = self._convert_text(message)
         if content is None:
             self.log.debug("Not bridging an edit of non-text message %s", message.id)
+            await new_state.upsert()
+            return
+        if await dbm.MatrixEvent.get(target.mxid) is not None:
+            # Sent from Matrix and edited in a Teams client: only the Matrix sender could
+            # replace the event, so the new text is told in a reply instead.
+            await self._notice_teams_edit(message, target, content, digest)
             await new_state.upsert()
             return
         edit = TextMessageEventContent(msgtype=content.msgtype, body=content.body)
@@ -169,15 +174,49 @@ class UpdatesMixin:
         puppet = await Puppet.get_by_mri(target.sender_mri or message.sender_mri or "")
         intent = puppet.default_mxid_intent
         await intent.ensure_joined(self.mxid)
-        txn = hashlib.sha256(f"{self.thread_id}|{message.id}|edit|{digest}".encode()).hexdigest()
         await intent.send_message_event(
             self.mxid,
             EventType.ROOM_MESSAGE,
             edit,
-            txn_id=f"teams-edit-{txn[:32]}",
+            txn_id=self._edit_txn_id(message, digest),
             timestamp=edit_ms,
         )
         await new_state.upsert()
+
+    async def _notice_teams_edit(
+        self: Portal,
+        message: Message,
+        target: dbm.Message,
+        content: TextMessageEventContent,
+        digest: str,
+    ) -> None:
+        """A notice in reply to the user's own Matrix event with the text as edited in
+        Teams, from the ghost that bridges their messages written in Teams."""
+        assert self.mxid
+        new_html = content.formatted_body or html.escape(content.body).replace("\n", "<br/>")
+        notice = TextMessageEventContent(
+            msgtype=MessageType.NOTICE,
+            body=f"Edited in Teams: {content.body}",
+            format=Format.HTML,
+            formatted_body=f"<p><em>Edited in Teams:</em></p>{new_html}",
+        )
+        notice["m.mentions"] = {"user_ids": []}  # the edit pings nobody again
+        notice.set_reply(target.mxid)
+        puppet = await Puppet.get_by_mri(message.sender_mri or target.sender_mri or "")
+        intent = puppet.default_mxid_intent
+        await intent.ensure_joined(self.mxid)
+        await intent.send_message_event(
+            self.mxid,
+            EventType.ROOM_MESSAGE,
+            notice,
+            txn_id=self._edit_txn_id(message, digest),
+            timestamp=epoch_ms(message),
+        )
+
+    def _edit_txn_id(self: Portal, message: Message, digest: str) -> str:
+        """One Matrix event per version of a message, even when an update is redelivered."""
+        seed = f"{self.thread_id}|{message.id}|edit|{digest}"
+        return f"teams-edit-{hashlib.sha256(seed.encode()).hexdigest()[:32]}"
 
     # -- reactions -----------------------------------------------------------------------
 

@@ -342,12 +342,39 @@ async def test_text_mentions_replies_edits_deletes_both_ways(
     assert delete["query"] == {"behavior": "softDelete"}
     await wait_for(lambda: _teams_content_is(s, teams_id, ""))
 
-    # Nothing came back: no edit or redaction by a puppet of our own messages, and the
-    # stale version and the reaction-only update made no further edit.
-    marker_id, _ = await _teams_says(s, s.ada, "<p>the end</p>")
+    # 4, 5. A message sent from Matrix, then edited and deleted in a Teams client. The
+    # ghost cannot replace the user's event, so the edit is told in a notice replying to it,
+    # from the user's own ghost (which bridges what they write in Teams); the deletion is
+    # a redaction by the bridge bot.
     own_puppet = s.puppet(s.me)
+    mine = await matrix_user.send_text(s.room, "said in Matrix")
+    mine_id = (await wait_for(lambda: _own_message(s, "said in Matrix")))["id"]
+    await s.control.edit_message(s.chat, mine_id, s.me["mri"], "<p>said in <b>Teams</b></p>")
+    told = await matrix_user.wait_for_event(
+        s.room, lambda e: e.type == EventType.ROOM_MESSAGE and e.sender == own_puppet
+    )
+    raw = await _raw(matrix_user, s.room, told.event_id)
+    assert raw["content"] == {
+        "msgtype": "m.notice",
+        "body": "Edited in Teams: said in Teams",
+        "format": "org.matrix.custom.html",
+        "formatted_body": "<p><em>Edited in Teams:</em></p><p>said in <b>Teams</b></p>",
+        "m.mentions": {"user_ids": []},
+        "m.relates_to": {"m.in_reply_to": {"event_id": mine}},
+    }
+    await s.control.delete_message(s.chat, mine_id, s.me["mri"])
+    gone = await matrix_user.wait_for_event(
+        s.room, lambda e: e.type == EventType.ROOM_REDACTION and e.redacts == mine
+    )
+    assert gone.sender == s.reg.bot_mxid
+
+    # Nothing came back: no edit or redaction by a puppet of our own messages (only the
+    # notice above), and the stale version and the reaction-only update made no further
+    # edit.
+    marker_id, _ = await _teams_says(s, s.ada, "<p>the end</p>")
     events = matrix_user.timeline[s.room]
-    assert not [e for e in events if e.sender == own_puppet]
+    own = [e for e in events if e.sender == own_puppet and e.type != EventType.ROOM_MEMBER]
+    assert own == [told]
     assert len([e for e in events if replaces(e) and e.sender == ada_p]) == 2
     redactions = [e for e in events if e.type == EventType.ROOM_REDACTION]
     assert [e.sender for e in redactions if e.redacts == sent_id] == [matrix_user.user_id]
@@ -782,8 +809,10 @@ async def test_pictures_become_avatars(
     await bridge.astart()
     fixed = await mx.wait_for_event(
         room,
-        lambda e: e.type == EventType.ROOM_POWER_LEVELS
-        and e.content.get_event_level(EventType.ROOM_NAME) == 0,
+        lambda e: (
+            e.type == EventType.ROOM_POWER_LEVELS
+            and e.content.get_event_level(EventType.ROOM_NAME) == 0
+        ),
         after=downgrade,
     )
     assert fixed.sender == reg.bot_mxid
