@@ -546,6 +546,10 @@ def _membership(puppet: str, membership: str):
     return check
 
 
+def _is_notice(e) -> bool:
+    return e.type == EventType.ROOM_MESSAGE and _value(e.content.msgtype) == "m.notice"
+
+
 def _notice_from(sender: str, body: str):
     def check(e) -> bool:
         return (
@@ -639,6 +643,22 @@ async def test_membership_topics_calls_and_names(
         as_string=False,
     )
     await mx.wait_for_event(s.room, _notice_from(bob_p, "Missed call"), after=logged.event_id)
+
+    # 9. One notice per call: an Event/Call and a call-log entry for the same call, in
+    # either order, are told once (how it started is another notice).
+    await control.post_call(s.chat, "started", by=s.ada["mri"], call_id="c-3")
+    await control.post_call(s.chat, "ended", duration=7, by=s.ada["mri"], call_id="c-3")
+    await control.post_call_log(
+        s.me["mri"], originator=s.ada["mri"], duration=7, thread_id=s.chat, call_id="c-3"
+    )
+    await control.post_call_log(
+        s.me["mri"], originator=s.bob["mri"], duration=9, thread_id=s.chat, call_id="c-4"
+    )
+    await control.post_call(s.chat, "ended", duration=9, by=s.bob["mri"], call_id="c-4")
+    _, after_calls = await _teams_says(s, s.ada, "<p>after the calls</p>")
+    seen = [e.content.body for e in mx.timeline[s.room] if _is_notice(e)]
+    assert seen[-3:] == ["Call started", "Call ended, 7 s", "Call ended, 9 s"]
+    assert seen.count("Call ended, 7 s") == seen.count("Call ended, 9 s") == 1
 
     # 9. Unknown message types: a short notice, never silence.
     await control.post_message(s.chat, sender=s.ada["mri"], content="x", messagetype="Signal/X")
