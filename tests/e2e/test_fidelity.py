@@ -730,7 +730,6 @@ async def _chat_picture(control, chat: str, by: str, data: bytes) -> None:
     await control.set_chat_picture(chat, obj["id"], by=by)
 
 
-@pytest.mark.parametrize("backend", ["lite"])
 async def test_pictures_become_avatars(
     backend, synapse, bridge_factory, control, fake_teams, matrix_client_factory
 ):
