@@ -61,6 +61,31 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
+def _replacement(content: TextMessageEventContent, target: EventID) -> TextMessageEventContent:
+    """An m.replace of ``target`` with the new content."""
+    edit = TextMessageEventContent(msgtype=content.msgtype, body=content.body)
+    if content.formatted_body:
+        edit.format = Format.HTML
+        edit.formatted_body = content.formatted_body
+    edit["m.mentions"] = content.get("m.mentions") or {"user_ids": []}
+    edit.set_edit(target)
+    return edit
+
+
+def _edit_notice(content: TextMessageEventContent, target: EventID) -> TextMessageEventContent:
+    """A notice in reply to ``target`` that gives the text as edited in Teams."""
+    new_html = content.formatted_body or html.escape(content.body).replace("\n", "<br/>")
+    notice = TextMessageEventContent(
+        msgtype=MessageType.NOTICE,
+        body=f"Edited in Teams: {content.body}",
+        format=Format.HTML,
+        formatted_body=f"<p><em>Edited in Teams:</em></p>{new_html}",
+    )
+    notice["m.mentions"] = {"user_ids": []}  # the edit pings nobody again
+    notice.set_reply(target)
+    return notice
+
+
 class UpdatesMixin:
     _removed_reactions: dict[tuple[str, str, str], int]
 
@@ -161,62 +186,23 @@ class UpdatesMixin:
             return
         if await dbm.MatrixEvent.get(target.mxid) is not None:
             # Sent from Matrix and edited in a Teams client: only the Matrix sender could
-            # replace the event, so the new text is told in a reply instead.
-            await self._notice_teams_edit(message, target, content, digest)
-            await new_state.upsert()
-            return
-        edit = TextMessageEventContent(msgtype=content.msgtype, body=content.body)
-        if content.formatted_body:
-            edit.format = Format.HTML
-            edit.formatted_body = content.formatted_body
-        edit["m.mentions"] = content.get("m.mentions") or {"user_ids": []}
-        edit.set_edit(target.mxid)
+            # replace the event, so the new text is told in a reply instead, from the ghost
+            # that bridges what the user writes in Teams.
+            event = _edit_notice(content, target.mxid)
+        else:
+            event = _replacement(content, target.mxid)
         puppet = await Puppet.get_by_mri(target.sender_mri or message.sender_mri or "")
         intent = puppet.default_mxid_intent
         await intent.ensure_joined(self.mxid)
+        txn = hashlib.sha256(f"{self.thread_id}|{message.id}|edit|{digest}".encode()).hexdigest()
         await intent.send_message_event(
             self.mxid,
             EventType.ROOM_MESSAGE,
-            edit,
-            txn_id=self._edit_txn_id(message, digest),
+            event,
+            txn_id=f"teams-edit-{txn[:32]}",
             timestamp=edit_ms,
         )
         await new_state.upsert()
-
-    async def _notice_teams_edit(
-        self: Portal,
-        message: Message,
-        target: dbm.Message,
-        content: TextMessageEventContent,
-        digest: str,
-    ) -> None:
-        """A notice in reply to the user's own Matrix event with the text as edited in
-        Teams, from the ghost that bridges their messages written in Teams."""
-        assert self.mxid
-        new_html = content.formatted_body or html.escape(content.body).replace("\n", "<br/>")
-        notice = TextMessageEventContent(
-            msgtype=MessageType.NOTICE,
-            body=f"Edited in Teams: {content.body}",
-            format=Format.HTML,
-            formatted_body=f"<p><em>Edited in Teams:</em></p>{new_html}",
-        )
-        notice["m.mentions"] = {"user_ids": []}  # the edit pings nobody again
-        notice.set_reply(target.mxid)
-        puppet = await Puppet.get_by_mri(message.sender_mri or target.sender_mri or "")
-        intent = puppet.default_mxid_intent
-        await intent.ensure_joined(self.mxid)
-        await intent.send_message_event(
-            self.mxid,
-            EventType.ROOM_MESSAGE,
-            notice,
-            txn_id=self._edit_txn_id(message, digest),
-            timestamp=epoch_ms(message),
-        )
-
-    def _edit_txn_id(self: Portal, message: Message, digest: str) -> str:
-        """One Matrix event per version of a message, even when an update is redelivered."""
-        seed = f"{self.thread_id}|{message.id}|edit|{digest}"
-        return f"teams-edit-{hashlib.sha256(seed.encode()).hexdigest()[:32]}"
 
     # -- reactions -----------------------------------------------------------------------
 
