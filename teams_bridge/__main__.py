@@ -175,6 +175,10 @@ class TeamsBridge(Bridge):
         self.teams_session = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=120, connect=30),
             headers={"User-Agent": f"teams-bridge/{__version__}"},
+            # Every login shares this session: a cookie one account's services set must not
+            # travel with another's requests, and the middle tier's hand-made picture cookie
+            # must go out as written (a jar would re-serialise and quote it).
+            cookie_jar=aiohttp.DummyCookieJar(),
         )
         # Stop cleanly on SIGTERM/SIGINT from the event loop, instead of an interrupt raised
         # wherever the main thread happens to be (which can be swallowed in a callback).

@@ -46,6 +46,7 @@ class Config(BaseBridgeConfig):
 
         copy("bridge.username_template")
         copy("bridge.displayname_template")
+        copy("bridge.avatar_refresh_hours")
         copy("bridge.initial_chat_sync")
         copy("bridge.portal_queue_size")
         copy("bridge.matrix_order_hold_seconds")

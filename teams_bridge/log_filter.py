@@ -13,7 +13,8 @@ _PATTERNS = [
     # Opaque MSA tokens.
     re.compile(r"\bEw[A-Za-z0-9+/=_-]{20,}"),
     # Header and form styles.
-    re.compile(r"(?i)(skypetoken=|skype_token |x-skypetoken: ?|bearer )[^\s\"',;&]+"),
+    # (`authtoken=Bearer=<token>&…` is the middle tier's picture cookie.)
+    re.compile(r"(?i)(skypetoken=|skype_token |x-skypetoken: ?|bearer[ =])[^\s\"',;&]+"),
     re.compile(
         r"(?i)((?:refresh|access|id)_token|device_code|as_token|hs_token|access_token)"
         r"([\"']?\s*[:=]\s*[\"']?)[^\s\"',;&]+"

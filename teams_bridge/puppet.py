@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import time
 from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING, cast
@@ -13,6 +15,7 @@ from yarl import URL
 
 from . import db as dbm
 from .config import Config
+from .media_util import SNIFF_BYTES, choose_mimetype, default_filename, sniff_mimetype
 from .mxid import escape_mri, unescape_mri
 
 if TYPE_CHECKING:
@@ -21,6 +24,10 @@ if TYPE_CHECKING:
 
 # How often a name seen on messages may trigger a new profile lookup for one user.
 PROFILE_RECHECK_SECONDS = 600.0
+# The size of the profile picture fetched for a ghost (§8 lists what the service renders).
+AVATAR_SIZE = "HR96x96"
+# After a failed picture lookup, wait this long before trying again.
+AVATAR_RETRY_SECONDS = 3600.0
 
 
 class Puppet(dbm.Puppet, BasePuppet):
@@ -47,6 +54,8 @@ class Puppet(dbm.Puppet, BasePuppet):
         access_token: str | None = None,
         next_batch: SyncToken | None = None,
         base_url: URL | None = None,
+        avatar_hash: str | None = None,
+        avatar_checked_at: int = 0,
     ) -> None:
         super().__init__(
             mri=mri,
@@ -60,12 +69,17 @@ class Puppet(dbm.Puppet, BasePuppet):
             access_token=access_token,
             next_batch=next_batch,
             base_url=base_url,
+            avatar_hash=avatar_hash,
+            avatar_checked_at=avatar_checked_at,
         )
         self.log = self.log.getChild(mri)
         self.default_mxid = self.get_mxid_from_mri(mri)
         self.default_mxid_intent = self.az.intent.user(self.default_mxid)
         self.intent = self._fresh_intent()
         self._profile_checked_at = 0.0
+        self._avatar_lock = asyncio.Lock()
+        self._avatar_task: asyncio.Task | None = None
+        self._avatar_retry_at = 0.0
 
     @classmethod
     def init_cls(cls, bridge: TeamsBridge) -> AsyncGenerator:
@@ -148,6 +162,62 @@ class Puppet(dbm.Puppet, BasePuppet):
             await self.update_name(profile_name, "profile")
         else:
             await self.update_name(name, "message", force=True)
+
+    # -- profile picture ---------------------------------------------------------------
+
+    def avatar_due(self) -> bool:
+        """Whether the picture should be fetched again: never fetched, or older than
+        ``bridge.avatar_refresh_hours`` (0 turns pictures off). Costs no I/O."""
+        hours = float(self.config["bridge.avatar_refresh_hours"] or 0)
+        if hours <= 0 or time.monotonic() < self._avatar_retry_at:
+            return False
+        return time.time() * 1000 - self.avatar_checked_at >= hours * 3_600_000
+
+    def schedule_avatar_sync(self, client: TeamsClient | None) -> None:
+        """Refresh the picture in the background if it is due (for hot paths)."""
+        if client is None or not self.avatar_due():
+            return
+        if self._avatar_task is None or self._avatar_task.done():
+            self._avatar_task = asyncio.create_task(self.sync_avatar(client))
+
+    async def sync_avatar(self, client: TeamsClient | None) -> None:
+        """Fetch the Teams profile picture if it is due; upload and set it only when its
+        bytes changed, clear the avatar when the picture is gone. Never raises: a failure
+        keeps the current avatar and is retried later."""
+        if client is None:
+            return
+        async with self._avatar_lock:
+            if not self.avatar_due():
+                return
+            try:
+                await self._sync_avatar(client)
+            except Exception as e:
+                self._avatar_retry_at = time.monotonic() + AVATAR_RETRY_SECONDS
+                self.log.warning("Profile picture not updated: %s", e)
+
+    async def _sync_avatar(self, client: TeamsClient) -> None:
+        picture = await client.fetch_profile_picture(self.mri, size=AVATAR_SIZE)
+        digest = hashlib.sha256(picture.data).hexdigest() if picture else None
+        if digest != self.avatar_hash:
+            mxc = ""
+            if picture is not None:
+                mimetype = choose_mimetype(
+                    sniff_mimetype(picture.data[:SNIFF_BYTES]), picture.content_type
+                )
+                if not mimetype.startswith("image/"):
+                    raise ValueError(f"the picture is not an image ({mimetype})")
+                mxc = await self.default_mxid_intent.upload_media(
+                    picture.data,
+                    mime_type=mimetype,
+                    filename=default_filename("avatar", mimetype),
+                )
+            self.log.debug("Profile picture %s", "changed" if mxc else "removed")
+            await self.default_mxid_intent.set_avatar_url(mxc)
+            self.avatar_url = mxc or None
+            self.avatar_hash = digest
+            self.avatar_set = True
+        self.avatar_checked_at = int(time.time() * 1000)
+        await self.save()
 
     @classmethod
     @async_getter_lock

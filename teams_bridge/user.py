@@ -235,6 +235,7 @@ class User(dbm.User, BaseUser):
             self._add_to_cache()
             puppet = await Puppet.get_by_mri(info.mri)
             await puppet.update_name(info.display_name, "profile")
+            puppet.schedule_avatar_sync(client)
             client.start_trouter(self._on_event, self._on_trouter_state, self._resync)
             self._sync_task = asyncio.create_task(self._sync_chats())
 
@@ -267,6 +268,12 @@ class User(dbm.User, BaseUser):
 
     async def _on_event(self, evt: EventMessage) -> None:
         """Route a Trouter event to its portal's queue; awaiting it slows the reader."""
+        if evt.thread is not None:
+            # Thread metadata (the chat picture) of a chat that already has a room.
+            thread_portal = await Portal.get_by_thread(evt.thread.id)
+            if thread_portal is not None and thread_portal.mxid:
+                await thread_portal.queue_teams_event(self, evt)
+            return
         message = evt.message
         if message is None:
             return

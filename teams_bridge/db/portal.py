@@ -24,6 +24,8 @@ class Portal:
     other_user_mri: str | None
     last_message_id: str | None
     relay_user_id: UserID | None
+    # The Teams picture (thread property `picture`) behind avatar_url.
+    avatar_source: str | None = None
 
     def __post_init__(self) -> None:
         # SQLite hands booleans back as integers.
@@ -32,7 +34,7 @@ class Portal:
 
     _columns = (
         "thread_id, receiver, mxid, kind, name, name_set, topic, avatar_url, encrypted, "
-        "other_user_mri, last_message_id, relay_user_id"
+        "other_user_mri, last_message_id, relay_user_id, avatar_source"
     )
 
     @classmethod
@@ -78,19 +80,21 @@ class Portal:
             self.other_user_mri,
             self.last_message_id,
             self.relay_user_id,
+            self.avatar_source,
         )
 
     async def insert(self) -> None:
         q = (
             f"INSERT INTO portal ({self._columns}) "
-            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
         )
         await self.db.execute(q, *self._values)
 
     async def update(self) -> None:
         q = (
             "UPDATE portal SET mxid=$3, kind=$4, name=$5, name_set=$6, topic=$7, avatar_url=$8, "
-            "encrypted=$9, other_user_mri=$10, last_message_id=$11, relay_user_id=$12 "
+            "encrypted=$9, other_user_mri=$10, last_message_id=$11, relay_user_id=$12, "
+            "avatar_source=$13 "
             "WHERE thread_id=$1 AND receiver=$2"
         )
         await self.db.execute(q, *self._values)

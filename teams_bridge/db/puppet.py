@@ -24,6 +24,9 @@ class Puppet:
     access_token: str | None
     next_batch: SyncToken | None
     base_url: URL | None
+    # sha256 of the picture behind avatar_url; when the picture was last fetched (epoch ms).
+    avatar_hash: str | None = None
+    avatar_checked_at: int = 0
 
     def __post_init__(self) -> None:
         # SQLite hands booleans back as integers.
@@ -33,7 +36,7 @@ class Puppet:
 
     _columns = (
         "mri, name, name_source, name_set, avatar_url, avatar_set, is_registered, "
-        "custom_mxid, access_token, next_batch, base_url"
+        "custom_mxid, access_token, next_batch, base_url, avatar_hash, avatar_checked_at"
     )
 
     @classmethod
@@ -73,12 +76,14 @@ class Puppet:
             self.access_token,
             self.next_batch,
             str(self.base_url) if self.base_url else None,
+            self.avatar_hash,
+            self.avatar_checked_at,
         )
 
     async def insert(self) -> None:
         q = (
             f"INSERT INTO puppet ({self._columns}) "
-            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
         )
         await self.db.execute(q, *self._values)
 
@@ -86,6 +91,6 @@ class Puppet:
         q = (
             "UPDATE puppet SET name=$2, name_source=$3, name_set=$4, avatar_url=$5, "
             "avatar_set=$6, is_registered=$7, custom_mxid=$8, access_token=$9, "
-            "next_batch=$10, base_url=$11 WHERE mri=$1"
+            "next_batch=$10, base_url=$11, avatar_hash=$12, avatar_checked_at=$13 WHERE mri=$1"
         )
         await self.db.execute(q, *self._values)

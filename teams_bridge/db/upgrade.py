@@ -9,7 +9,7 @@ from mautrix.util.async_db import Connection, Scheme, UpgradeTable
 
 upgrade_table = UpgradeTable()
 
-LATEST_VERSION = 3
+LATEST_VERSION = 4
 
 
 @upgrade_table.register(description="Latest revision", upgrades_to=LATEST_VERSION)
@@ -35,7 +35,9 @@ async def upgrade_latest(conn: Connection, scheme: Scheme) -> None:
             custom_mxid  TEXT,
             access_token TEXT,
             next_batch   TEXT,
-            base_url     TEXT
+            base_url     TEXT,
+            avatar_hash  TEXT,
+            avatar_checked_at BIGINT NOT NULL DEFAULT 0
         )"""
     )
     # The table must be called portal and have mxid and encrypted: mautrix's crypto store
@@ -54,6 +56,7 @@ async def upgrade_latest(conn: Connection, scheme: Scheme) -> None:
             other_user_mri  TEXT,
             last_message_id TEXT,
             relay_user_id   TEXT,
+            avatar_source   TEXT,
             PRIMARY KEY (thread_id, receiver)
         )"""
     )
@@ -177,3 +180,13 @@ async def create_fidelity_tables(conn: Connection) -> None:
 @upgrade_table.register(description="Reactions and the last bridged version of messages")
 async def upgrade_v3(conn: Connection) -> None:
     await create_fidelity_tables(conn)
+
+
+@upgrade_table.register(description="Profile pictures: what was uploaded, and when it was checked")
+async def upgrade_v4(conn: Connection) -> None:
+    # The sha256 of the picture behind puppet.avatar_url (an unchanged one is not uploaded
+    # again) and when the picture was last fetched (epoch ms; refetched at most every
+    # bridge.avatar_refresh_hours); the Teams picture URL behind a room's avatar.
+    await conn.execute("ALTER TABLE puppet ADD COLUMN avatar_hash TEXT")
+    await conn.execute("ALTER TABLE puppet ADD COLUMN avatar_checked_at BIGINT NOT NULL DEFAULT 0")
+    await conn.execute("ALTER TABLE portal ADD COLUMN avatar_source TEXT")

@@ -11,7 +11,9 @@ if TYPE_CHECKING:
     from .portal import Portal
 
 CALL_LOGS_ID = "48:calllogs"
-# Call-log notices are stored under this prefix: they are no Teams message of the chat.
+# How a call ended is told once per call, whether it arrives as a call-log entry or as an
+# `Event/Call` in the chat, or both: that notice is stored under this prefix and the call
+# id (it stands for the call, not for one Teams message of the chat).
 CALL_LOG_PREFIX = "calllog:"
 
 
@@ -33,6 +35,14 @@ def format_duration(seconds: int) -> str:
     if secs or not parts:
         parts.append(f"{secs} s")
     return " ".join(parts)
+
+
+def is_call_outcome(message: Message, call: CallEvent) -> bool:
+    """Whether ``call`` tells how a call ended, in a form that may come twice: a call-log
+    entry, or an ``Event/Call`` that names its call."""
+    if message.conversation_id == CALL_LOGS_ID:
+        return True
+    return call.call_id is not None and call.kind is not CallEventKind.STARTED
 
 
 def call_notice(call: CallEvent) -> str:

@@ -99,7 +99,7 @@ class InboundMixin:
             mxid=sent.mxid,
             mx_room=sent.mx_room,
             sender_mri=message.sender_mri,
-            timestamp=_timestamp_ms(message),
+            timestamp=message_timestamp_ms(message),
             version=message.version,
         ).insert()
         await self._advance_cursor(message.id)
@@ -150,7 +150,7 @@ class InboundMixin:
             EventType.ROOM_MESSAGE,
             content,
             txn_id=f"teams-{digest}",
-            timestamp=_timestamp_ms(message),
+            timestamp=message_timestamp_ms(message),
         )
 
     async def _record(self: Portal, message: Message, part: int, event_id: EventID) -> None:
@@ -162,7 +162,7 @@ class InboundMixin:
             mxid=event_id,
             mx_room=self.mxid,
             sender_mri=message.sender_mri,
-            timestamp=_timestamp_ms(message),
+            timestamp=message_timestamp_ms(message),
             version=message.version,
         ).insert()
         await self._advance_cursor(message.id)
@@ -173,7 +173,7 @@ class InboundMixin:
             await self.save()
 
 
-def _timestamp_ms(message: Message) -> int:
+def message_timestamp_ms(message: Message) -> int:
     when = message.arrival_time or message.compose_time
     if when is not None:
         return int(when.timestamp() * 1000)

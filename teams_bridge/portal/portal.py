@@ -73,6 +73,7 @@ class Portal(
         other_user_mri: str | None = None,
         last_message_id: str | None = None,
         relay_user_id: UserID | None = None,
+        avatar_source: str | None = None,
     ) -> None:
         super().__init__(
             thread_id=thread_id,
@@ -87,6 +88,7 @@ class Portal(
             other_user_mri=other_user_mri,
             last_message_id=last_message_id,
             relay_user_id=relay_user_id,
+            avatar_source=avatar_source,
         )
         BasePortal.__init__(self)
         self.log = self.log.getChild(thread_id)

@@ -2,16 +2,36 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from mautrix.types import EventType, RoomID
+from mautrix.types import ContentURI, EventType, RoomID
 
+from ..media_util import SNIFF_BYTES, choose_mimetype, default_filename, sniff_mimetype
 from ..puppet import Puppet
 from ..teams import Conversation, ConversationKind, Profile, Thread
 
 if TYPE_CHECKING:
     from ..user import User
     from .portal import Portal
+
+# A chat picture larger than this is not made the room's avatar.
+ROOM_AVATAR_MAX_BYTES = 4 * 1024 * 1024
+
+# Event power levels of group portals: the homeserver's defaults, except that anyone may
+# rename the room, as anyone in a Teams group chat may change its name (the rename is
+# bridged). The topic is not bridged, so it stays at 50. Given whole: a create_room
+# override replaces the homeserver's `events` map rather than merging into it.
+GROUP_EVENT_LEVELS: dict[str, int] = {
+    "m.room.name": 0,
+    "m.room.topic": 50,
+    "m.room.avatar": 50,
+    "m.room.canonical_alias": 50,
+    "m.room.power_levels": 100,
+    "m.room.history_visibility": 100,
+    "m.room.tombstone": 100,
+    "m.room.server_acl": 100,
+    "m.room.encryption": 100,
+}
 
 KIND_NAMES = {
     ConversationKind.ONE_TO_ONE: "one_to_one",
@@ -36,6 +56,7 @@ class RoomMixin:
                 await self._create_room(source, conversation.members)
             else:
                 await self._ensure_user_invited(source)
+                await self._refresh_room(source)
         await self.add_user(source.mxid)
 
     async def ensure_room(self: Portal, source: User) -> RoomID | None:
@@ -86,8 +107,36 @@ class RoomMixin:
                 await puppet.update_name(profile.display_name, "profile")
             elif friendly.get(mri):
                 await puppet.update_name(friendly[mri], "roster")
+            # Before the ghost joins, so that its join already shows the picture.
+            await puppet.sync_avatar(source.client)
             puppets.append(puppet)
         return puppets
+
+    async def _refresh_room(self: Portal, source: User) -> None:
+        """At the login's chat sync, catch up on what may have changed while the bridge
+        was away: members' pictures (those that are due), the chat picture, and the power
+        levels of rooms created before renaming was opened to everyone."""
+        try:
+            members, thread = await self._fetch_members(source, [])
+            for mri in members:
+                await (await Puppet.get_by_mri(mri)).sync_avatar(source.client)
+            if thread is not None:
+                await self.update_room_avatar(source, thread)
+            await self._update_power_levels()
+        except Exception:
+            self.log.warning("Could not refresh the room from Teams", exc_info=True)
+
+    async def _update_power_levels(self: Portal) -> None:
+        assert self.mxid
+        if self.is_direct:
+            return
+        intent = self.main_intent
+        levels = await intent.get_power_levels(self.mxid)
+        wanted = GROUP_EVENT_LEVELS[str(EventType.ROOM_NAME)]
+        if levels.get_event_level(EventType.ROOM_NAME) != wanted:
+            self.log.info("Letting room members rename the room, as in Teams")
+            levels.events[EventType.ROOM_NAME] = wanted
+            await intent.set_power_levels(self.mxid, levels)
 
     def _room_name(self: Portal, puppets: list[Puppet], own_mri: str | None) -> str | None:
         if self.topic:
@@ -109,6 +158,9 @@ class RoomMixin:
         if thread and thread.topic:
             self.topic = thread.topic
         puppets = await self._update_puppets(source, members, thread)
+        avatar: ContentURI | None = None
+        if thread and thread.picture and not self.is_direct:
+            avatar = await self._upload_chat_picture(source, thread.picture)
         if self.is_direct:
             others = [p for p in puppets if p.mri != source.mri]
             if others:
@@ -132,8 +184,15 @@ class RoomMixin:
                 "content": self.bridge_info,
             },
         ]
+        if avatar:
+            initial_state.append(
+                {"type": str(EventType.ROOM_AVATAR), "state_key": "", "content": {"url": avatar}}
+            )
         # The creator's power is implicit (and may not be listed in room v12+).
         power_users = {self.az.bot_mxid: 100} if intent is not self.az.intent else {}
+        power: dict[str, Any] = {"users": power_users} if power_users else {}
+        if not self.is_direct:
+            power["events"] = dict(GROUP_EVENT_LEVELS)
         invitees = [source.mxid]
         if intent is not self.az.intent:
             invitees.append(self.az.bot_mxid)
@@ -143,10 +202,12 @@ class RoomMixin:
             is_direct=self.is_direct,
             invitees=invitees,
             initial_state=initial_state,
-            power_level_override={"users": power_users} if power_users else None,
+            power_level_override=power or None,
         )
         self.mxid = room_id
         self.name_set = bool(self.name)
+        if avatar:
+            self.avatar_url, self.avatar_source = avatar, thread.picture if thread else None
         await self.save()
         self._add_to_cache()
         self._known_users.add(source.mxid)
@@ -162,6 +223,38 @@ class RoomMixin:
                 await puppet.default_mxid_intent.ensure_joined(room_id)
             except Exception:
                 self.log.warning("Failed to add %s to the room", puppet.mri, exc_info=True)
+
+    # -- chat picture ------------------------------------------------------------------------
+
+    async def update_room_avatar(self: Portal, source: User, thread: Thread) -> None:
+        """Make the chat's picture the room's avatar when it changed (none: no avatar)."""
+        if not self.mxid or self.is_direct or thread.picture == self.avatar_source:
+            return
+        avatar = await self._upload_chat_picture(source, thread.picture) if thread.picture else None
+        if thread.picture and avatar is None:
+            return  # not readable now; the next change or sync tries again
+        await self.main_intent.set_room_avatar(self.mxid, avatar)
+        self.avatar_url, self.avatar_source = avatar, thread.picture
+        await self.save()
+
+    async def _upload_chat_picture(self: Portal, source: User, url: str) -> ContentURI | None:
+        """The chat picture (an AMS `avatar_fullsize` view) in the Matrix media repository."""
+        if source.client is None:
+            return None
+        try:
+            async with source.client.download(url, max_size=ROOM_AVATAR_MAX_BYTES) as download:
+                data = b"".join([chunk async for chunk in download])
+                declared = download.content_type
+        except Exception as e:
+            self.log.warning("Could not download the chat picture: %s", e)
+            return None
+        mimetype = choose_mimetype(sniff_mimetype(data[:SNIFF_BYTES]), declared)
+        if not mimetype.startswith("image/"):
+            self.log.warning("The chat picture is not an image (%s)", mimetype)
+            return None
+        return await self.az.intent.upload_media(
+            data, mime_type=mimetype, filename=default_filename("chat", mimetype)
+        )
 
     async def _ensure_user_invited(self: Portal, source: User) -> None:
         assert self.mxid

@@ -71,6 +71,7 @@ class RosterMixin:
         puppet = await Puppet.get_by_mri(member.mri)
         if member.name:
             await puppet.update_name(member.name, "roster")
+        await puppet.sync_avatar(source.client)
         await puppet.default_mxid_intent.ensure_joined(self.mxid)
 
     async def _teams_member_removed(

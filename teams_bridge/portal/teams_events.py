@@ -20,7 +20,8 @@ from mautrix.types import (
 from .. import db as dbm
 from ..puppet import Puppet
 from ..teams import parse_call_event
-from .calls import CALL_LOG_PREFIX, CALL_LOGS_ID, call_notice
+from .calls import CALL_LOG_PREFIX, CALL_LOGS_ID, call_notice, is_call_outcome
+from .inbound import message_timestamp_ms
 from .replies import quoted_events
 from .roster import RosterMixin, is_user_mri
 from .updates import UpdatesMixin
@@ -36,12 +37,16 @@ class TeamsEventsMixin(UpdatesMixin, RosterMixin):
     reply_events: dict[str, EventID]
 
     async def handle_teams_message(self: Portal, source: User, message: Message) -> None:
-        if message.conversation_id == CALL_LOGS_ID:
-            await self._bridge_call_log(source, message)
+        call = parse_call_event(message)
+        if call is not None and is_call_outcome(message, call):
+            await self._bridge_call_outcome(source, message, call)
             return
+        if message.conversation_id == CALL_LOGS_ID:
+            return  # an unreadable call-log entry
         if is_user_mri(message.sender_mri) and message.sender_mri != source.mri:
             puppet = await Puppet.get_by_mri(message.sender_mri or "")
             await puppet.sync_name_from_message(message.sender_name, source.client)
+            puppet.schedule_avatar_sync(source.client)
         # What the (synchronous) text conversion needs from the database, loaded first:
         # the events of quoted messages, and the mentioned users' puppets.
         self.reply_events = await quoted_events(self, message)
@@ -76,45 +81,55 @@ class TeamsEventsMixin(UpdatesMixin, RosterMixin):
         pass
 
     async def handle_thread_update(self: Portal, source: User, thread: Thread) -> None:
-        pass
+        await self.update_room_avatar(source, thread)
 
     # -- calls -----------------------------------------------------------------------------
 
-    async def _bridge_call_log(self: Portal, source: User, message: Message) -> None:
-        """A ``48:calllogs`` entry about this chat becomes a notice, once."""
-        call = parse_call_event(message)
-        if call is None or call.conversation_id != self.thread_id:
+    async def _bridge_call_outcome(
+        self: Portal, source: User, message: Message, call: CallEvent
+    ) -> None:
+        """How a call ended becomes a notice once per call, however many call-log entries
+        and ``Event/Call`` messages tell of it."""
+        from_log = message.conversation_id == CALL_LOGS_ID
+        if from_log and call.conversation_id != self.thread_id:
             return
+        if not from_log and await dbm.Message.get(self.thread_id, self.receiver, message.id):
+            return  # told under its own message id (before calls were told once)
         key = f"{CALL_LOG_PREFIX}{call.call_id or message.id}"
-        if await dbm.Message.get(self.thread_id, self.receiver, key):
-            return
-        if not await self.ensure_room(source):
-            return
-        assert self.mxid
-        intent = await self._call_intent(call)
-        content = TextMessageEventContent(msgtype=MessageType.NOTICE, body=call_notice(call))
-        txn = hashlib.sha256(f"{self.thread_id}|{key}".encode()).hexdigest()[:32]
-        event_id = await intent.send_message_event(
-            self.mxid, EventType.ROOM_MESSAGE, content, txn_id=f"teams-{txn}"
-        )
-        when = call.end_time or call.start_time
-        await dbm.Message(
-            thread_id=self.thread_id,
-            receiver=self.receiver,
-            message_id=key,
-            part=0,
-            mxid=event_id,
-            mx_room=self.mxid,
-            sender_mri=call.originator,
-            timestamp=int(when.timestamp() * 1000) if when else 0,
-            version=None,
-        ).insert()
+        if not await dbm.Message.get(self.thread_id, self.receiver, key):
+            if not await self.ensure_room(source):
+                return
+            assert self.mxid
+            intent = await self._call_intent(call)
+            content = TextMessageEventContent(msgtype=MessageType.NOTICE, body=call_notice(call))
+            when = call.end_time or call.start_time
+            timestamp = int(when.timestamp() * 1000) if when else message_timestamp_ms(message)
+            txn = hashlib.sha256(f"{self.thread_id}|{key}".encode()).hexdigest()[:32]
+            event_id = await intent.send_message_event(
+                self.mxid,
+                EventType.ROOM_MESSAGE,
+                content,
+                txn_id=f"teams-{txn}",
+                timestamp=timestamp,
+            )
+            await dbm.Message(
+                thread_id=self.thread_id,
+                receiver=self.receiver,
+                message_id=key,
+                part=0,
+                mxid=event_id,
+                mx_room=self.mxid,
+                sender_mri=call.originator,
+                timestamp=timestamp,
+                version=None,
+            ).insert()
+        if not from_log:
+            await self._advance_cursor(message.id)
 
     async def _call_intent(self: Portal, call: CallEvent) -> IntentAPI:
-        from ..user import User
-
+        """The caller's ghost, as for the messages they write in Teams."""
         mri = call.originator
-        if mri and is_user_mri(mri) and User.get_cached_by_mri(mri) is None:
+        if mri and is_user_mri(mri):
             puppet = await Puppet.get_by_mri(mri)
             assert self.mxid
             await puppet.default_mxid_intent.ensure_joined(self.mxid)

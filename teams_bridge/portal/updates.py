@@ -8,6 +8,7 @@ time, deleted) and the ``reaction`` rows.
 from __future__ import annotations
 
 import hashlib
+import html
 import time
 from typing import TYPE_CHECKING
 
@@ -17,6 +18,7 @@ from mautrix.types import (
     EventID,
     EventType,
     Format,
+    MessageType,
     ReactionEventContent,
     RelatesTo,
     RelationType,
@@ -57,6 +59,31 @@ def epoch_ms(message: Message) -> int | None:
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
+
+
+def _replacement(content: TextMessageEventContent, target: EventID) -> TextMessageEventContent:
+    """An m.replace of ``target`` with the new content."""
+    edit = TextMessageEventContent(msgtype=content.msgtype, body=content.body)
+    if content.formatted_body:
+        edit.format = Format.HTML
+        edit.formatted_body = content.formatted_body
+    edit["m.mentions"] = content.get("m.mentions") or {"user_ids": []}
+    edit.set_edit(target)
+    return edit
+
+
+def _edit_notice(content: TextMessageEventContent, target: EventID) -> TextMessageEventContent:
+    """A notice in reply to ``target`` that gives the text as edited in Teams."""
+    new_html = content.formatted_body or html.escape(content.body).replace("\n", "<br/>")
+    notice = TextMessageEventContent(
+        msgtype=MessageType.NOTICE,
+        body=f"Edited in Teams: {content.body}",
+        format=Format.HTML,
+        formatted_body=f"<p><em>Edited in Teams:</em></p>{new_html}",
+    )
+    notice["m.mentions"] = {"user_ids": []}  # the edit pings nobody again
+    notice.set_reply(target)
+    return notice
 
 
 class UpdatesMixin:
@@ -116,10 +143,12 @@ class UpdatesMixin:
         ).upsert()
 
     async def _redact_as(self: Portal, intent: IntentAPI, event_id: EventID) -> None:
-        """Redact as the puppet; an event it did not send is redacted by the room's owner."""
+        """Redact as the puppet. An event a real user sent from Matrix (and deleted in a
+        Teams client) is redacted by the bridge bot, which has the power to in every
+        portal; in a DM it would otherwise seem to be the other person's doing."""
         assert self.mxid
         if await dbm.MatrixEvent.get(event_id) is not None:
-            intent = self.main_intent  # sent from Matrix by a real user
+            intent = self.az.intent
         try:
             await intent.redact(self.mxid, event_id)
         except MatrixRequestError as e:
@@ -150,22 +179,18 @@ class UpdatesMixin:
             self.thread_id, self.receiver, message.id, edit_ms, digest, False
         )
         target = parts[0]
-        if await dbm.MatrixEvent.get(target.mxid) is not None:
-            # Sent from Matrix: only its sender can replace it, and it was edited there.
-            self.log.debug("Not bridging a Teams edit of %s, which came from Matrix", message.id)
-            await new_state.upsert()
-            return
         content = self._convert_text(message)
         if content is None:
             self.log.debug("Not bridging an edit of non-text message %s", message.id)
             await new_state.upsert()
             return
-        edit = TextMessageEventContent(msgtype=content.msgtype, body=content.body)
-        if content.formatted_body:
-            edit.format = Format.HTML
-            edit.formatted_body = content.formatted_body
-        edit["m.mentions"] = content.get("m.mentions") or {"user_ids": []}
-        edit.set_edit(target.mxid)
+        if await dbm.MatrixEvent.get(target.mxid) is not None:
+            # Sent from Matrix and edited in a Teams client: only the Matrix sender could
+            # replace the event, so the new text is told in a reply instead, from the ghost
+            # that bridges what the user writes in Teams.
+            event = _edit_notice(content, target.mxid)
+        else:
+            event = _replacement(content, target.mxid)
         puppet = await Puppet.get_by_mri(target.sender_mri or message.sender_mri or "")
         intent = puppet.default_mxid_intent
         await intent.ensure_joined(self.mxid)
@@ -173,7 +198,7 @@ class UpdatesMixin:
         await intent.send_message_event(
             self.mxid,
             EventType.ROOM_MESSAGE,
-            edit,
+            event,
             txn_id=f"teams-edit-{txn[:32]}",
             timestamp=edit_ms,
         )

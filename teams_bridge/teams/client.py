@@ -16,8 +16,8 @@ from .errors import AuthError, InvalidId, TeamsError
 from .http import RetryPolicy, TeamsHttp
 from .ids import check_id, mri_from_skype_id
 from .media import AmsApi, AmsStatus, MediaDownload, Source, UploadedMedia
-from .models import Conversation, Message, Profile, SelfInfo, Thread
-from .profiles import fetch_short_profiles
+from .models import Conversation, Message, Profile, ProfilePicture, SelfInfo, Thread
+from .profiles import fetch_profile_picture, fetch_short_profiles
 from .props import ConsumptionHorizon
 from .tokens import CredentialsCallback, TokenManager
 from .trouter import EventCallback, ResyncCallback, StateCallback, Trouter, TrouterConfig
@@ -275,6 +275,24 @@ class TeamsClient:
         """Short profiles by MRI; missing entries mean "use imdisplayname"."""
         services = (await self.tokens.skype()).services
         return await fetch_short_profiles(self.http, services.middle_tier, mris)
+
+    async def fetch_profile_picture(
+        self, mri: str, *, size: str = "HR96x96"
+    ) -> ProfilePicture | None:
+        """A user's profile picture; ``None`` means they have none (errors raise)."""
+        services = (await self.tokens.skype()).services
+        return await fetch_profile_picture(
+            self.http, services.middle_tier, self._self_object_id(), mri, size=size
+        )
+
+    def _self_object_id(self) -> str:
+        """The signed-in user's AAD object id, which the picture URL is scoped to."""
+        oid = self.credentials.user_object_id
+        if not oid and self.self_info and self.self_info.mri.startswith("8:orgid:"):
+            oid = self.self_info.mri[len("8:orgid:") :]
+        if not oid:
+            raise TeamsError(None, "no_object_id", "the signed-in user's object id is unknown")
+        return oid
 
     def start_trouter(
         self,

@@ -39,6 +39,11 @@ class Auth(Enum):
     CHAT = "chat"  # chat service: Authentication: skypetoken=…
     SKYPE = "skype"  # trouter: X-Skypetoken
     SKYPE_BEARER = "skype_bearer"  # registrar / middle tier: X-Skypetoken + Bearer spaces token
+    MT_COOKIE = "mt_cookie"  # middle-tier pictures: the spaces token in an `authtoken` cookie
+
+
+TEAMS_ORIGIN = "https://teams.microsoft.com"
+_AUTHTOKEN_PREFIX = "authtoken=Bearer="
 
 
 class TokenSource(Protocol):
@@ -265,6 +270,13 @@ class TeamsHttp:
                 "X-Skypetoken": await self.tokens.skype_token(),
                 "Authorization": f"Bearer {await self.tokens.access_token()}",
             }
+        if auth is Auth.MT_COOKIE:
+            # The web client's form (§8): the cookie value itself holds `=` and `&`.
+            token = await self.tokens.access_token()
+            return {
+                "Cookie": f"{_AUTHTOKEN_PREFIX}{token}&Origin={TEAMS_ORIGIN}",
+                "Referer": f"{TEAMS_ORIGIN}/",
+            }
         return {}
 
     async def _invalidate(self, auth: Auth, sent: Mapping[str, str]) -> None:
@@ -277,6 +289,10 @@ class TeamsHttp:
         bearer = sent.get("Authorization", "")
         if bearer.startswith("Bearer "):
             await self.tokens.invalidate_access_token(bearer[len("Bearer ") :])
+        cookie = sent.get("Cookie", "")
+        if cookie.startswith(_AUTHTOKEN_PREFIX):
+            token = cookie[len(_AUTHTOKEN_PREFIX) :].partition("&")[0]
+            await self.tokens.invalidate_access_token(token)
 
     async def request(
         self,
@@ -288,6 +304,7 @@ class TeamsHttp:
         data: bytes | None = None,
         headers: Mapping[str, str] | None = None,
         raise_for_status: bool = True,
+        max_body: int = MAX_BODY_BYTES,
     ) -> Response:
         """Send a request; 401 refreshes the tokens once and retries once."""
         body = data
@@ -309,6 +326,7 @@ class TeamsHttp:
                 body=body,
                 policy=self.policy,
                 timeout=self.timeout,
+                max_body=max_body,
             )
             if resp.status != 401 or auth is Auth.NONE:
                 break

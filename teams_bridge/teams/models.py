@@ -201,6 +201,14 @@ class Profile:
 
 
 @dataclass(frozen=True)
+class ProfilePicture:
+    """A user's profile picture as the middle tier serves it."""
+
+    data: bytes = field(repr=False)
+    content_type: str | None = None
+
+
+@dataclass(frozen=True)
 class SelfInfo:
     """The signed-in user."""
 

@@ -1,4 +1,4 @@
-"""Middle-tier short profiles (display names, emails).
+"""Middle-tier short profiles (display names, emails) and profile pictures.
 
 The consumer middle tier refuses device-code tokens, so failures return what
 was resolved so far; the core falls back to ``imdisplayname`` from messages.
@@ -7,13 +7,15 @@ was resolved so far; the core falls back to ``imdisplayname`` from messages.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable
 from typing import Any
+from urllib.parse import quote
 
 from .errors import ParseError, TeamsError
-from .http import Auth, TeamsHttp
-from .ids import is_valid_id
-from .models import Profile
+from .http import Auth, TeamsHttp, error_from_response
+from .ids import check_id, is_valid_id
+from .models import Profile, ProfilePicture
 from .parse import parse_profile
 
 log = logging.getLogger("teams.profiles")
@@ -23,6 +25,13 @@ _QUERY = (
     "isMailAddress=false&canBeSmtpAddress=false&enableGuest=true"
     "&includeIBBarredUsers=true&skypeTeamsInfo=true&includeBots=true"
 )
+
+
+# Sizes the service renders (§8); the bridge asks for one.
+PICTURE_SIZES = ("HR64x64", "HR96x96", "HR128x128", "HR196x196")
+# A profile picture of this size is already far larger than any the service renders.
+MAX_PICTURE_BYTES = 4 * 1024 * 1024
+_OBJECT_ID_RE = re.compile(r"[A-Za-z0-9._-]{1,128}")
 
 
 def _entries(data: Any) -> list[Any]:
@@ -67,3 +76,42 @@ async def fetch_short_profiles(
             if requested is not None:
                 result[requested] = profile
     return result
+
+
+async def fetch_profile_picture(
+    http: TeamsHttp,
+    middle_tier: str | None,
+    self_object_id: str,
+    mri: str,
+    *,
+    size: str = "HR96x96",
+) -> ProfilePicture | None:
+    """``mri``'s picture, or ``None`` when the user has none (404 or an empty body).
+
+    Any other failure raises ``TeamsError``: "could not tell" must not read as "no picture".
+    """
+    check_id(mri)
+    if size not in PICTURE_SIZES:
+        raise ValueError(f"unknown picture size {size!r}")
+    if not _OBJECT_ID_RE.fullmatch(self_object_id):
+        raise ValueError("the signed-in user's object id is not a plain path segment")
+    if not middle_tier:
+        raise TeamsError(None, "no_middle_tier", "no middle tier was discovered at login")
+    url = (
+        f"{middle_tier.rstrip('/')}/beta/users/{self_object_id}/profilepicturev2/"
+        f"{quote(mri, safe=':')}?size={size}"
+    )
+    resp = await http.request(
+        "GET",
+        url,
+        auth=Auth.MT_COOKIE,
+        headers={"Accept": "image/*"},
+        raise_for_status=False,
+        max_body=MAX_PICTURE_BYTES,
+    )
+    if resp.status == 404 or (resp.ok and not resp.body):
+        return None
+    if not resp.ok:
+        raise error_from_response(resp)
+    content_type = resp.headers.get("Content-Type", "").split(";")[0].strip().lower()
+    return ProfilePicture(resp.body, content_type or None)

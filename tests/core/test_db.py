@@ -52,10 +52,40 @@ async def test_user_round_trip(database: Database):
 async def test_puppet_round_trip(database: Database):
     puppet = dbm.Puppet("8:orgid:b", None, None, False, None, False, False, None, None, None, None)
     await puppet.insert()
+    assert (await dbm.Puppet.get_by_mri("8:orgid:b")).avatar_checked_at == 0
     puppet.name, puppet.name_source, puppet.name_set = "Bob", "profile", True
+    puppet.avatar_url, puppet.avatar_hash = "mxc://localhost/abc", "ab" * 32
+    puppet.avatar_checked_at = 1_715_842_456_893
     await puppet.update()
     loaded = await dbm.Puppet.get_by_mri("8:orgid:b")
     assert loaded.name == "Bob" and loaded.name_set is True and loaded.name_source == "profile"
+    assert (loaded.avatar_url, loaded.avatar_hash) == ("mxc://localhost/abc", "ab" * 32)
+    assert loaded.avatar_checked_at == 1_715_842_456_893
+
+
+async def test_upgrade_from_v3_keeps_rows_and_adds_the_picture_columns(database: Database):
+    # A v3 database: the v4 columns gone, the version set back.
+    await _portal()
+    await dbm.Puppet(
+        "8:orgid:b", "Bob", "profile", True, None, False, False, None, None, None, None
+    ).insert()
+    for table, column in (
+        ("puppet", "avatar_hash"),
+        ("puppet", "avatar_checked_at"),
+        ("portal", "avatar_source"),
+    ):
+        await database.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+    await database.execute("UPDATE version SET version=3")
+    await upgrade_table.upgrade(database)
+    assert await database.fetchval("SELECT version FROM version") == LATEST_VERSION == 4
+    puppet = await dbm.Puppet.get_by_mri("8:orgid:b")
+    assert (puppet.name, puppet.avatar_hash, puppet.avatar_checked_at) == ("Bob", None, 0)
+    portal = await dbm.Portal.get_by_thread("19:abc@thread.v2")
+    assert portal.avatar_source is None
+    portal.avatar_source = "https://ams.example/v1/objects/0-x/views/avatar_fullsize"
+    await portal.update()
+    loaded = await dbm.Portal.get_by_thread("19:abc@thread.v2")
+    assert loaded.avatar_source == portal.avatar_source
 
 
 async def _portal(thread_id: str = "19:abc@thread.v2") -> dbm.Portal:

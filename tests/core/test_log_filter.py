@@ -49,3 +49,15 @@ def test_rotated_secrets_are_bounded_and_the_newest_kept():
     assert tokens[-1] not in redact(f"x {tokens[-1]} y")
     # The oldest rotated-out ones are forgotten.
     assert tokens[0] in redact(f"x {tokens[0]} y")
+
+
+def test_header_and_cookie_tokens_are_redacted():
+    opaque = "0.AXoAabcdefghijklmnop"
+    for text in (
+        f"Authorization: Bearer {opaque}",
+        f"Cookie: authtoken=Bearer={opaque}&Origin=https://teams.microsoft.com",
+        f"Authentication: skypetoken={opaque}",
+    ):
+        cleaned = redact(text)
+        assert opaque not in cleaned and "<redacted>" in cleaned
+    assert redact("Origin=https://teams.microsoft.com").endswith("teams.microsoft.com")

@@ -9,6 +9,8 @@ strings, emotion histories, both `imdisplayname` spellings, XML and JSON roster 
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import json
 import re
 import time
@@ -16,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
+import aiohttp
 import pytest
 from mautrix.types import EventType, ReceiptType
 
@@ -339,12 +342,39 @@ async def test_text_mentions_replies_edits_deletes_both_ways(
     assert delete["query"] == {"behavior": "softDelete"}
     await wait_for(lambda: _teams_content_is(s, teams_id, ""))
 
-    # Nothing came back: no edit or redaction by a puppet of our own messages, and the
-    # stale version and the reaction-only update made no further edit.
-    marker_id, _ = await _teams_says(s, s.ada, "<p>the end</p>")
+    # 4, 5. A message sent from Matrix, then edited and deleted in a Teams client. The
+    # ghost cannot replace the user's event, so the edit is told in a notice replying to it,
+    # from the user's own ghost (which bridges what they write in Teams); the deletion is
+    # a redaction by the bridge bot.
     own_puppet = s.puppet(s.me)
+    mine = await matrix_user.send_text(s.room, "said in Matrix")
+    mine_id = (await wait_for(lambda: _own_message(s, "said in Matrix")))["id"]
+    await s.control.edit_message(s.chat, mine_id, s.me["mri"], "<p>said in <b>Teams</b></p>")
+    told = await matrix_user.wait_for_event(
+        s.room, lambda e: e.type == EventType.ROOM_MESSAGE and e.sender == own_puppet
+    )
+    raw = await _raw(matrix_user, s.room, told.event_id)
+    assert raw["content"] == {
+        "msgtype": "m.notice",
+        "body": "Edited in Teams: said in Teams",
+        "format": "org.matrix.custom.html",
+        "formatted_body": "<p><em>Edited in Teams:</em></p><p>said in <b>Teams</b></p>",
+        "m.mentions": {"user_ids": []},
+        "m.relates_to": {"m.in_reply_to": {"event_id": mine}},
+    }
+    await s.control.delete_message(s.chat, mine_id, s.me["mri"])
+    gone = await matrix_user.wait_for_event(
+        s.room, lambda e: e.type == EventType.ROOM_REDACTION and e.redacts == mine
+    )
+    assert gone.sender == s.reg.bot_mxid
+
+    # Nothing came back: no edit or redaction by a puppet of our own messages (only the
+    # notice above), and the stale version and the reaction-only update made no further
+    # edit.
+    marker_id, _ = await _teams_says(s, s.ada, "<p>the end</p>")
     events = matrix_user.timeline[s.room]
-    assert not [e for e in events if e.sender == own_puppet]
+    own = [e for e in events if e.sender == own_puppet and e.type != EventType.ROOM_MEMBER]
+    assert own == [told]
     assert len([e for e in events if replaces(e) and e.sender == ada_p]) == 2
     redactions = [e for e in events if e.type == EventType.ROOM_REDACTION]
     assert [e.sender for e in redactions if e.redacts == sent_id] == [matrix_user.user_id]
@@ -516,6 +546,10 @@ def _membership(puppet: str, membership: str):
     return check
 
 
+def _is_notice(e) -> bool:
+    return e.type == EventType.ROOM_MESSAGE and _value(e.content.msgtype) == "m.notice"
+
+
 def _notice_from(sender: str, body: str):
     def check(e) -> bool:
         return (
@@ -532,7 +566,7 @@ def _notice_from(sender: str, body: str):
 async def test_membership_topics_calls_and_names(
     backend, synapse, bridge_factory, control, fake_teams, matrix_client_factory
 ):
-    mx = await matrix_client_factory(admin=True)
+    mx = await matrix_client_factory()
     s = await _setup(backend, synapse, bridge_factory, control, mx, "Roster")
     ada_p, bob_p = s.puppet(s.ada), s.puppet(s.bob)
     carol = await control.create_user(display_name="Carol Shaw", kind="work")
@@ -572,12 +606,12 @@ async def test_membership_topics_calls_and_names(
     await control.set_topic(s.chat, "Renamed again", by=s.bob["mri"])
     await mx.wait_for_event(s.room, named("Renamed again"))
 
-    # 9. A room rename by the user renames the Teams chat (the echo changes nothing).
-    await mx.client.api.request(
-        "POST",
-        f"/_synapse/admin/v1/rooms/{quote(s.room)}/make_room_admin",
-        {"user_id": mx.user_id},
-    )
+    # 9. A room rename by the user renames the Teams chat (the echo changes nothing): room
+    # members may rename a group portal, as anyone in the Teams chat may.
+    levels = await mx.client.get_state_event(s.room, EventType.ROOM_POWER_LEVELS)
+    assert levels.get_user_level(mx.user_id) == 0
+    assert levels.get_event_level(EventType.ROOM_NAME) == 0
+    assert levels.get_event_level(EventType.ROOM_TOPIC) == 50
     await control.clear_requests()
     await mx.client.send_state_event(s.room, EventType.ROOM_NAME, {"name": "Named in Matrix"})
     (put,) = await _requests(s, "PUT", f"/threads/{s.chat}/properties")
@@ -609,6 +643,22 @@ async def test_membership_topics_calls_and_names(
         as_string=False,
     )
     await mx.wait_for_event(s.room, _notice_from(bob_p, "Missed call"), after=logged.event_id)
+
+    # 9. One notice per call: an Event/Call and a call-log entry for the same call, in
+    # either order, are told once (how it started is another notice).
+    await control.post_call(s.chat, "started", by=s.ada["mri"], call_id="c-3")
+    await control.post_call(s.chat, "ended", duration=7, by=s.ada["mri"], call_id="c-3")
+    await control.post_call_log(
+        s.me["mri"], originator=s.ada["mri"], duration=7, thread_id=s.chat, call_id="c-3"
+    )
+    await control.post_call_log(
+        s.me["mri"], originator=s.bob["mri"], duration=9, thread_id=s.chat, call_id="c-4"
+    )
+    await control.post_call(s.chat, "ended", duration=9, by=s.bob["mri"], call_id="c-4")
+    _, after_calls = await _teams_says(s, s.ada, "<p>after the calls</p>")
+    seen = [e.content.body for e in mx.timeline[s.room] if _is_notice(e)]
+    assert seen[-3:] == ["Call started", "Call ended, 7 s", "Call ended, 9 s"]
+    assert seen.count("Call ended, 7 s") == seen.count("Call ended, 9 s") == 1
 
     # 9. Unknown message types: a short notice, never silence.
     await control.post_message(s.chat, sender=s.ada["mri"], content="x", messagetype="Signal/X")
@@ -644,3 +694,172 @@ async def test_membership_topics_calls_and_names(
         (mx.user_id, "Named in Matrix"),
     ]
     await s.bridge.astop(timeout=STOP_TIMEOUT)
+
+
+# A picture is fetched again at most this often (hours): short enough for the test to wait
+# it out a few times.
+REFRESH_HOURS = 0.002  # 7.2 s
+PNG_A = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+    "1f15c4890000000d49444154789c63f8cfc0f01f0005000201a5c5f2b50000000049454e44ae426082"
+)
+PNG_B = PNG_A + b"\x00" * 16  # trailing bytes: another file, still a PNG
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+async def _avatar(mx, user_id: str) -> str | None:
+    return (await mx.client.get_profile(user_id)).avatar_url or None
+
+
+async def _ghost_media_count(mx, user_id: str) -> int:
+    """How many files the ghost has uploaded to the media repository (admin API)."""
+    path = f"/_synapse/admin/v1/users/{quote(user_id)}/media"
+    return (await mx.client.api.request("GET", path))["total"]
+
+
+async def _room_avatar(mx, room: str, after: str | None = None):
+    """The next m.room.avatar event (after `after`)."""
+    return await mx.wait_for_event(room, lambda e: e.type == EventType.ROOM_AVATAR, after=after)
+
+
+async def _chat_picture(control, chat: str, by: str, data: bytes) -> None:
+    obj = await control.ams_upload(by, data, conversation=chat, view="avatar")
+    await control.set_chat_picture(chat, obj["id"], by=by)
+
+
+async def test_pictures_become_avatars(
+    backend, synapse, bridge_factory, control, fake_teams, matrix_client_factory
+):
+    mx = await matrix_client_factory(admin=True)
+    reg = synapse.appservices[backend]
+    me = await control.create_user(display_name="Grace Hopper", kind="work")
+    ada = await control.create_user(display_name="Ada Lovelace", kind="work")
+    bob = await control.create_user(display_name="Bob Babbage", kind="work")
+    await control.set_picture(ada["mri"], PNG_A, "image/png")
+    chat = await control.create_chat("group", [me["mri"], ada["mri"], bob["mri"]], "Faces")
+    await _chat_picture(control, chat["id"], me["mri"], PNG_B)
+    bridge = bridge_factory(overrides={"bridge.avatar_refresh_hours": REFRESH_HOURS})
+    await bridge.astart()
+    await login_through_bot(mx, reg, control, me["mri"])
+    room = await mx.wait_for_invite(lambda inv: inv.name == "Faces")
+    await mx.join(room)
+    await control.wait_for_registration(me["mri"], timeout=60)
+    ada_p, bob_p = puppet_mxid(reg, ada["mri"]), puppet_mxid(reg, bob["mri"])
+
+    # A picture becomes the ghost's avatar: the homeserver serves exactly those bytes, and
+    # the ghost joined with it. No picture (404): no avatar.
+    first = await _avatar(mx, ada_p)
+    assert first and _sha(await mx.client.download_media(first)) == _sha(PNG_A)
+    join = await mx.wait_for_event(room, _membership(ada_p, "join"))
+    assert join.content.avatar_url == first
+    assert await _avatar(mx, bob_p) is None
+
+    # The chat's picture is the room's avatar from the start; a new one replaces it, a
+    # removed one clears it.
+    created = await _room_avatar(mx, room)
+    assert _sha(await mx.client.download_media(created.content.url)) == _sha(PNG_B)
+    await _chat_picture(control, chat["id"], ada["mri"], PNG_A)
+    changed = await _room_avatar(mx, room, after=created.event_id)
+    assert changed.sender == reg.bot_mxid
+    assert _sha(await mx.client.download_media(changed.content.url)) == _sha(PNG_A)
+    await control.set_chat_picture(chat["id"], None, by=bob["mri"])
+    cleared = await _room_avatar(mx, room, after=changed.event_id)
+    assert not cleared.content.url
+
+    async def ada_says(text: str) -> None:
+        await control.post_message(chat["id"], sender=ada["mri"], content=f"<p>{text}</p>")
+        await mx.wait_for_message(room, body=text)
+
+    async def fetches() -> int:
+        return len(await control.requests(path_contains=f"/profilepicturev2/{ada['mri']}"))
+
+    async def after_refresh(text: str) -> None:
+        """Let the refresh interval pass, then a message makes the bridge look again."""
+        before = await fetches()
+        await asyncio.sleep(REFRESH_HOURS * 3600 + 0.2)
+        await ada_says(text)
+        await wait_for(lambda: _gt(fetches(), before))
+
+    # After the interval a message makes the bridge look again; messages within it fetch
+    # nothing. An unchanged picture is not uploaded again (counted at the end).
+    await after_refresh("later")
+    counted = await fetches()
+    await ada_says("again")
+    await ada_says("and again")
+    assert await fetches() == counted
+    assert await _avatar(mx, ada_p) == first
+
+    # A changed picture replaces the avatar.
+    await control.set_picture(ada["mri"], PNG_B, "image/png")
+    await after_refresh("new face")
+    second = await wait_for(lambda: _changed(_avatar(mx, ada_p), first))
+    assert _sha(await mx.client.download_media(second)) == _sha(PNG_B)
+
+    # A removed picture clears it.
+    await control.remove_picture(ada["mri"])
+    await after_refresh("no face")
+    await wait_for(lambda: _eq(_avatar(mx, ada_p), None))
+
+    # Someone added in Teams joins with their picture.
+    carol = await control.create_user(display_name="Carol Shaw", kind="work")
+    await control.set_picture(carol["mri"], PNG_B, "image/png")
+    await control.add_member(chat["id"], carol["mri"], by=ada["mri"])
+    carol_join = await mx.wait_for_event(room, _membership(puppet_mxid(reg, carol["mri"]), "join"))
+    assert _sha(await mx.client.download_media(carol_join.content.avatar_url)) == _sha(PNG_B)
+
+    # Two uploads for Ada (the first picture and the changed one), however often it was
+    # fetched; none for Bob.
+    assert await fetches() >= 4
+    assert await _ghost_media_count(mx, ada_p) == 2
+    assert await _ghost_media_count(mx, bob_p) == 0
+
+    # A room made before members could rename it gets that power on the next sync.
+    levels = await mx.client.get_state_event(room, EventType.ROOM_POWER_LEVELS)
+    assert levels.get_event_level(EventType.ROOM_NAME) == 0
+    levels.events[EventType.ROOM_NAME] = 50
+    path = f"/rooms/{quote(room)}/state/m.room.power_levels"
+    downgrade = (await _as_bot(synapse, reg, "PUT", path, levels))["event_id"]
+    await bridge.astop(timeout=STOP_TIMEOUT)
+    await bridge.astart()
+    fixed = await mx.wait_for_event(
+        room,
+        lambda e: (
+            e.type == EventType.ROOM_POWER_LEVELS
+            and e.content.get_event_level(EventType.ROOM_NAME) == 0
+        ),
+        after=downgrade,
+    )
+    assert fixed.sender == reg.bot_mxid
+    await mx.client.send_state_event(room, EventType.ROOM_NAME, {"name": "Renamed by a member"})
+    await wait_for(lambda: _chat_topic_is(control, chat["id"], "Renamed by a member"))
+    await bridge.astop(timeout=STOP_TIMEOUT)
+
+
+async def _as_bot(synapse, reg, method: str, path: str, content) -> dict[str, Any]:
+    """A client-server request as the bridge bot (with the appservice's token)."""
+    async with aiohttp.ClientSession() as http:
+        async with http.request(
+            method,
+            f"{synapse.url}/_matrix/client/v3{path}",
+            params={"user_id": reg.bot_mxid},
+            headers={"Authorization": f"Bearer {reg.as_token}"},
+            json=content.serialize(),
+        ) as resp:
+            assert resp.status == 200, await resp.text()
+            return await resp.json()
+
+
+async def _chat_topic_is(control, chat: str, topic: str) -> bool:
+    return (await control.get_chat(chat))["topic"] == topic
+
+
+async def _gt(value, floor) -> bool:
+    return (await value) > floor
+
+
+async def _changed(value, old):
+    new = await value
+    return new if new and new != old else None

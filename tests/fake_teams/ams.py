@@ -87,6 +87,8 @@ class AmsObject:
         """Which uploaded content a view renders (None: the view has nothing yet)."""
         if view in self.contents and view != "imgpsh":
             return self.contents[view]
+        if view == "avatar_fullsize" and "avatar" in self.contents:
+            return self.contents["avatar"]
         if view in IMAGE_VIEWS:
             return self.contents.get("imgpsh") or self.contents.get("original")
         if view in CONTENT_VIEWS:

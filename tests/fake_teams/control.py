@@ -82,6 +82,16 @@ class ControlClient:
     async def expire_access_token(self, mri: str) -> dict[str, Any]:
         return await self._call("POST", f"/users/{_seg(mri)}/expire_access_token")
 
+    async def set_picture(
+        self, mri: str, data: bytes, content_type: str = "image/png"
+    ) -> dict[str, Any]:
+        """Give `mri` a profile picture (or a new one); returns its sha256."""
+        body = {"content_b64": base64.b64encode(data).decode(), "content_type": content_type}
+        return await self._call("PUT", f"/users/{_seg(mri)}/picture", body)
+
+    async def remove_picture(self, mri: str) -> dict[str, Any]:
+        return await self._call("DELETE", f"/users/{_seg(mri)}/picture")
+
     # -- chats ---------------------------------------------------------------------
     async def create_chat(
         self, kind: str, members: list[str], topic: str | None = None
@@ -201,6 +211,15 @@ class ControlClient:
 
     async def set_topic(self, chat_id: str, topic: str, by: str) -> dict[str, Any]:
         return await self._call("PUT", f"/chats/{_seg(chat_id)}/topic", {"topic": topic, "by": by})
+
+    async def set_chat_picture(
+        self, chat_id: str, object_id: str | None, by: str
+    ) -> dict[str, Any]:
+        """Set the chat's picture to an AMS object (see `ams_upload`); None removes it."""
+        path = f"/chats/{_seg(chat_id)}/picture"
+        if object_id is None:
+            return await self._call("DELETE", path, {"by": by})
+        return await self._call("PUT", path, {"object_id": object_id, "by": by})
 
     async def set_horizon(self, chat_id: str, mri: str, consumptionhorizon: str) -> dict[str, Any]:
         return await self._call(

@@ -5,6 +5,8 @@ No authentication: the server only ever listens on loopback.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import html
 import json
 from collections.abc import Awaitable, Callable
@@ -86,6 +88,20 @@ async def expire_access(request: web.Request, c: SimContext, body: dict[str, Any
     return {"expired": c.tokens.expire_user(user.mri, "access")}
 
 
+async def set_picture(request: web.Request, c: SimContext, body: dict[str, Any]) -> Any:
+    """Give a user a profile picture, replace it, or (DELETE) take it away."""
+    user = c.world.user(request.match_info["mri"])
+    if request.method == "DELETE":
+        user.picture = None
+        return {"mri": user.mri, "sha256": None}
+    data = base64.b64decode(str(body["content_b64"]), validate=True)
+    if not data:
+        raise ValueError("an empty picture")
+    user.picture = data
+    user.picture_type = str(body.get("content_type") or "image/png")
+    return {"mri": user.mri, "sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
+
+
 # -- chats -----------------------------------------------------------------------------
 def _chat_summary(c: SimContext, chat_id: str) -> dict[str, Any]:
     chat = c.world.chat(chat_id)
@@ -93,6 +109,7 @@ def _chat_summary(c: SimContext, chat_id: str) -> dict[str, Any]:
         "id": chat.id,
         "kind": chat.kind,
         "topic": chat.topic,
+        "picture": chat.picture,
         "members": [{"mri": m.mri, "role": m.role} for m in chat.members.values()],
         "message_count": len(chat.messages),
     }
@@ -263,6 +280,14 @@ async def remove_member(request: web.Request, c: SimContext, body: dict[str, Any
 
 async def set_topic(request: web.Request, c: SimContext, body: dict[str, Any]) -> Any:
     chat = c.world.set_topic(request.match_info["cid"], str(body.get("topic", "")), str(body["by"]))
+    return _chat_summary(c, chat.id)
+
+
+async def set_chat_picture(request: web.Request, c: SimContext, body: dict[str, Any]) -> Any:
+    """Point the chat's picture at an AMS object (uploaded first), or (DELETE) remove it."""
+    object_id = None if request.method == "DELETE" else str(body["object_id"])
+    url = f"{c.base_url}/v1/objects/{object_id}/views/avatar_fullsize" if object_id else None
+    chat = c.world.set_picture(request.match_info["cid"], url, str(body["by"]))
     return _chat_summary(c, chat.id)
 
 
@@ -443,6 +468,8 @@ def add_routes(app: web.Application) -> None:
         ("POST", "/trouter/duplicate", duplicate),
         ("POST", "/trouter/silence", silence),
         ("POST", "/users/{mri}/expire_access_token", expire_access),
+        ("PUT", "/users/{mri}/picture", set_picture),
+        ("DELETE", "/users/{mri}/picture", set_picture),
         ("POST", "/chats", create_chat),
         ("GET", "/chats", list_chats),
         ("GET", "/chats/{cid}", get_chat),
@@ -457,6 +484,8 @@ def add_routes(app: web.Application) -> None:
         ("POST", "/chats/{cid}/members", add_member),
         ("DELETE", "/chats/{cid}/members/{mri}", remove_member),
         ("PUT", "/chats/{cid}/topic", set_topic),
+        ("PUT", "/chats/{cid}/picture", set_chat_picture),
+        ("DELETE", "/chats/{cid}/picture", set_chat_picture),
         ("PUT", "/chats/{cid}/horizon", set_horizon),
         ("PUT", "/chats/{cid}/members/{mri}/role", set_role),
         ("POST", "/chats/{cid}/activity", post_activity),

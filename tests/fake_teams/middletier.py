@@ -1,8 +1,11 @@
-"""Middle tier profile lookup (teams-protocol.md §8).
+"""Middle tier profile lookup and profile pictures (teams-protocol.md §8).
 
 Enterprise callers present a Bearer spaces token; the consumer path also takes a Skype
 token. `consumer_middle_tier="refuse"` answers 403 to personal accounts, as the real
 consumer middle tier often does, so clients must fall back to `imdisplayname`.
+
+Pictures (`profilepicturev2`) are fetched the way the web client's `<img>` tags fetch them:
+the spaces token travels in an `authtoken` cookie, not in a header.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from .auth import bearer_value, skype_value
 from .context import SimContext, ctx
 from .errors import json_error, unauthorized
 from .model import User
-from .tokens import IssuedToken
+from .tokens import SPACES_RESOURCE, IssuedToken
 from .util import compact_json
 
 
@@ -78,10 +81,47 @@ async def fetch_short_profile(request: web.Request) -> web.Response:
     return web.Response(text=compact_json(body), content_type="application/json")
 
 
+PICTURE_SIZES = {"HR64x64", "HR96x96", "HR128x128", "HR196x196"}
+_AUTHTOKEN_PREFIX = "Bearer="
+
+
+def cookie_token(request: web.Request) -> str | None:
+    """The token in `Cookie: authtoken=Bearer=<token>&Origin=https://teams.microsoft.com`.
+
+    Read by hand: the value holds `=` and `&`, which a strict cookie parser may refuse.
+    """
+    for header in request.headers.getall("Cookie", []):
+        for part in header.split(";"):
+            name, _, value = part.strip().partition("=")
+            if name == "authtoken" and value.startswith(_AUTHTOKEN_PREFIX):
+                token = value[len(_AUTHTOKEN_PREFIX) :].partition("&")[0].strip()
+                return token or None
+    return None
+
+
+async def profile_picture(request: web.Request) -> web.Response:
+    c = ctx(request)
+    caller = c.tokens.valid(cookie_token(request), "access")
+    if caller is None:
+        return unauthorized(c.options.error_bodies, c.rng)
+    viewer = c.world.users[caller.mri]
+    if viewer.kind == "work" and caller.audience != SPACES_RESOURCE:
+        return json_error(401, "InvalidAudience", "The access token has the wrong audience.")
+    if request.match_info["oid"] != viewer.object_id:
+        return json_error(403, "Forbidden", "The user id in the path is not the caller's.")
+    if request.query.get("size", "HR96x96") not in PICTURE_SIZES:
+        return json_error(400, "BadRequest", "unknown picture size")
+    user = c.world.users.get(request.match_info["mri"])
+    if user is None or user.picture is None:
+        return json_error(404, "NotFound", "The user has no profile picture.")
+    return web.Response(
+        body=user.picture,
+        content_type=user.picture_type,
+        headers={"Cache-Control": "private, max-age=3600"},
+    )
+
+
 def add_routes(app: web.Application) -> None:
-    for path in (
-        "/api/mt/part/{partition}/beta/users/fetchShortProfile",
-        "/api/mt/beta/users/fetchShortProfile",
-        "/api/mt/{region}/beta/users/fetchShortProfile",
-    ):
-        app.router.add_post(path, fetch_short_profile)
+    for base in ("/api/mt/part/{partition}/beta", "/api/mt/beta", "/api/mt/{region}/beta"):
+        app.router.add_post(f"{base}/users/fetchShortProfile", fetch_short_profile)
+        app.router.add_get(f"{base}/users/{{oid}}/profilepicturev2/{{mri}}", profile_picture)

@@ -17,6 +17,9 @@ class User:
     object_id: str
     tenant_id: str
     kind: UserKind
+    # The profile picture the middle tier serves (none: it answers 404).
+    picture: bytes | None = field(default=None, repr=False)
+    picture_type: str = "image/jpeg"
 
     @property
     def given_name(self) -> str:
@@ -35,6 +38,7 @@ class User:
             "object_id": self.object_id,
             "tenant_id": self.tenant_id,
             "kind": self.kind,
+            "has_picture": self.picture is not None,
         }
 
 
@@ -81,6 +85,8 @@ class Chat:
     creator: str
     created_ms: int
     version: int
+    # The thread's `picture` property: `URL@<AMS object>/views/avatar_fullsize`.
+    picture: str | None = None
     messages: list[Message] = field(default_factory=list)
     last_id: int = 0
     next_sequence: int = 1

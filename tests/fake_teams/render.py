@@ -181,6 +181,8 @@ def thread_json(
         props["fixedRoster"] = "true"
     if chat.topic:
         props["topic"] = chat.topic
+    if chat.picture:
+        props["picture"] = chat.picture
     return {
         "id": chat.id,
         "type": "Thread",

@@ -462,6 +462,14 @@ class World:
         self._publish_thread(chat)
         return chat
 
+    def set_picture(self, chat_id: str, url: str | None, by: str) -> Chat:
+        """Change the chat's picture; members hear of it as a ThreadUpdate."""
+        chat = self.member_chat(chat_id, by)
+        chat.picture = f"URL@{url}" if url else None
+        chat.version = now_ms()
+        self._publish_thread(chat)
+        return chat
+
     # -- raw notices and calls -------------------------------------------------------
     def post_activity(
         self,

@@ -215,3 +215,37 @@ async def test_hostile_ids_are_refused_before_any_request(
     await client.connect()
     with pytest.raises(ValueError):
         await client.list_messages("19:a/../../users@thread.v2")
+
+
+async def test_profile_pictures_with_the_cookie_and_none_without(
+    http_session: aiohttp.ClientSession, sim: Sim, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("DEBUG")
+    ada, bob = await two_users(sim)
+    picture = b"\xff\xd8\xff\xe0" + bytes(range(200))
+    await sim.control.set_picture(bob["mri"], picture, "image/jpeg")
+    client = await logged_in_client(http_session, sim, ada["mri"])
+    await client.connect()
+    await sim.control.clear_requests()
+
+    got = await client.fetch_profile_picture(bob["mri"])
+    assert got is not None and got.data == picture and got.content_type == "image/jpeg"
+    assert await client.fetch_profile_picture(ada["mri"]) is None  # 404: no picture
+    (req, _) = await sim.control.requests(path_contains="/profilepicturev2/")
+    assert req["path"].endswith(f"/beta/users/{ada['object_id']}/profilepicturev2/{bob['mri']}")
+    assert req["query"] == {"size": "HR96x96"}
+    assert req["headers"]["Cookie"].startswith("authtoken=Bearer=")
+    assert req["headers"]["Cookie"].endswith("&Origin=https://teams.microsoft.com")
+    assert req["headers"]["Referer"] == "https://teams.microsoft.com/"
+    assert "Authorization" not in req["headers"] and "X-Skypetoken" not in req["headers"]
+
+    # An expired token is refreshed once; a failure is an error, never "no picture".
+    await sim.control.expire_access_token(ada["mri"])
+    assert (await client.fetch_profile_picture(bob["mri"], size="HR196x196")).data == picture
+    await sim.control.add_fault("profilepicturev2", status=403, count=1)
+    with pytest.raises(TeamsError):
+        await client.fetch_profile_picture(bob["mri"])
+    with pytest.raises(ValueError):
+        await client.fetch_profile_picture("8:orgid:a/../../b")
+    secrets = [v for values in (await sim.control.tokens()).values() for v in values]
+    assert not [s for s in secrets if s in caplog.text]
