@@ -325,12 +325,14 @@ class MediaMixin:
         media = _teams_media(kind, ams_base, object_id, name, spooled, info, caption_html)
         if properties:
             media = media._replace(properties={**media.properties, **properties})
+        thread = await self.thread_target(sender, content)
         try:
             message_id = await client.send_media_message(
                 self.thread_id,
                 media,
                 client_message_id=client_message_id,
                 display_name=sender.display_name or "",
+                thread_root_id=thread.root_id if thread else None,
             )
         except Exception as e:
             failure = _teams_failure(e, "Teams refused the message")
