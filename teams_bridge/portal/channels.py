@@ -178,6 +178,14 @@ class ChannelsMixin:
         if root_id is not None and newest is not None:
             self._latest_threads().put(root_id, newest)
 
+    def note_sent_in_thread(
+        self: Portal, thread: ThreadTarget | None, message_id: str, event_id: EventID
+    ) -> None:
+        """Remember a message sent from Matrix into a channel thread."""
+        if thread is not None:
+            newest = event_id if thread.in_matrix_thread else None
+            self.note_in_thread(message_id, thread.root_id, newest)
+
     def _roots(self: Portal) -> _Bounded[str, str]:
         if self._thread_roots is None:
             self._thread_roots = _Bounded()

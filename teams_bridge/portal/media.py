@@ -295,6 +295,7 @@ class MediaMixin:
         }.get(str(msgtype), MediaKind.FILE)
         if kind == MediaKind.AUDIO and VOICE_KEY not in content:
             kind = MediaKind.FILE  # Teams has voice messages, not audio players
+        thread = await self.thread_target(sender, content)  # before uploading anything
         spooled = await self._fetch_matrix_media(url, name, info, kind, limit)
         try:
             if kind == MediaKind.IMAGE and not spooled.mimetype.startswith("image/"):
@@ -325,7 +326,6 @@ class MediaMixin:
         media = _teams_media(kind, ams_base, object_id, name, spooled, info, caption_html)
         if properties:
             media = media._replace(properties={**media.properties, **properties})
-        thread = await self.thread_target(sender, content)
         try:
             message_id = await client.send_media_message(
                 self.thread_id,
@@ -340,6 +340,7 @@ class MediaMixin:
                 raise
             raise failure from e
         await self._record_sent(sender, row, message_id)
+        self.note_sent_in_thread(thread, message_id, row.event_id)
 
     async def _fetch_matrix_media(
         self: Portal,

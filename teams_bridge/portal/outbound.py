@@ -293,9 +293,7 @@ class OutboundMixin:
         except (TimeoutError, aiohttp.ClientError, OSError) as e:
             raise Transient(f"network error ({type(e).__name__})") from e
         await self._record_sent(sender, row, message_id)
-        if thread is not None:
-            newest = row.event_id if thread.in_matrix_thread else None
-            self.note_in_thread(message_id, thread.root_id, newest)
+        self.note_sent_in_thread(thread, message_id, row.event_id)
 
     async def _find_sent(self: Portal, sender: User, client_message_id: str) -> str | None:
         assert sender.client is not None

@@ -210,10 +210,27 @@ async def test_channel_threads_both_ways(
     for text in ("answering the second reply", "answering the root"):
         message = await c.teams_message(text)
         assert message["conversationLink"].endswith(f";messageid={root_id}")
-    # The newest event of the Matrix thread is the thread event sent from Matrix (plain
-    # replies stay out of Matrix threads).
+    # A file sent in the thread goes there too.
+    await c.control.clear_requests()
+    mxc = await mx.client.upload_media(b"notes\n", mime_type="text/plain", filename="notes.txt")
+    notes = await mx.client.send_message_event(
+        c.room,
+        EventType.ROOM_MESSAGE,
+        {
+            "msgtype": "m.file",
+            "body": "notes.txt",
+            "url": mxc,
+            "info": {"mimetype": "text/plain", "size": 6},
+            "m.relates_to": _thread(root.event_id, m1),
+        },
+    )
+    (post,) = await recorded(c.control, "POST", "/messages")
+    assert _path(post).endswith(thread_path)
+    assert post["json"]["messagetype"] == "RichText/Media_GenericFile"
+    # The newest event of the Matrix thread is the last thread event sent from Matrix
+    # (plain replies stay out of Matrix threads).
     _, r4 = await c.says(c.bob, "<p>after matrix</p>", thread_root=root_id)
-    assert (await c.content(r4.event_id))["m.relates_to"] == _thread(root.event_id, m1)
+    assert (await c.content(r4.event_id))["m.relates_to"] == _thread(root.event_id, notes)
 
     # Edits and reactions of thread replies, Teams -> Matrix.
     await c.control.edit_message(c.chan, r1_id, c.bob["mri"], "<p>first reply, edited</p>")
