@@ -290,6 +290,14 @@ async def test_channel_threads_both_ways(
         root.event_id, r4.event_id
     )
 
+    # After the restart a reply's thread is asked of Teams before the answer goes there.
+    await c.control.clear_requests()
+    await mx.reply_text(c.room, r2.event_id, "still in the thread")
+    (post,) = await recorded(c.control, "POST", "/messages")
+    assert _path(post).endswith(thread_path)
+    (get,) = await recorded(c.control, "GET", f"/messages/{r2_id}")
+    assert _path(get).endswith(f"{channel_messages}/{r2_id}")
+
     # Deletes of thread replies, both ways (the channel id again).
     await c.control.delete_message(c.chan, r3_id, c.bob["mri"])
     redaction = await mx.wait_for_event(

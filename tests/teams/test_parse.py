@@ -257,42 +257,40 @@ def test_conversation_kinds(conv_id: str, props: dict[str, Any], kind: Conversat
     assert parse_conversation({"id": conv_id, "threadProperties": props}).kind is kind
 
 
-def test_channel_conversations_are_named_after_channel_and_team() -> None:
-    channel = parse_conversation(
-        {
-            "id": "19:chan@thread.tacv2",
-            "threadProperties": {
-                "threadType": "topic",
-                "productThreadType": "TeamsStandardChannel",
-                "topic": "What we talk about here",
-                "topicThreadTopic": "Design",
-                "spaceThreadTopic": "Contoso",
-                "spaceId": "19:team@thread.tacv2",
-            },
-        }
-    )
-    assert channel.kind is ConversationKind.CHANNEL
-    assert (channel.topic, channel.team_id, channel.team_name) == (
-        "Design",
-        "19:team@thread.tacv2",
-        "Contoso",
-    )
-    general = parse_thread(
-        {
-            "id": "19:team@thread.tacv2",
-            "properties": {
-                "threadType": "space",
-                "productThreadType": "TeamsTeam",
-                "spaceThreadTopic": "Contoso",
-            },
-        }
-    )
-    assert general.kind is ConversationKind.CHANNEL
-    assert (general.topic, general.team_id, general.team_name) == (
-        "General",
-        "19:team@thread.tacv2",
-        "Contoso",
-    )
+CHANNEL_PROPS = {
+    "threadType": "topic",
+    "productThreadType": "TeamsStandardChannel",
+    "topic": "What we talk about here",
+    "topicThreadTopic": "Design",
+    "spaceThreadTopic": "Contoso",
+    "spaceId": "19:team@thread.tacv2",
+}
+GENERAL_PROPS = {"threadType": "space", "productThreadType": "TeamsTeam", "spaceThreadTopic": "C"}
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (
+            {"id": "19:chan@thread.tacv2", "threadProperties": CHANNEL_PROPS},
+            ("Design", "19:team@thread.tacv2", "Contoso"),
+        ),
+        (  # a team's own thread is its General channel
+            {"id": "19:team@thread.tacv2", "threadProperties": GENERAL_PROPS},
+            ("General", "19:team@thread.tacv2", "C"),
+        ),
+        (  # the same from the thread endpoint
+            {"id": "19:team@thread.tacv2", "properties": GENERAL_PROPS},
+            ("General", "19:team@thread.tacv2", "C"),
+        ),
+    ],
+)
+def test_channels_are_named_after_channel_and_team(
+    raw: dict[str, Any], expected: tuple[str, str, str]
+) -> None:
+    parsed = parse_thread(raw) if "properties" in raw else parse_conversation(raw)
+    assert parsed.kind is ConversationKind.CHANNEL
+    assert (parsed.topic, parsed.team_id, parsed.team_name) == expected
 
 
 def test_members_may_be_objects_and_bad_ones_are_skipped() -> None:
