@@ -32,7 +32,12 @@ from .teams import (
 if TYPE_CHECKING:
     from .__main__ import TeamsBridge
 
-BRIDGED_KINDS = {ConversationKind.ONE_TO_ONE, ConversationKind.GROUP, ConversationKind.MEETING}
+BRIDGED_KINDS = {
+    ConversationKind.ONE_TO_ONE,
+    ConversationKind.GROUP,
+    ConversationKind.MEETING,
+    ConversationKind.CHANNEL,
+}
 
 
 class User(dbm.User, BaseUser):

@@ -13,7 +13,7 @@ from typing import Literal
 
 from .html_tree import HTML_SPACE, Node, clean_input, parse_html
 from .limits import ELLIPSIS, MAX_EVENT_TEXT_BYTES, MAX_TEXT_CHARS
-from .models import InlineImage, MatrixMessage, MentionResolver
+from .models import InlineImage, MatrixMessage, MentionResolver, RoomMentionTest
 from .render_html import render_html
 from .render_plain import PILL_PREFIX, render_plain
 from .teams_markup import ams_object_id, itemtype, parse_mentions_property
@@ -60,16 +60,21 @@ def teams_to_matrix(
     message_type: str = "RichText/Html",
     mentions_property: str | list | None = None,
     resolve_mention: MentionResolver | None = None,
+    is_room_mention: RoomMentionTest | None = None,
 ) -> MatrixMessage:
     """Convert a Teams message ``content``; never raises on any content.
 
-    ``resolve_mention`` is called once per mentioned MRI; exceptions from it propagate.
+    ``resolve_mention`` is called once per mentioned MRI; exceptions from it propagate. A
+    mention ``is_room_mention`` accepts becomes the text ``@room`` (and ``mentions_room``),
+    which is how Matrix says "everyone here".
     """
     kind = (message_type or "").strip().lower()
     if kind == "text":
         return _plain_message(html or "")
     root, truncated = parse_html(html or "", newlines_are_breaks=kind == "richtext")
-    converter = _Converter(parse_mentions_property(mentions_property), resolve_mention)
+    converter = _Converter(
+        parse_mentions_property(mentions_property), resolve_mention, is_room_mention
+    )
     items = tidy("#root", converter.children(root))
     body = render_plain(items)
     formatted: str | None = None
@@ -82,6 +87,7 @@ def teams_to_matrix(
         mentioned_user_ids=converter.mentioned,
         reply_to_message_id=converter.reply_to,
         images=converter.images,
+        mentions_room=converter.mentions_room,
     )
 
 
@@ -125,9 +131,16 @@ def _text(node: Node) -> str:
 class _Converter:
     """One message's conversion; collects mentions, the reply target and AMS media."""
 
-    def __init__(self, mentions: dict[str, str], resolve: MentionResolver | None) -> None:
+    def __init__(
+        self,
+        mentions: dict[str, tuple[str, str]],
+        resolve: MentionResolver | None,
+        is_room: RoomMentionTest | None,
+    ) -> None:
         self.mentions = mentions
         self.resolve = resolve
+        self.is_room = is_room
+        self.mentions_room = False
         self.mentioned: list[str] = []
         self.reply_to: str | None = None
         self.images: list[InlineImage] = []
@@ -172,10 +185,17 @@ class _Converter:
         if node.tag == "at":
             return node.attrs.get("id", "").strip() or None
         if itemtype(node) == "mention":
-            return self.mentions.get(node.attrs.get("itemid", "").strip())
+            found = self.mentions.get(node.attrs.get("itemid", "").strip())
+            return found[0] if found else None
         return None
 
+    def _mention_kind(self, mri: str) -> str:
+        return next((kind for m, kind in self.mentions.values() if m == mri), "")
+
     def _mention(self, mri: str, name: str, in_link: bool) -> list[Node | str]:
+        if self.is_room is not None and self.is_room(mri, self._mention_kind(mri)):
+            self.mentions_room = True
+            return ["@room"]
         if mri not in self._resolved:
             self._resolved[mri] = self.resolve(mri) if self.resolve else None
         found = self._resolved[mri]

@@ -12,6 +12,20 @@ MentionResolver = Callable[[str], "tuple[str, str] | None"]
 UserResolver = Callable[[str], "tuple[str, str] | None"]
 """Matrix user id -> (Teams MRI, display name), or None when the user is not a Teams user."""
 
+RoomMentionTest = Callable[[str, str], bool]
+"""(mentioned id, lowercase ``mentionType``) -> whether the mention means everyone in this
+room (Matrix ``@room``), e.g. a group chat's ``@Everyone`` or the channel itself."""
+
+
+@dataclass(frozen=True)
+class RoomMention:
+    """How a mention of everyone in the room is written in this Teams conversation: the
+    conversation's id, the ``mentionType`` and the text Teams shows for it."""
+
+    mri: str
+    mention_type: str
+    display_name: str
+
 
 @dataclass(frozen=True)
 class InlineImage:
@@ -32,6 +46,7 @@ class MatrixMessage:
     mentioned_user_ids: list[str] = field(default_factory=list)
     reply_to_message_id: str | None = None
     images: list[InlineImage] = field(default_factory=list)
+    mentions_room: bool = False
 
 
 @dataclass(frozen=True)

@@ -29,8 +29,9 @@ def ams_object_id(src: str) -> str | None:
     return match.group(1) if match else None
 
 
-def parse_mentions_property(value: str | list | None) -> dict[str, str]:
-    """Map each mention ``itemid`` to its MRI; tolerant of every malformed shape."""
+def parse_mentions_property(value: str | list | None) -> dict[str, tuple[str, str]]:
+    """Map each mention ``itemid`` to its MRI and lowercase ``mentionType`` (``""`` when
+    absent); tolerant of every malformed shape."""
     if value is None:
         return {}
     if isinstance(value, str):
@@ -44,7 +45,7 @@ def parse_mentions_property(value: str | list | None) -> dict[str, str]:
         value = [value]
     if not isinstance(value, list):
         return {}
-    result: dict[str, str] = {}
+    result: dict[str, tuple[str, str]] = {}
     for index, entry in enumerate(value):
         if not isinstance(entry, dict):
             continue
@@ -54,17 +55,19 @@ def parse_mentions_property(value: str | list | None) -> dict[str, str]:
         key = entry.get("itemid", index)
         if isinstance(key, bool) or not isinstance(key, (int, str)):
             key = index
-        result.setdefault(str(key).strip(), mri.strip())
+        kind = entry.get("mentionType")
+        kind = kind.strip().lower() if isinstance(kind, str) else ""
+        result.setdefault(str(key).strip(), (mri.strip(), kind))
     return result
 
 
-def mention_entry(item_id: int, mri: str, display_name: str) -> dict:
+def mention_entry(item_id: int, mri: str, display_name: str, mention_type: str = "person") -> dict:
     """One element of ``properties.mentions``."""
     return {
         "@type": MENTION_TYPE,
         "itemid": item_id,
         "mri": mri,
-        "mentionType": "person",
+        "mentionType": mention_type,
         "displayName": display_name,
     }
 

@@ -13,7 +13,7 @@ from mautrix.types import MatrixURI
 
 from .html_tree import HTML_SPACE, Node, clean_input, parse_html
 from .limits import ELLIPSIS, MAX_TEXT_CHARS
-from .models import TeamsContent, UserResolver
+from .models import RoomMention, TeamsContent, UserResolver
 from .render_html import render_html
 from .teams_markup import CODE_BLOCK_TYPE, REPLY_TYPE, mention_entry, mention_node
 from .tidy import element, has_visible_text, is_block, tidy
@@ -30,6 +30,7 @@ _LANGUAGE = re.compile(r"[A-Za-z0-9_+#.\-]{1,32}")
 _SPACE_RUN = re.compile(r" {2,}")
 _SPACES = re.compile(r"[ \t\n\r\f\xa0]+")
 _CODE_BLOCK_IDS = uuid.UUID("6f0d3c52-5d1e-4f57-9a43-6c1b7e0e2a10")
+_AT_ROOM = re.compile(r"(?<![\w@.])@room(?![\w-])")
 PREVIEW_CHARS = 200
 
 
@@ -39,26 +40,32 @@ def matrix_to_teams(
     *,
     resolve_user: UserResolver | None = None,
     mentioned_user_ids: list[str] | None = None,
+    room_mention: RoomMention | None = None,
 ) -> TeamsContent:
     """Convert a Matrix message to Teams HTML plus its ``properties.mentions`` entries.
 
     A pill becomes a Teams mention when ``resolve_user`` maps its user to an MRI and, if
     ``mentioned_user_ids`` (the event's ``m.mentions``) is given, the user is listed there:
-    a pill left out of ``m.mentions`` is not meant to notify anyone.
+    a pill left out of ``m.mentions`` is not meant to notify anyone. With ``room_mention``
+    (the caller decided the message mentions the whole room) each ``@room`` becomes that
+    conversation-wide Teams mention; without any ``@room`` in the text, one goes first.
     """
+    converter = _Converter(resolve_user, mentioned_user_ids, room_mention)
     if formatted_body and formatted_body.strip(HTML_SPACE):
-        converter = _Converter(resolve_user, mentioned_user_ids)
         root, _ = parse_html(formatted_body)
         items = _wrap_inline_runs(tidy("#root", converter.children(root)))
         if has_visible_text(items):
-            return TeamsContent(render_html(items, _nbsp_entity), converter.mentions)
+            return converter.finish(items)
+        converter = _Converter(resolve_user, mentioned_user_ids, room_mention)
     text, cut = clean_input(body or "", MAX_TEXT_CHARS)
     if cut:
         text += ELLIPSIS
-    if not text.strip(HTML_SPACE):
+    if not text.strip(HTML_SPACE) and room_mention is None:
         return TeamsContent(html="", mentions=[])
-    paragraph = Node("p", {}, _lines_with_breaks(text.split("\n")))
-    return TeamsContent(html=render_html([paragraph], _nbsp_entity), mentions=[])
+    lines: list[Node | str] = []
+    for item in _lines_with_breaks(text.split("\n")):
+        lines.extend(converter.text(item) if isinstance(item, str) else [item])
+    return converter.finish([Node("p", {}, lines)])
 
 
 def build_reply_quote(message_id: str, sender_mri: str, sender_name: str, preview_text: str) -> str:
@@ -134,9 +141,16 @@ def _matrix_user(href: str) -> str | None:
 class _Converter:
     """One event's conversion; numbers the Teams mentions it creates."""
 
-    def __init__(self, resolve: UserResolver | None, mentioned: list[str] | None) -> None:
+    def __init__(
+        self,
+        resolve: UserResolver | None,
+        mentioned: list[str] | None,
+        room: RoomMention | None = None,
+    ) -> None:
         self.resolve = resolve
         self.allowed = set(mentioned) if mentioned is not None else None
+        self.room = room
+        self.room_mentioned = False
         self.mentions: list[dict] = []
         self._code_blocks = 0
 
@@ -144,10 +158,42 @@ class _Converter:
         out: list[Node | str] = []
         for child in node.children:
             if isinstance(child, str):
-                out.append(child)
+                out.extend([child] if in_link else self.text(child))
             else:
                 out.extend(self.convert(child, in_link))
         return out
+
+    def text(self, text: str) -> list[Node | str]:
+        """Running text, with each ``@room`` made the conversation-wide mention."""
+        if self.room is None or "@room" not in text:
+            return [text]
+        out: list[Node | str] = []
+        parts = _AT_ROOM.split(text)
+        for index, part in enumerate(parts):
+            if index:
+                out.append(self._room_node())
+            if part:
+                out.append(part)
+        return out
+
+    def _room_node(self) -> Node:
+        assert self.room is not None
+        self.room_mentioned = True
+        item_id = len(self.mentions)
+        name = self.room.display_name
+        self.mentions.append(mention_entry(item_id, self.room.mri, name, self.room.mention_type))
+        return mention_node(item_id, name)
+
+    def finish(self, items: list[Node | str]) -> TeamsContent:
+        """The converted message; a room mention with no ``@room`` in the text goes first."""
+        if self.room is not None and not self.room_mentioned:
+            lead: list[Node | str] = [self._room_node(), " "]
+            first = items[0] if items else None
+            if isinstance(first, Node) and first.tag == "p":
+                first.children[:0] = lead
+            else:
+                items = element("p", {}, lead) + items
+        return TeamsContent(render_html(items, _nbsp_entity), self.mentions)
 
     def convert(self, node: Node, in_link: bool) -> list[Node | str]:
         tag = node.tag

@@ -113,12 +113,15 @@ class InboundMixin:
             message_type=message.message_type,
             mentions_property=(message.properties or {}).get("mentions"),
             resolve_mention=self._resolve_mention,
+            is_room_mention=self.is_room_mention,
         )
         content = TextMessageEventContent(msgtype=MessageType.TEXT, body=converted.body)
         if converted.formatted_body is not None:
             content.format = Format.HTML
             content.formatted_body = converted.formatted_body
         content["m.mentions"] = {"user_ids": list(converted.mentioned_user_ids)}
+        if converted.mentions_room:
+            content["m.mentions"]["room"] = True
         reply_to = getattr(self, "reply_events", {}).get(converted.reply_to_message_id or "")
         if reply_to:
             # The quoted message's event, looked up before converting (TeamsEventsMixin).

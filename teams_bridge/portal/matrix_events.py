@@ -339,6 +339,8 @@ class MatrixEventsMixin:
         name = name.strip()
         if user.client is None or self.is_direct or not name or name == self.name:
             return
+        if self.is_channel:
+            return  # a channel's name is the team's business, not this room's
         old_topic = self.topic
         # Saved first, so the TopicUpdate echo is recognised as this change.
         self.topic, self.name, self.name_set = name, name, True

@@ -295,6 +295,7 @@ class MediaMixin:
         }.get(str(msgtype), MediaKind.FILE)
         if kind == MediaKind.AUDIO and VOICE_KEY not in content:
             kind = MediaKind.FILE  # Teams has voice messages, not audio players
+        thread = await self.thread_target(sender, content)  # before uploading anything
         spooled = await self._fetch_matrix_media(url, name, info, kind, limit)
         try:
             if kind == MediaKind.IMAGE and not spooled.mimetype.startswith("image/"):
@@ -331,6 +332,7 @@ class MediaMixin:
                 media,
                 client_message_id=client_message_id,
                 display_name=sender.display_name or "",
+                thread_root_id=thread.root_id if thread else None,
             )
         except Exception as e:
             failure = _teams_failure(e, "Teams refused the message")
@@ -338,6 +340,7 @@ class MediaMixin:
                 raise
             raise failure from e
         await self._record_sent(sender, row, message_id)
+        self.note_sent_in_thread(thread, message_id, row.event_id)
 
     async def _fetch_matrix_media(
         self: Portal,

@@ -276,9 +276,11 @@ class OutboundMixin:
                 return
         await self.load_mentioned_puppets(content)
         html, properties = self._convert_outgoing(sender, content)
+        thread = await self.thread_target(sender, content)
         quote = await teams_quote_for(self, content)
-        if quote is not None:
-            # A reply: Teams shows the quoted message above the text.
+        if quote is not None and (thread is None or quote.message_id != thread.root_id):
+            # A reply: Teams shows the quoted message above the text (in a channel thread
+            # only when it answers one reply rather than the thread's root post).
             html = quote.html + html
             properties["qtdMsgs"] = quote.qtd_msgs
         client_message_id = row.client_message_id or new_client_message_id()
@@ -295,6 +297,7 @@ class OutboundMixin:
                 client_message_id=client_message_id,
                 display_name=sender.display_name or "",
                 properties=properties,
+                thread_root_id=thread.root_id if thread else None,
             )
         except AuthError as e:
             raise Transient(f"Teams rejected the login ({e})") from e
@@ -305,6 +308,7 @@ class OutboundMixin:
         except (TimeoutError, aiohttp.ClientError, OSError) as e:
             raise Transient(f"network error ({type(e).__name__})") from e
         await self._record_sent(sender, row, message_id)
+        self.note_sent_in_thread(thread, message_id, row.event_id)
 
     async def _find_sent(self: Portal, sender: User, client_message_id: str) -> str | None:
         assert sender.client is not None
@@ -363,6 +367,7 @@ class OutboundMixin:
             mentioned_user_ids=list(mentions.get("user_ids") or [])
             if isinstance(mentions, dict)
             else None,
+            room_mention=self.outgoing_room_mention(content),
         )
         properties: dict[str, str] = {}
         if converted.mentions:

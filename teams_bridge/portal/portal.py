@@ -14,6 +14,7 @@ from .. import db as dbm
 from ..config import Config
 from ..teams import EventMessage as TeamsEventMessage
 from ..teams import ResourceType
+from .channels import ChannelsMixin
 from .inbound import InboundMixin
 from .matrix_events import MatrixEventsMixin
 from .media import MediaMixin
@@ -42,6 +43,7 @@ def synthetic_event(message: Message) -> TeamsEventMessage:
 class Portal(
     RoomMixin,
     TeamsEventsMixin,  # wraps every part: replies, mentions, calls
+    ChannelsMixin,  # channel threads, the team, mentions of everyone
     MediaMixin,
     InboundMixin,
     MatrixEventsMixin,
@@ -249,12 +251,16 @@ class Portal(
 
     @property
     def bridge_info(self) -> dict[str, Any]:
-        return {
+        info = {
             "bridgebot": self.az.bot_mxid,
             "creator": self.main_intent.mxid,
             "protocol": {"id": "teams", "displayname": "Microsoft Teams"},
             "channel": {"id": self.thread_id, "displayname": self.name},
         }
+        if self.team_id:
+            # A channel's team: what a space per team will gather its rooms by.
+            info["network"] = {"id": self.team_id, "displayname": self.team_name}
+        return info
 
     async def delete(self) -> None:
         self.by_thread.pop((self.thread_id, self.receiver), None)

@@ -31,6 +31,7 @@ MAX_QUOTES = 5
 class ReplyQuote:
     html: str
     qtd_msgs: str
+    message_id: str  # the quoted Teams message
 
 
 def strip_reply_fallback(body: str) -> str:
@@ -105,6 +106,7 @@ async def teams_quote_for(portal: Portal, content: dict[str, Any]) -> ReplyQuote
     return ReplyQuote(
         html=build_reply_quote(target.message_id, target.sender_mri, name, preview),
         qtd_msgs=json.dumps(qtd),
+        message_id=target.message_id,
     )
 
 

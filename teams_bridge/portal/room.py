@@ -48,6 +48,8 @@ class RoomMixin:
             self.kind = KIND_NAMES.get(conversation.kind, "group")
             if conversation.topic:
                 self.topic = conversation.topic
+            if conversation.kind is ConversationKind.CHANNEL:
+                self.remember_team(conversation.team_id, conversation.team_name)
             if not self.mxid:
                 if conversation.last_message and self.last_message_id is None:
                     # History before the room existed is not replayed (no backfill yet);
@@ -71,6 +73,8 @@ class RoomMixin:
                 return self.mxid
             if self.thread_id.endswith("@unq.gbl.spaces") or "uni01_" in self.thread_id:
                 self.kind = "one_to_one"
+            elif self.is_channel:
+                self.kind = "channel"
             await self._create_room(source, [])
         await self.add_user(source.mxid)
         return self.mxid
@@ -139,6 +143,8 @@ class RoomMixin:
             await intent.set_power_levels(self.mxid, levels)
 
     def _room_name(self: Portal, puppets: list[Puppet], own_mri: str | None) -> str | None:
+        if self.kind == "channel":
+            return self.channel_room_name()
         if self.topic:
             return self.topic
         others = [p for p in puppets if p.mri != own_mri]
@@ -157,6 +163,9 @@ class RoomMixin:
         members, thread = await self._fetch_members(source, hint)
         if thread and thread.topic:
             self.topic = thread.topic
+        if thread and thread.kind is ConversationKind.CHANNEL:
+            self.kind = "channel"
+            self.remember_team(thread.team_id, thread.team_name)
         puppets = await self._update_puppets(source, members, thread)
         avatar: ContentURI | None = None
         if thread and thread.picture and not self.is_direct:

@@ -51,7 +51,8 @@ class TeamsEventsMixin(UpdatesMixin, RosterMixin):
         # the events of quoted messages, and the mentioned users' puppets.
         self.reply_events = await quoted_events(self, message)
         for mention in message.mentions:
-            await Puppet.get_by_mri(mention.mri)
+            if not mention.is_conversation:
+                await Puppet.get_by_mri(mention.mri)
         try:
             await super().handle_teams_message(source, message)  # type: ignore[misc]
         finally:

@@ -19,6 +19,7 @@ from .ids import (
     escape_segment,
     id_from_link,
     split_message_id,
+    thread_conversation_id,
 )
 from .kinds import AccountKind
 from .links import resolve_page_link
@@ -284,11 +285,18 @@ class ChatApi:
         display_name: str | None,
         message_type: str = "RichText/Html",
         properties: Mapping[str, Any] | None = None,
+        thread_root_id: str | None = None,
     ) -> str:
-        """Post a message with the minimal body; returns the new message id."""
+        """Post a message with the minimal body; returns the new message id.
+
+        With ``thread_root_id`` the message is a reply in that channel thread: it goes to
+        ``<channel>;messageid=<root>``, escaped as one path segment (§4.7).
+        """
         body = self._message_body(
             content, client_message_id, display_name, message_type, properties
         )
+        if thread_root_id is not None:
+            conv_id = thread_conversation_id(conv_id, _message_id(thread_root_id))
         resp = await self._send("POST", f"{await self._conversation_url(conv_id)}/messages", body)
         message_id = self._sent_message_id(resp)
         if message_id is None:

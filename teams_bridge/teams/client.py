@@ -141,10 +141,12 @@ class TeamsClient:
         display_name: str | None,
         properties: Mapping[str, str] | None = None,
         message_type: str = "RichText/Html",
+        thread_root_id: str | None = None,
     ) -> str:
         """Send a message (``RichText/Html`` unless ``message_type`` says otherwise);
         ``properties`` values are strings (``mentions``, ``qtdMsgs``, … hold JSON).
-        Returns the new message id."""
+        ``thread_root_id`` makes it a reply in that channel thread. Returns the new
+        message id."""
         return await self.chat.send_message(
             conv_id,
             html,
@@ -152,6 +154,7 @@ class TeamsClient:
             display_name=display_name,
             message_type=message_type,
             properties=properties,
+            thread_root_id=thread_root_id,
         )
 
     async def get_message(self, conv_id: str, message_id: str) -> Message:
@@ -212,6 +215,7 @@ class TeamsClient:
         *,
         client_message_id: str,
         display_name: str | None,
+        thread_root_id: str | None = None,
     ) -> str:
         """Send what a builder of ``attachments`` made (``image_message`` etc.)."""
         return await self.chat.send_message(
@@ -221,6 +225,7 @@ class TeamsClient:
             display_name=display_name,
             message_type=media.message_type,
             properties=media.properties,
+            thread_root_id=thread_root_id,
         )
 
     # -- media (AMS) -----------------------------------------------------------------

@@ -159,6 +159,14 @@ def split_message_id(conv_id: str) -> tuple[str, str | None]:
     return conv_id, None
 
 
+def thread_conversation_id(channel_id: str, root_id: str) -> str:
+    """The id a channel thread is addressed by: ``<channel>;messageid=<root>`` (§4.7)."""
+    check_id(channel_id)
+    check_id(root_id)
+    base, _old_root = split_message_id(channel_id)
+    return f"{base};messageid={root_id}"
+
+
 def classify_conversation(conv_id: str) -> ConversationIdKind:
     """Classify a conversation id by its shape."""
     check_id(conv_id)

@@ -78,6 +78,13 @@ class Message:
         return bool(kind) and not kind.startswith(_NON_CONTENT_PREFIXES)
 
     @property
+    def reply_root_id(self) -> str | None:
+        """The root post of the channel thread this message is a reply in; ``None`` for a
+        root post (whose link names the post itself) and for messages of chats."""
+        root = self.thread_root_id
+        return root if root is not None and root != self.id else None
+
+    @property
     def is_deleted(self) -> bool:
         """Soft-deleted: ``deletetime`` is set, a delete flag is, or a ``MessageUpdate``
         re-sent a content message with empty content."""
@@ -135,7 +142,11 @@ class ThreadMember:
 
 @dataclass(frozen=True)
 class Conversation:
-    """An entry of the conversation list; ``members`` holds MRIs (may be partial)."""
+    """An entry of the conversation list; ``members`` holds MRIs (may be partial).
+
+    For a channel, ``topic`` is the channel's name and ``team_id``/``team_name`` name the
+    team it belongs to (the team's id is the id of its General channel).
+    """
 
     id: str
     kind: ConversationKind
@@ -144,11 +155,14 @@ class Conversation:
     last_message: Message | None
     version: int | None
     consumption_horizon: ConsumptionHorizon | None = None  # the signed-in user's read position
+    team_id: str | None = None
+    team_name: str | None = None
 
 
 @dataclass(frozen=True)
 class Thread:
-    """Thread metadata and roster."""
+    """Thread metadata and roster (``topic``, ``team_id``, ``team_name`` as in
+    ``Conversation``)."""
 
     id: str
     kind: ConversationKind
@@ -158,6 +172,8 @@ class Thread:
     creator: str | None = None
     picture: str | None = None
     properties: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    team_id: str | None = None
+    team_name: str | None = None
 
 
 @dataclass(frozen=True)

@@ -232,6 +232,9 @@ def parse_message(
         root = root or root_hint
     if conv is None:
         raise ParseError("message has no conversation id")
+    properties = _json_object(data.get("properties"), "message properties")
+    if root is None and classify_conversation(conv) is ConversationIdKind.CHANNEL:
+        root = _root_field(data, properties)
     sender: str | None = None
     raw_from = data.get("from")
     if isinstance(raw_from, str) and raw_from:
@@ -239,7 +242,6 @@ def parse_message(
             sender = id_from_link(raw_from)
         except InvalidId as exc:
             raise ParseError(f"message has an invalid sender: {exc}") from exc
-    properties = _json_object(data.get("properties"), "message properties")
     edit = parse_time(_first(properties, "edittime", "editTime")) or parse_time(
         data.get("edittime")
     )
@@ -267,6 +269,37 @@ def parse_message(
         edited_id=text_value(_first(data, "skypeeditedid", "skypeEditedId")),
         from_update=from_update,
     )
+
+
+def _root_field(data: Mapping[str, Any], properties: Mapping[str, Any]) -> str | None:
+    """A channel message's thread root from ``rootMessageId``/``parentMessageId`` (top
+    level or in ``properties``), for links that do not carry ``;messageid=``."""
+    for source in (data, properties):
+        for key in ("rootMessageId", "rootmessageid", "parentMessageId", "parentmessageid"):
+            value = text_value(source.get(key))
+            if value is not None and value.isascii() and value.isdigit():
+                return value
+    return None
+
+
+def _channel_names(
+    conv_id: str, props: Mapping[str, Any]
+) -> tuple[str | None, str | None, str | None]:
+    """(channel name, team id, team name) of a channel conversation (§4.2): a team's own
+    thread (``TeamsTeam``) is its General channel and has the team's id."""
+    thread_type = str(_first(props, "threadType", "threadtype") or "").lower()
+    product = str(_first(props, "productThreadType", "productthreadtype") or "").lower()
+    team_name = text_value(_first(props, "spaceThreadTopic", "spacethreadtopic"))
+    name = text_value(_first(props, "topicThreadTopic", "topicthreadtopic"))
+    if product == "teamsteam" or (thread_type == "space" and not product):
+        return name or "General", conv_id, team_name
+    team_id = text_value(_first(props, "spaceId", "spaceid"))
+    if team_id is not None:
+        try:
+            team_id = id_from_link(team_id)
+        except InvalidId:
+            team_id = None
+    return name or _topic(props), team_id, team_name
 
 
 def _member_mris(raw: Any) -> tuple[str, ...]:
@@ -299,6 +332,9 @@ def parse_conversation(obj: Any) -> Conversation:
     members = _member_mris(props.get("members"))
     if not members:
         members = members_from_conversation_id(conv_id)
+    topic, team_id, team_name = _topic(props), None, None
+    if kind is ConversationKind.CHANNEL:
+        topic, team_id, team_name = _channel_names(conv_id, props)
     last: Message | None = None
     raw_last = data.get("lastMessage")
     if isinstance(raw_last, Mapping) and raw_last.get("id") is not None:
@@ -309,11 +345,13 @@ def parse_conversation(obj: Any) -> Conversation:
     return Conversation(
         id=conv_id,
         kind=kind,
-        topic=_topic(props),
+        topic=topic,
         members=members,
         last_message=last,
         version=as_int(data.get("version")),
         consumption_horizon=_own_horizon(data.get("properties")),
+        team_id=team_id,
+        team_name=team_name,
     )
 
 
@@ -368,15 +406,21 @@ def parse_thread(obj: Any) -> Thread:
             creator = id_from_link(creator)
         except InvalidId:
             creator = None
+    kind = conversation_kind(thread_id, props)
+    topic, team_id, team_name = _topic(props), None, None
+    if kind is ConversationKind.CHANNEL:
+        topic, team_id, team_name = _channel_names(thread_id, props)
     return Thread(
         id=thread_id,
-        kind=conversation_kind(thread_id, props),
-        topic=_topic(props),
+        kind=kind,
+        topic=topic,
         members=tuple(members),
         version=as_int(data.get("version")),
         creator=creator,
         picture=picture,
         properties=props,
+        team_id=team_id,
+        team_name=team_name,
     )
 
 

@@ -22,6 +22,10 @@ from .ids import check_id, id_from_link, parse_mri
 _DIGITS_RE = re.compile(r"^[+-]?\d{1,30}$")
 _MS_MIN = 10**11  # ms epochs of real message ids and read times are 12-14 digits
 _MS_MAX = 10**14
+# ``mentionType`` values that name a conversation instead of a person (§4.8): a channel
+# ("channel", seen in captured channel posts), a team ("team") and a group chat's
+# "@Everyone" ("chat", unconfirmed: the name Microsoft Graph gives that kind).
+CONVERSATION_MENTION_TYPES = frozenset({"chat", "channel", "team"})
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,13 @@ class Mention:
     mri: str
     display_name: str | None = None
     mention_type: str | None = None
+
+    @property
+    def is_conversation(self) -> bool:
+        """A mention of a whole conversation (``@Everyone`` in a chat, a channel, a team)
+        rather than of a person: its ``mri`` is the conversation's id."""
+        kind = (self.mention_type or "").lower()
+        return kind in CONVERSATION_MENTION_TYPES or self.mri.startswith("19:")
 
 
 @dataclass(frozen=True)

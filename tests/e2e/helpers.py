@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
+from urllib.parse import quote
 
 from teams_bridge.mxid import escape_mri
 
@@ -37,3 +39,23 @@ async def wait_for(predicate, timeout: float = 30, interval: float = 0.2):
         if asyncio.get_running_loop().time() > deadline:
             raise TimeoutError("condition not met")
         await asyncio.sleep(interval)
+
+
+async def raw_event(matrix_user, room: str, event_id: str) -> dict:
+    """An event exactly as the homeserver serves it."""
+    path = f"/_matrix/client/v3/rooms/{quote(room)}/event/{quote(event_id)}"
+    return await matrix_user.client.api.request("GET", path)
+
+
+async def recorded(control, method: str, path: str, count: int = 1) -> list[dict]:
+    """Wait for `count` requests the simulator recorded (since the last clear) whose path
+    contains `path`; their JSON bodies decoded into "json"."""
+
+    async def found():
+        reqs = await control.requests(path_contains=path, method=method)
+        return reqs if len(reqs) >= count else None
+
+    reqs = await wait_for(found)
+    for req in reqs:
+        req["json"] = json.loads(req["body"]) if req["body"] else None
+    return reqs

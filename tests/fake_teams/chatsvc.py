@@ -67,11 +67,30 @@ async def read_json(request: web.Request) -> dict[str, Any]:
     return body
 
 
+THREAD_MARK = ";messageid="
+
+
 def conv_id(request: web.Request) -> str:
+    """The conversation in the path. A channel thread id (`<channel>;messageid=<root>`)
+    is refused: only posting and listing address a thread; everything else about a
+    message (edit, delete, reactions) goes through the channel's own id."""
+    cid, root = thread_target(request)
+    if root is not None:
+        raise SimError(400, "BadRequest", "this request takes the channel id, not a thread id")
+    return cid
+
+
+def thread_target(request: web.Request) -> tuple[str, int | None]:
+    """(conversation id, thread root) of a path that may name a channel thread."""
     cid = request.match_info["cid"]
     if cid.startswith("48:"):
         raise SimError(400, "BadRequest", "virtual conversations are not supported here")
-    return cid
+    base, mark, root = cid.partition(THREAD_MARK)
+    if not mark:
+        return cid, None
+    if not root.isdigit():
+        raise SimError(400, "BadRequest", "messageid must be a message id")
+    return base, int(root)
 
 
 def msg_id(request: web.Request) -> int:
@@ -168,13 +187,16 @@ async def put_conversation_property(
 
 # -- messages ----------------------------------------------------------------------
 async def list_messages(request: web.Request, c: SimContext, me: str) -> web.StreamResponse:
-    chat = c.world.member_chat(conv_id(request), me)
+    """A channel's list holds its root posts and every reply, in arrival order; a thread
+    id (`<channel>;messageid=<root>`) lists that thread alone."""
+    cid, root = thread_target(request)
+    chat = c.world.member_chat(cid, me)
     q = request.query
     state = decode_state(q.get("syncState"))
     size = max(1, min(int_param(q.get("pageSize"), state.get("n", 20)), 200))
     start = int_param(q.get("startTime"), state.get("s", 0))
     end = int_param(q.get("endTime"), state.get("e", 0)) or None
-    msgs = chat.messages
+    msgs = chat.messages if root is None else chat.thread_of(root)
     if state.get("m") == "older":
         msgs = [m for m in msgs if m.id < state["b"]]
     elif state.get("m") == "newer":
@@ -211,11 +233,12 @@ async def get_message(request: web.Request, c: SimContext, me: str) -> web.Strea
 
 
 async def post_message(request: web.Request, c: SimContext, me: str) -> web.StreamResponse:
+    """A message; posted to `<channel>;messageid=<root>` it is a reply in that thread."""
     body = await read_json(request)
-    msg = c.world.post_message(conv_id(request), me, body)
-    location = (
-        f"{rest_base(request)}/users/ME/conversations/{msg.conversation_id}/messages/{msg.id}"
-    )
+    cid, root = thread_target(request)
+    msg = c.world.post_message(cid, me, body, thread_root=root)
+    location = f"{rest_base(request)}/users/ME/conversations/{request.match_info['cid']}"
+    location += f"/messages/{msg.id}"
     return json_response({"OriginalArrivalTime": msg.arrival_ms}, 201, {"Location": location})
 
 

@@ -101,6 +101,17 @@ class ControlClient:
             body["topic"] = topic
         return await self._call("POST", "/chats", body)
 
+    async def create_team(
+        self, display_name: str, members: list[str], channels: list[str] | None = None
+    ) -> dict[str, Any]:
+        """A team (the first member owns it) with its General channel (whose id is the
+        team's) and a standard channel per name; channels are chats of kind `channel`."""
+        body = {"display_name": display_name, "members": members, "channels": channels or []}
+        return await self._call("POST", "/teams", body)
+
+    async def list_teams(self) -> list[dict[str, Any]]:
+        return await self._call("GET", "/teams")
+
     async def list_chats(self) -> list[dict[str, Any]]:
         return await self._call("GET", "/chats")
 
@@ -117,10 +128,11 @@ class ControlClient:
         **extra: Any,
     ) -> dict[str, Any]:
         """Post as `sender`. Extra fields: `properties`, `imdisplayname`, `contenttype`,
-        `amsreferences`, `wire` (top-level JSON overrides; None removes a field, e.g.
+        `amsreferences`, `thread_root` (a channel post's id: reply in its thread),
+        `wire` (top-level JSON overrides; None removes a field, e.g.
         `{"imdisplayname": None, "imDisplayName": "Ada"}`) and `mentions`
-        (`[{"mri", "text"?, "split"?=True, "display_names"?=True}]`, filling `{mention:N}`
-        placeholders in `content`)."""
+        (`[{"mri", "text"?, "split"?=True, "display_names"?=True, "mention_type"?="person"}]`,
+        filling `{mention:N}` placeholders in `content`)."""
         body = {"sender": sender, "content": content, "messagetype": messagetype, **extra}
         if clientmessageid is not None:
             body["clientmessageid"] = clientmessageid

@@ -120,6 +120,34 @@ async def create_chat(request: web.Request, c: SimContext, body: dict[str, Any])
     return _chat_summary(c, chat.id)
 
 
+def _team_summary(c: SimContext, team_id: str) -> dict[str, Any]:
+    team = c.world.teams.get(team_id)
+    if team is None:
+        raise SimError(404, "NotFound", "unknown team")
+    channels = [c.world.chat(cid) for cid in team.channel_ids]
+    return {
+        "id": team.id,
+        "display_name": team.display_name,
+        "channels": [
+            {"id": ch.id, "name": ch.channel_name, "general": ch.is_general} for ch in channels
+        ],
+        "members": [{"mri": m.mri, "role": m.role} for m in channels[0].members.values()],
+    }
+
+
+async def create_team(request: web.Request, c: SimContext, body: dict[str, Any]) -> Any:
+    team = c.world.create_team(
+        str(body["display_name"]),
+        [str(m) for m in body["members"]],
+        [str(name) for name in body.get("channels") or []],
+    )
+    return _team_summary(c, team.id)
+
+
+async def list_teams(request: web.Request, c: SimContext, body: dict[str, Any]) -> Any:
+    return [_team_summary(c, tid) for tid in c.world.teams]
+
+
 async def list_chats(request: web.Request, c: SimContext, body: dict[str, Any]) -> Any:
     return [_chat_summary(c, cid) for cid in c.world.chats]
 
@@ -146,8 +174,13 @@ async def post_message(request: web.Request, c: SimContext, body: dict[str, Any]
             c, str(payload["content"]), list(body["mentions"])
         )
     wire = body.get("wire")
+    root = body.get("thread_root")
     msg = c.world.post_message(
-        chat_id, str(body["sender"]), payload, wire if isinstance(wire, dict) else None
+        chat_id,
+        str(body["sender"]),
+        payload,
+        wire if isinstance(wire, dict) else None,
+        thread_root=None if root is None else int(root),
     )
     return message_json(msg, c.world.chat(msg.conversation_id), _rest_base(c))
 
@@ -473,6 +506,8 @@ def add_routes(app: web.Application) -> None:
         ("POST", "/chats", create_chat),
         ("GET", "/chats", list_chats),
         ("GET", "/chats/{cid}", get_chat),
+        ("POST", "/teams", create_team),
+        ("GET", "/teams", list_teams),
         ("POST", "/chats/{cid}/messages", post_message),
         ("GET", "/chats/{cid}/messages", list_messages),
         ("PUT", "/chats/{cid}/messages/{mid}", edit_message),

@@ -49,6 +49,11 @@ def group_id() -> str:
     return f"19:{secrets.token_hex(16)}@thread.v2"
 
 
+def channel_id() -> str:
+    """Channels (and a team's own thread, its General channel) are `@thread.tacv2`."""
+    return f"19:{secrets.token_hex(16)}@thread.tacv2"
+
+
 def meeting_id() -> str:
     encoded = base64.b64encode(str(uuid.uuid4()).encode()).decode().rstrip("=")
     return f"19:meeting_{encoded}@thread.v2"

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 UserKind = Literal["work", "personal"]
-ChatKind = Literal["one_to_one", "group", "meeting"]
+ChatKind = Literal["one_to_one", "group", "meeting", "channel"]
 
 
 @dataclass
@@ -43,6 +43,15 @@ class User:
 
 
 @dataclass
+class Team:
+    """A team: its General channel has the team's id; every channel shares the roster."""
+
+    id: str
+    display_name: str
+    channel_ids: list[str]
+
+
+@dataclass
 class Member:
     mri: str
     role: str  # "Admin" | "User"
@@ -70,6 +79,8 @@ class Message:
     amsreferences: list[Any] = field(default_factory=list)
     edited_id: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # A reply in a channel thread: the id of the thread's root post.
+    root_id: int | None = None
 
     def __post_init__(self) -> None:
         if not self.version:
@@ -91,18 +102,35 @@ class Chat:
     last_id: int = 0
     next_sequence: int = 1
     horizons: dict[str, str] = field(default_factory=dict)
+    # Channels: the team's id (its General channel's id, which is this chat's own id for
+    # General), the team's name and the channel's name.
+    team_id: str | None = None
+    team_name: str | None = None
+    channel_name: str | None = None
 
     @property
     def last_activity(self) -> int:
         return self.messages[-1].arrival_ms if self.messages else self.created_ms
 
     @property
+    def is_general(self) -> bool:
+        return self.kind == "channel" and self.team_id == self.id
+
+    @property
     def thread_type(self) -> str:
+        if self.kind == "channel":
+            return "space" if self.is_general else "topic"
         return "meeting" if self.kind == "meeting" else "chat"
 
     @property
     def product_thread_type(self) -> str:
+        if self.kind == "channel":
+            return "TeamsTeam" if self.is_general else "TeamsStandardChannel"
         return {"one_to_one": "OneToOneChat", "group": "Chat", "meeting": "Meeting"}[self.kind]
+
+    def thread_of(self, root_id: int) -> list[Message]:
+        """A channel thread: its root post, then the replies, oldest first."""
+        return [m for m in self.messages if m.id == root_id or m.root_id == root_id]
 
     def next_arrival(self, now: int) -> int:
         """Message ids are arrival ms, strictly increasing per conversation."""

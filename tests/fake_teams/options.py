@@ -35,6 +35,9 @@ class SimOptions:
     delete_markers: Literal["deletetime", "deletionTime", "content_only", "random"] = "deletetime"
     emotion_history: Variant = "never"
     thread_activity_format: Literal["xml", "json", "random"] = "xml"
+    # How a channel message names its thread (§4.5, §4.7): `link` in conversationLink's
+    # `;messageid=<root>`, `fields` in rootMessageId/parentMessageId, or `both`.
+    channel_thread_ids: Literal["link", "fields", "both", "random"] = "link"
     ams_content_length: Variant = "always"
     server_heartbeat_interval: float = 30.0
     idle_timeout: float | None = 120.0

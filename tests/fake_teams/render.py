@@ -15,6 +15,7 @@ from .model import Chat, Message, User
 from .util import iso_ms3, iso_ms7
 
 NOTIFICATIONS_BASE = "https://notifications.skype.net/v1"
+_NOTICES = ("Control/", "ThreadActivity/")
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,7 @@ class WireStyle:
     display_name_key: str = "imdisplayname"  # or "imDisplayName"
     numbers_as_strings: bool = False  # sequenceId, deletetime, emotion times, versions, …
     include_edit_id: bool = True  # reaction-only updates re-send the message without it
+    channel_thread_ids: str = "link"  # or "fields" or "both" (see SimOptions)
 
 
 PLAIN = WireStyle()
@@ -79,6 +81,8 @@ def message_json(msg: Message, chat: Chat, base: str, style: WireStyle = PLAIN) 
         data["fromFamilyNameInToken"] = last
     if chat.topic:
         data["threadtopic"] = chat.topic
+    if chat.kind == "channel" and msg.sequence_id and not msg.messagetype.startswith(_NOTICES):
+        _thread_ids(data, msg, chat, base, style)
     if msg.edited_id and style.include_edit_id:
         data["skypeeditedid"] = msg.edited_id
     emotions = msg.properties.get("emotions")
@@ -97,6 +101,29 @@ def message_json(msg: Message, chat: Chat, base: str, style: WireStyle = PLAIN) 
         else:
             data[key] = copy.deepcopy(value)
     return data
+
+
+def _thread_ids(
+    data: dict[str, Any], msg: Message, chat: Chat, base: str, style: WireStyle
+) -> None:
+    """A channel post names its thread: the link's `;messageid=` is the root post's id (a
+    root post names itself); replies may carry rootMessageId/parentMessageId instead."""
+    root = msg.root_id if msg.root_id is not None else msg.id
+    if style.channel_thread_ids in ("link", "both"):
+        data["conversationLink"] = f"{base}/users/ME/conversations/{chat.id};messageid={root}"
+    if style.channel_thread_ids in ("fields", "both") and msg.root_id is not None:
+        data["rootMessageId"] = str(root)
+        data["parentMessageId"] = str(root)
+
+
+def _channel_properties(chat: Chat, props: dict[str, Any]) -> None:
+    """How a channel names itself and its team (§4.2): a team's General channel is the
+    team's own thread and carries only the team's name."""
+    props["spaceThreadTopic"] = chat.team_name or ""
+    if not chat.is_general:
+        props["topicThreadTopic"] = chat.channel_name or ""
+        props["spaceId"] = chat.team_id or ""
+    props["groupId"] = (chat.team_id or "")[3:35]
 
 
 def conversation_json(
@@ -129,7 +156,9 @@ def conversation_json(
         thread["fixedRoster"] = "true"
     if chat.topic:
         thread["topic"] = chat.topic
-    if not omit_members:
+    if chat.kind == "channel":
+        _channel_properties(chat, thread)
+    elif not omit_members:  # channel entries carry no roster
         thread["members"] = json.dumps(list(chat.members))
     return {
         "id": chat.id,
@@ -183,6 +212,8 @@ def thread_json(
         props["topic"] = chat.topic
     if chat.picture:
         props["picture"] = chat.picture
+    if chat.kind == "channel":
+        _channel_properties(chat, props)
     return {
         "id": chat.id,
         "type": "Thread",

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from . import ids
-from .model import Chat, ChatKind, Member, Message, User, UserKind
+from .model import Chat, ChatKind, Member, Message, Team, User, UserKind
 from .options import SimOptions
 from .render import NOTIFICATIONS_BASE, WireStyle, conversation_json, message_json, thread_json
 from .util import now_ms
@@ -47,6 +47,7 @@ class World:
         self.tenant_id = tenant_id or str(uuid.uuid4())
         self.users: dict[str, User] = {}
         self.chats: dict[str, Chat] = {}
+        self.teams: dict[str, Team] = {}
         self.sink: EventSink | None = None
         self.dedupe = False
         self._seen_client_ids: dict[tuple[str, str], Message] = {}
@@ -73,6 +74,9 @@ class World:
             ),
             numbers_as_strings=self.variant(self.options.numbers_as_strings),
             include_edit_id=include_edit_id,
+            channel_thread_ids=self.pick(
+                self.options.channel_thread_ids, ("link", "fields", "both")
+            ),
         )
 
     def _number(self, value: int) -> int | str:
@@ -133,6 +137,8 @@ class World:
     def create_chat(self, kind: ChatKind, members: list[str], topic: str | None = None) -> Chat:
         if kind not in ("one_to_one", "group", "meeting"):
             raise SimError(400, "BadRequest", "kind must be one_to_one, group or meeting")
+        if kind == "channel":
+            raise SimError(400, "BadRequest", "channels are made with their team")
         unique = list(dict.fromkeys(members))
         users = [self.user(m) for m in unique]
         if not users:
@@ -161,6 +167,32 @@ class World:
         self._publish_conversation(chat, list(chat.members))
         return chat
 
+    def create_team(
+        self, display_name: str, members: list[str], channels: list[str] | None = None
+    ) -> Team:
+        """A team of `members` (the first one owns it) with its General channel, whose id
+        is the team's, plus a standard channel per name in `channels`."""
+        users = [self.user(m) for m in dict.fromkeys(members)]
+        if not users or not display_name.strip():
+            raise SimError(400, "BadRequest", "a team needs a name and members")
+        team_id = ids.channel_id()
+        team = Team(team_id, display_name, [])
+        for name in ["General", *(channels or [])]:
+            chat_id = team_id if name == "General" and not team.channel_ids else ids.channel_id()
+            now = self._last_created = max(now_ms(), self._last_created + 1)
+            roster = {
+                u.mri: Member(u.mri, "Admin" if i == 0 else "User", now)
+                for i, u in enumerate(users)
+            }
+            chat = Chat(chat_id, "channel", roster, None, users[0].mri, now, now)
+            chat.team_id, chat.team_name, chat.channel_name = team_id, display_name, name
+            self.chats[chat_id] = chat
+            team.channel_ids.append(chat_id)
+            self._publish_thread(chat)
+            self._publish_conversation(chat, list(chat.members))
+        self.teams[team_id] = team
+        return team
+
     def implicit_one_to_one(self, chat_id: str, sender: str) -> Chat | None:
         """Work 1:1 ids are deterministic: the first message creates the chat."""
         if chat_id in self.chats or not chat_id.endswith("@unq.gbl.spaces"):
@@ -182,14 +214,18 @@ class World:
         sender: str,
         body: dict[str, Any],
         wire: dict[str, Any] | None = None,
+        thread_root: int | None = None,
     ) -> Message:
         """Store (unless it is a control message) and fan out one message; `wire` overrides
-        top-level fields of its JSON (a None value removes the field)."""
+        top-level fields of its JSON (a None value removes the field). `thread_root` makes
+        it a reply in that channel thread."""
         chat = self.chats.get(chat_id) or self.implicit_one_to_one(chat_id, sender)
         if chat is None:
             raise SimError(404, "NotFound", "Conversation not found")
         if sender not in chat.members:
             raise SimError(403, "Forbidden", "User is not a member of the conversation")
+        if thread_root is not None:
+            self._check_thread_root(chat, thread_root)
         messagetype = body.get("messagetype") or body.get("messageType")
         if not isinstance(messagetype, str) or not messagetype:
             raise SimError(400, "BadRequest", "messagetype is required")
@@ -221,6 +257,7 @@ class World:
             properties=dict(props),
             amsreferences=list(body.get("amsreferences") or []),
             extra=dict(wire or {}),
+            root_id=thread_root,
         )
         msg.arrival_ms = msg.version = msg.id
         if not control:
@@ -230,6 +267,17 @@ class World:
                 self._seen_client_ids[key] = msg
         self._publish_message(chat, msg, "NewMessage")
         return msg
+
+    @staticmethod
+    def _check_thread_root(chat: Chat, root_id: int) -> None:
+        """Only channels have threads, and a thread hangs off a root post."""
+        if chat.kind != "channel":
+            raise SimError(400, "BadRequest", "only channel posts have threads")
+        root = chat.message(root_id)
+        if root is None:
+            raise SimError(404, "NotFound", "Thread root not found")
+        if root.root_id is not None:
+            raise SimError(400, "BadRequest", "replies go to the root post of a thread")
 
     def own_message(self, chat_id: str, msg_id: int, mri: str) -> tuple[Chat, Message]:
         chat = self.member_chat(chat_id, mri)
@@ -589,6 +637,11 @@ class World:
             msg, chat, NOTIFICATIONS_BASE, self.style(include_edit_id=include_edit_id)
         )
         link = f"{NOTIFICATIONS_BASE}/users/ME/conversations/{chat.id}/messages/{msg.id}"
+        if msg.root_id is not None:
+            link = (
+                f"{NOTIFICATIONS_BASE}/users/ME/conversations/{chat.id};messageid={msg.root_id}"
+                f"/messages/{msg.id}"
+            )
         self.sink.publish(recipients or list(chat.members), resource_type, resource, link)
 
     def _publish_thread(self, chat: Chat, recipients: list[str] | None = None) -> None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
 
 from teams_bridge.formatter import (
+    RoomMention,
     TeamsContent,
     build_reply_quote,
     matrix_to_teams,
@@ -179,3 +181,53 @@ def test_reply_quote_round_trip() -> None:
     assert back.reply_to_message_id == "42"
     assert back.body == "now"
     assert back.formatted_body == "<p><b>now</b></p>"
+
+
+ROOM = RoomMention("19:chan@thread.tacv2", "channel", "Design Crew")
+
+
+def _room_entry(item_id: int) -> dict:
+    return {
+        "@type": MENTION,
+        "itemid": item_id,
+        "mri": "19:chan@thread.tacv2",
+        "mentionType": "channel",
+        "displayName": "Design Crew",
+    }
+
+
+def test_at_room_becomes_the_conversation_mention() -> None:
+    content = convert(
+        '<b>@room</b>: ask <a href="https://matrix.to/#/@teams_ada:example.org">Ada</a>, '
+        "not <code>@room</code> or me@room.org",
+        room_mention=ROOM,
+    )
+    assert content.html == (
+        f'<p><b><span itemscope="" itemtype="{MENTION}" itemid="0">Design Crew</span></b>: ask '
+        f'<span itemscope="" itemtype="{MENTION}" itemid="1">Ada Lovelace</span>, not '
+        "<code>@room</code> or me@room.org</p>"
+    )
+    assert content.mentions[0] == _room_entry(0)
+    assert content.mentions[1]["mentionType"] == "person"
+
+
+def test_room_mention_without_at_room_goes_first() -> None:
+    assert matrix_to_teams("lunch?\nnow", room_mention=ROOM) == TeamsContent(
+        html=f'<p><span itemscope="" itemtype="{MENTION}" itemid="0">Design Crew</span> '
+        "lunch?<br>now</p>",
+        mentions=[_room_entry(0)],
+    )
+
+
+def test_at_room_is_text_unless_the_caller_asks_for_the_mention() -> None:
+    assert matrix_to_teams("@room hi") == TeamsContent(html="<p>@room hi</p>", mentions=[])
+
+
+def test_room_mention_round_trips_to_at_room() -> None:
+    content = matrix_to_teams("@room lunch", room_mention=ROOM)
+    message = teams_to_matrix(
+        content.html,
+        mentions_property=json.dumps(content.mentions),
+        is_room_mention=lambda mri, kind: mri == ROOM.mri and kind == "channel",
+    )
+    assert message.body == "@room lunch" and message.mentions_room

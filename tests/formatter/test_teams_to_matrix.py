@@ -337,3 +337,50 @@ def test_unclosed_paragraphs_and_items() -> None:
 
 def test_empty_content() -> None:
     assert convert("") == MatrixMessage(body="", formatted_body=None)
+
+
+def test_conversation_mention_becomes_at_room_when_it_means_this_room() -> None:
+    chat = "19:group@thread.v2"
+    html = (
+        f'<p><span itemtype="{MENTION}" itemid="0">Everyone</span>, ask '
+        f'<span itemtype="{MENTION}" itemid="1">Ada</span> or see '
+        f'<span itemtype="{MENTION}" itemid="2">Design</span></p>'
+    )
+    entries = json.dumps(
+        [
+            {"itemid": 0, "mri": chat, "mentionType": "chat", "displayName": "Everyone"},
+            {"itemid": 1, "mri": ADA, "mentionType": "person", "displayName": "Ada"},
+            {"itemid": 2, "mri": "19:other@thread.tacv2", "mentionType": "channel"},
+        ]
+    )
+    seen: list[tuple[str, str]] = []
+
+    def this_room(mri: str, kind: str) -> bool:
+        seen.append((mri, kind))
+        return mri == chat
+
+    message = convert(html, mentions_property=entries, is_room_mention=this_room)
+    assert message.body == "@room, ask Ada Lovelace or see Design"
+    assert message.mentions_room
+    assert message.mentioned_user_ids == ["@teams_ada:example.org"]
+    assert (chat, "chat") in seen and ("19:other@thread.tacv2", "channel") in seen
+    # Without the room test a conversation mention is just its text.
+    plain = convert(html, mentions_property=entries)
+    assert plain.body == "Everyone, ask Ada Lovelace or see Design"
+    assert not plain.mentions_room
+
+
+def test_split_spans_of_a_channel_mention_make_one_at_room() -> None:
+    channel = "19:chan@thread.tacv2"
+    html = (
+        f'<p><span itemtype="{MENTION}" itemid="0">Design</span> '
+        f'<span itemtype="{MENTION}" itemid="1">Crew</span> hi</p>'
+    )
+    entries = [
+        {"itemid": 0, "mri": channel, "mentionType": "channel"},
+        {"itemid": 1, "mri": channel, "mentionType": "channel"},
+    ]
+    message = convert(
+        html, mentions_property=entries, is_room_mention=lambda mri, kind: kind == "channel"
+    )
+    assert message == MatrixMessage(body="@room hi", formatted_body=None, mentions_room=True)

@@ -124,6 +124,23 @@ def test_split_mention_spans_name_the_same_user() -> None:
     assert message(properties={"mentions": "oops"}).mentions == ()
 
 
+def test_conversation_mentions_are_told_apart_from_people() -> None:
+    mentions = [
+        {"itemid": 0, "mri": A, "mentionType": "person", "displayName": "Ada"},
+        {"itemid": 1, "mri": "19:c@thread.tacv2", "mentionType": "channel", "displayName": "Dev"},
+        {"itemid": 2, "mri": "19:g@thread.v2", "mentionType": "chat", "displayName": "Everyone"},
+        {"itemid": 3, "mri": "19:t@thread.tacv2", "displayName": "Contoso"},
+        {"itemid": 4, "mri": "tHab2TLzpa", "mentionType": "tag", "displayName": "Ops"},
+    ]
+    msg = message(properties={"mentions": json.dumps(mentions)})
+    assert [(m.item_id, m.is_conversation) for m in msg.mentions] == [
+        ("0", False),
+        ("1", True),
+        ("2", True),
+        ("3", True),
+    ]  # a tag's id is no MRI: it is not listed
+
+
 def test_quoted_message_ids() -> None:
     quoted = [
         {"messageId": "1700000000001", "sender": A, "time": 1700000000001},

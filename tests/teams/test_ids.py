@@ -21,6 +21,7 @@ from teams_bridge.teams.ids import (
     one_to_one_peer,
     parse_link,
     parse_mri,
+    thread_conversation_id,
 )
 
 A = "0f0f0f0f-1111-2222-3333-444444444444"
@@ -158,6 +159,17 @@ def test_escapes_ids_as_one_path_segment() -> None:
     )
     with pytest.raises(InvalidId):
         escape_segment("19:a/../b")
+
+
+def test_builds_channel_thread_ids() -> None:
+    assert thread_conversation_id("19:abc@thread.tacv2", "17") == "19:abc@thread.tacv2;messageid=17"
+    # a thread id given as the channel names the same channel
+    assert (
+        thread_conversation_id("19:abc@thread.tacv2;messageid=1", "2")
+        == "19:abc@thread.tacv2;messageid=2"
+    )
+    with pytest.raises(InvalidId):
+        thread_conversation_id("19:abc@thread.tacv2", "1/../2")
 
 
 def test_rejects_overlong_ids() -> None:

@@ -103,6 +103,37 @@ def test_channel_reply_carries_its_root() -> None:
     assert msg.thread_root_id == "1618133500000"
 
 
+def test_channel_root_post_names_itself_and_is_no_reply() -> None:
+    link = f"{HOST}/conversations/19:chan@thread.tacv2;messageid=1618133509362"
+    msg = parse_message(wire_message(conversationid="19:chan@thread.tacv2", conversationLink=link))
+    assert msg.thread_root_id == msg.id == "1618133509362"
+    assert msg.reply_root_id is None
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"rootMessageId": "1618133500000"},
+        {"parentMessageId": 1618133500000},
+        {"properties": {"parentMessageId": "1618133500000"}},
+    ],
+)
+def test_channel_reply_root_from_id_fields(fields: dict[str, Any]) -> None:
+    raw = wire_message(
+        conversationid="19:chan@thread.tacv2",
+        conversationLink=f"{HOST}/conversations/19:chan@thread.tacv2",
+        **fields,
+    )
+    msg = parse_message(raw)
+    assert msg.conversation_id == "19:chan@thread.tacv2"
+    assert msg.reply_root_id == "1618133500000"
+
+
+def test_root_fields_mean_nothing_outside_channels() -> None:
+    msg = parse_message(wire_message(properties={"parentMessageId": "1618133500000"}))
+    assert msg.thread_root_id is None and msg.reply_root_id is None
+
+
 def test_message_without_conversation_uses_the_hint() -> None:
     raw = wire_message()
     del raw["conversationid"], raw["conversationLink"]
@@ -224,6 +255,42 @@ def test_legacy_one_to_one_with_null_thread_properties() -> None:
 )
 def test_conversation_kinds(conv_id: str, props: dict[str, Any], kind: ConversationKind) -> None:
     assert parse_conversation({"id": conv_id, "threadProperties": props}).kind is kind
+
+
+CHANNEL_PROPS = {
+    "threadType": "topic",
+    "productThreadType": "TeamsStandardChannel",
+    "topic": "What we talk about here",
+    "topicThreadTopic": "Design",
+    "spaceThreadTopic": "Contoso",
+    "spaceId": "19:team@thread.tacv2",
+}
+GENERAL_PROPS = {"threadType": "space", "productThreadType": "TeamsTeam", "spaceThreadTopic": "C"}
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (
+            {"id": "19:chan@thread.tacv2", "threadProperties": CHANNEL_PROPS},
+            ("Design", "19:team@thread.tacv2", "Contoso"),
+        ),
+        (  # a team's own thread is its General channel
+            {"id": "19:team@thread.tacv2", "threadProperties": GENERAL_PROPS},
+            ("General", "19:team@thread.tacv2", "C"),
+        ),
+        (  # the same from the thread endpoint
+            {"id": "19:team@thread.tacv2", "properties": GENERAL_PROPS},
+            ("General", "19:team@thread.tacv2", "C"),
+        ),
+    ],
+)
+def test_channels_are_named_after_channel_and_team(
+    raw: dict[str, Any], expected: tuple[str, str, str]
+) -> None:
+    parsed = parse_thread(raw) if "properties" in raw else parse_conversation(raw)
+    assert parsed.kind is ConversationKind.CHANNEL
+    assert (parsed.topic, parsed.team_id, parsed.team_name) == expected
 
 
 def test_members_may_be_objects_and_bad_ones_are_skipped() -> None:

@@ -1,0 +1,239 @@
+"""What a Teams channel adds to a portal: the team it belongs to, threads, and mentions of
+everyone in the room.
+
+A channel is one room for now (a later space per team can adopt these rooms: the team is
+named in the room's ``m.bridge`` state as its ``network``). Its root posts are ordinary
+messages; a reply in a channel thread is a Matrix thread event (``m.thread``) under the
+root post's event, with the reply fallback pointing at the newest event of the thread.
+Which thread a Teams message is in is remembered in memory only: after a restart it is
+asked of the homeserver (the newest thread event) or of Teams (a message's root).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import aiohttp
+from mautrix.api import Method, Path
+from mautrix.types import EventID, RelationType
+
+from .. import db as dbm
+from ..formatter import RoomMention
+from ..teams import TeamsError
+from .calls import is_chat_message_id
+from .replies import reply_event_id
+
+if TYPE_CHECKING:
+    from mautrix.types import MessageEventContent
+
+    from ..teams import Message
+    from ..user import User
+    from .portal import Portal
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+# Threads and messages remembered per channel (the rest is looked up again when needed).
+REMEMBERED = 1000
+# How a group chat's "@Everyone" is written. The channel form (mentionType "channel", the
+# channel's id) is seen in captured channel posts; "chat" with the chat's id and the
+# text "Everyone" is unconfirmed: it is the name Microsoft Graph gives such a mention.
+EVERYONE = "Everyone"
+CHAT_MENTION = "chat"
+CHANNEL_MENTION = "channel"
+TEAM_MENTION = "team"
+
+
+class _Bounded(OrderedDict[K, V]):
+    """A mapping that forgets its oldest entries beyond ``limit``."""
+
+    def __init__(self, limit: int = REMEMBERED) -> None:
+        super().__init__()
+        self.limit = limit
+
+    def put(self, key: K, value: V) -> None:
+        self[key] = value
+        self.move_to_end(key)
+        while len(self) > self.limit:
+            self.popitem(last=False)
+
+
+@dataclass(frozen=True)
+class ThreadTarget:
+    """Where a Matrix message goes in a channel: into the thread of ``root_id``.
+    ``in_matrix_thread``: the event is a thread event too (not a plain reply)."""
+
+    root_id: str
+    in_matrix_thread: bool
+
+
+class ChannelsMixin:
+    team_id: str | None = None
+    team_name: str | None = None
+    _thread_roots: _Bounded[str, str] | None = None  # Teams message id -> its thread root
+    _thread_latest: _Bounded[str, EventID] | None = None  # root id -> newest thread event
+
+    @property
+    def is_channel(self: Portal) -> bool:
+        return self.kind == "channel" or self.thread_id.lower().endswith("@thread.tacv2")
+
+    def remember_team(self: Portal, team_id: str | None, team_name: str | None) -> None:
+        self.team_id = team_id or self.team_id
+        self.team_name = team_name or self.team_name
+
+    def channel_room_name(self: Portal) -> str | None:
+        """``Design (Contoso)``: the channel, and its team while there are no spaces."""
+        channel = self.topic
+        if channel and self.team_name and channel != self.team_name:
+            return f"{channel} ({self.team_name})"
+        return channel or self.team_name
+
+    # -- mentions of everyone --------------------------------------------------------------
+
+    def is_room_mention(self: Portal, mri: str, mention_type: str) -> bool:
+        """Whether a Teams mention means everyone in this room: the chat or channel itself,
+        or (in a channel) its team. Mentions of other channels stay text."""
+        if self.is_direct:
+            return False
+        if mri.lower() == self.thread_id.lower():
+            return mention_type in ("", CHAT_MENTION, CHANNEL_MENTION, TEAM_MENTION)
+        return (
+            self.is_channel
+            and mention_type == TEAM_MENTION
+            and (self.team_id is None or mri.lower() == self.team_id.lower())
+        )
+
+    def outgoing_room_mention(self: Portal, content: dict[str, Any]) -> RoomMention | None:
+        """The Teams mention of everyone for a Matrix message that mentions the room
+        (``m.mentions.room``, or ``@room`` from a client without ``m.mentions``); none in
+        a 1:1 chat."""
+        if self.is_direct:
+            return None
+        mentions = content.get("m.mentions")
+        if isinstance(mentions, dict):
+            wanted = mentions.get("room") is True
+        else:
+            wanted = "@room" in str(content.get("body") or "")
+        if not wanted:
+            return None
+        if self.is_channel:
+            return RoomMention(self.thread_id, CHANNEL_MENTION, self.topic or "General")
+        return RoomMention(self.thread_id, CHAT_MENTION, EVERYONE)
+
+    # -- Teams -> Matrix: threads ----------------------------------------------------------
+
+    async def convert_teams_message(
+        self: Portal, source: User, message: Message
+    ) -> list[MessageEventContent]:
+        parts = await super().convert_teams_message(source, message)  # type: ignore[misc]
+        root = message.reply_root_id if self.is_channel else None
+        if root is None:
+            return parts
+        root_row = await dbm.Message.get(self.thread_id, self.receiver, root)
+        if root_row is None:
+            # The root post was never bridged: the reply stands on its own.
+            self.log.debug("Root %s of reply %s is not in the room", root, message.id)
+            return parts
+        latest = await self._newest_in_thread(root, root_row.mxid)
+        for content in parts:
+            quoted = content.relates_to.in_reply_to if content.get_reply_to() else None
+            content.set_thread_parent(root_row.mxid, latest)
+            if quoted is not None:
+                # A reply to one message of the thread: a real reply, not a fallback.
+                content.relates_to.in_reply_to = quoted
+                content.relates_to.is_falling_back = False
+        return parts
+
+    async def _newest_in_thread(self: Portal, root_id: str, root_event: EventID) -> EventID:
+        latest = self._latest_threads().get(root_id)
+        if latest is not None:
+            return latest
+        assert self.mxid
+        path = Path.v1.rooms[self.mxid].relations[root_event][RelationType.THREAD.value]
+        try:
+            resp = await self.main_intent.api.request(
+                Method.GET, path, query_params={"limit": "1", "dir": "b"}
+            )
+        except Exception as e:
+            self.log.debug("Could not read thread %s from the homeserver: %s", root_event, e)
+            return root_event
+        chunk = resp.get("chunk") if isinstance(resp, dict) else None
+        newest = chunk[0].get("event_id") if chunk and isinstance(chunk[0], dict) else None
+        return EventID(newest) if isinstance(newest, str) else root_event
+
+    async def _record(self: Portal, message: Message, part: int, event_id: EventID) -> None:
+        await super()._record(message, part, event_id)  # type: ignore[misc]
+        if self.is_channel:
+            root = message.reply_root_id
+            self.note_in_thread(message.id, root, event_id if root else None)
+
+    def note_in_thread(
+        self: Portal, message_id: str, root_id: str | None, newest: EventID | None
+    ) -> None:
+        """Remember a channel message's thread and, given ``newest``, the event that is now
+        the newest of the Matrix thread."""
+        self._roots().put(message_id, root_id or message_id)
+        if root_id is not None and newest is not None:
+            self._latest_threads().put(root_id, newest)
+
+    def note_sent_in_thread(
+        self: Portal, thread: ThreadTarget | None, message_id: str, event_id: EventID
+    ) -> None:
+        """Remember a message sent from Matrix into a channel thread."""
+        if thread is not None:
+            newest = event_id if thread.in_matrix_thread else None
+            self.note_in_thread(message_id, thread.root_id, newest)
+
+    def _roots(self: Portal) -> _Bounded[str, str]:
+        if self._thread_roots is None:
+            self._thread_roots = _Bounded()
+        return self._thread_roots
+
+    def _latest_threads(self: Portal) -> _Bounded[str, EventID]:
+        if self._thread_latest is None:
+            self._thread_latest = _Bounded()
+        return self._thread_latest
+
+    # -- Matrix -> Teams: threads ----------------------------------------------------------
+
+    async def thread_target(
+        self: Portal, sender: User, content: dict[str, Any]
+    ) -> ThreadTarget | None:
+        """The channel thread a Matrix message belongs in: a thread event's root, or the
+        thread of the message a reply answers (replying to a root post answers in its
+        thread). ``None``: a new root post (also when the target never reached Teams)."""
+        if not self.is_channel or not self.mxid:
+            return None
+        relates = content.get("m.relates_to")
+        target = None
+        if isinstance(relates, dict) and relates.get("rel_type") == RelationType.THREAD.value:
+            target = relates.get("event_id")
+        in_thread = isinstance(target, str) and bool(target)
+        target = target if in_thread else reply_event_id(content)
+        if not target:
+            return None
+        row = await dbm.Message.get_by_mxid(EventID(target), self.mxid)
+        if row is None or not is_chat_message_id(row.message_id):
+            return None
+        return ThreadTarget(await self._root_of(sender, row.message_id), in_thread)
+
+    async def _root_of(self: Portal, sender: User, message_id: str) -> str:
+        known = self._roots().get(message_id)
+        if known is not None:
+            return known
+        from .outbound import Transient
+
+        assert sender.client is not None
+        try:
+            message = await sender.client.get_message(self.thread_id, message_id)
+        except TeamsError as e:
+            if e.status is not None and 400 <= e.status < 500 and e.status not in (408, 429):
+                return message_id  # gone from Teams: post as if it were the root
+            raise Transient(f"could not look up the thread ({e})") from e
+        except (TimeoutError, aiohttp.ClientError, OSError) as e:
+            raise Transient(f"network error ({type(e).__name__})") from e
+        root = message.reply_root_id or message_id
+        self._roots().put(message_id, root)
+        return root
