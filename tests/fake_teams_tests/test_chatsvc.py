@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from urllib.parse import quote
 
@@ -46,6 +47,8 @@ async def test_conversation_list_paging_and_shapes(sim, http, control: ControlCl
     await control.create_chat("group", [grace["mri"], alan["mri"]])  # not Ada's
     for chat in [one, *groups]:
         await control.post_message(chat["id"], grace["mri"], f"<p>in {chat['id']}</p>")
+        # Arrival times are milliseconds: two chats posted to in the same one tie.
+        await asyncio.sleep(0.005)
 
     me = await login(sim, http, control, ada["mri"])
     url = f"{chat_base(me)}/users/ME/conversations"
