@@ -144,8 +144,19 @@ class TeamsBridge(Bridge):
             row = self.outbound_row(raw, seq, txn_number, now)
             if row and await Portal.get_by_mxid(row.room_id) is not None:
                 rows.append(row)
-        await dbm.MatrixEvent.insert_many(rows)
-        self.disruptions.record(txn_id)
+        # Noted before the rows can be seen, so a gap holds them back for a check.
+        self.disruptions.record(txn_id, now)
+        try:
+            await dbm.MatrixEvent.insert_many(rows)
+        except Exception:
+            # The homeserver retries this transaction, and its recovery can leave a later
+            # one unsent: a disruption.
+            self._store_failing = True
+            self.disruptions.note_trouble()
+            raise
+        if self._store_failing:
+            self._store_failing = False
+            self.disruptions.note_recovered()
         for room_id in {row.room_id for row in rows}:
             portal = await Portal.get_by_mxid(room_id)
             if portal:
@@ -162,6 +173,7 @@ class TeamsBridge(Bridge):
         super().prepare_bridge()
         self.teams_endpoints = Endpoints.from_dict(dict(self.config["teams.endpoints"]))
         self._background: set[asyncio.Task] = set()
+        self._store_failing = False
         self.disruptions = Disruptions(self.config["bridge.matrix_order_hold_seconds"])
         self.disruptions.on_recovered.append(self._after_homeserver_return)
         self.homeserver_watch = HomeserverWatch(

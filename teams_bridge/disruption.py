@@ -1,17 +1,20 @@
 """Homeserver disruptions, and what Matrix -> Teams does about them.
 
 A healthy Synapse sends an appservice every event, in order, and retries a failed
-transaction before anything newer. Around a homeserver restart that breaks down: a
-transaction in flight can arrive long after its successors, and events sent in the first
-moments after start-up can be skipped altogether. Transaction numbers cannot show either
-(they come from one sequence shared by every appservice on the homeserver, so gaps are
-normal).
+transaction before anything newer. Around a disruption that breaks down: after a homeserver
+restart a transaction in flight can arrive long after its successors, and events sent in the
+first moments after start-up can be skipped; after the appservice failed a transaction (e.g.
+its database was restarting), Synapse's recovery can leave a transaction created during it
+unsent. Transaction numbers alone cannot tell: they come from one sequence shared by every
+appservice on the homeserver, so gaps are normal.
 
-So the bridge watches the homeserver (`HomeserverWatch`). After it failed to answer, for
-`window_seconds`, each portal compares its room's timeline with what it has stored once
-before sending anything received since the disruption began, and stores the user's events
-it never got, in timeline order (`Portal.reconcile`). Portals with nothing new do the same
-shortly after the homeserver is back. Outside such a window nothing waits.
+So the bridge notes disruptions: the homeserver not answering its probes
+(`HomeserverWatch`), or the bridge failing to store a transaction. For `window_seconds`
+afterwards, each portal compares its room's timeline with what it has stored before sending
+anything received since the disruption began, and stores the user's events it never got, in
+timeline order (`Portal.reconcile`); within the window, a gap in the transaction numbers asks
+for another such check before anything newer is sent. Portals with nothing new check shortly
+after the disruption ends. Outside the window nothing waits.
 """
 
 from __future__ import annotations
@@ -43,6 +46,9 @@ class Disruptions:
         self.wall_ms = wall_ms
         # Wall-clock ms when the current (or last) disruption began.
         self.started_ms: int | None = None
+        # Wall-clock ms of each reason to check the timeline in the current window (the
+        # disruption, then every gap in transaction numbers), ascending.
+        self.marks: list[int] = []
         # When the homeserver was last seen failing or coming back (clock seconds).
         self._last_change: float | None = None
         # The highest transaction number stored so far.
@@ -54,10 +60,20 @@ class Disruptions:
         """A transaction id as a number, when the homeserver numbers them."""
         return int(txn_id) if txn_id.isdigit() and len(txn_id) < 18 else None
 
-    def record(self, txn_id: str) -> None:
+    def record(self, txn_id: str, received_ms: int) -> None:
+        """Note a stored transaction whose events were stamped `received_ms`."""
         number = self.number(txn_id)
-        if number is not None and (self.last_txn is None or number > self.last_txn):
+        if number is None:
+            return
+        if self.last_txn is not None and number > self.last_txn + 1 and self.active:
+            # A transaction below this one may be lost: look again before sending on.
+            self._mark(received_ms)
+        if self.last_txn is None or number > self.last_txn:
             self.last_txn = number
+
+    def _mark(self, ms: int) -> None:
+        if not self.marks or ms > self.marks[-1]:
+            self.marks.append(ms)
 
     @property
     def active(self) -> bool:
@@ -66,12 +82,16 @@ class Disruptions:
         return self.clock() - self._last_change < self.window
 
     def note_trouble(self) -> None:
-        """The homeserver did not answer."""
+        """The homeserver did not answer, or a transaction could not be stored."""
         if self.window <= 0:
             return
+        now = self.wall_ms()
         if not self.active:
-            self.started_ms = self.wall_ms()
-            log.info("Homeserver unreachable: portals will check their timelines after it")
+            self.started_ms = now
+            self.marks = []
+            log.info("Disruption: portals will check their room timelines before sending on")
+        # Events received from now on need a check made after this moment.
+        self._mark(now)
         self._last_change = self.clock()
 
     def note_recovered(self) -> None:
@@ -89,12 +109,14 @@ class Disruptions:
 
     def must_check(self, row: MatrixEvent, checked_ms: int) -> bool:
         """Whether `row` waits for its portal to check the timeline (last done at `checked_ms`)."""
-        if not self.active or self.started_ms is None:
+        if not self.active:
             return False
-        return row.received_at >= self.started_ms and checked_ms < self.started_ms
+        # The latest reason to check that the event is not older than.
+        mark = next((m for m in reversed(self.marks) if m <= row.received_at), None)
+        return mark is not None and checked_ms < mark
 
     def portal_is_behind(self, checked_ms: int) -> bool:
-        return self.active and self.started_ms is not None and checked_ms < self.started_ms
+        return self.active and bool(self.marks) and checked_ms < self.marks[-1]
 
 
 Probe = Callable[[], Awaitable[object]]

@@ -95,10 +95,10 @@ def test_zero_window_disables_everything():
 
 
 def test_transaction_numbers():
-    d, _ = make()
-    d.record("12")
-    d.record("7")  # late: the highest stays
-    d.record("not-a-number")
+    d, clock = make()
+    d.record("12", clock.wall)
+    d.record("7", clock.wall)  # late: the highest stays
+    d.record("not-a-number", clock.wall)
     assert d.last_txn == 12
     assert Disruptions.number("abc") is None
     assert Disruptions.number("1" * 20) is None
@@ -152,3 +152,38 @@ async def test_watch_runs_in_the_background_and_stops():
     disabled = HomeserverWatch(d, probe, interval=0, timeout=1)
     disabled.start()
     assert disabled._task is None
+
+
+def test_a_gap_within_the_window_asks_for_another_check():
+    d, clock = make()
+    d.record("10", clock.wall)
+    d.record("12", clock.wall)  # outside a disruption a gap is another appservice's
+    assert d.marks == []
+    d.note_trouble()
+    clock.advance(2)
+    d.note_recovered()
+    d.record("13", clock.wall)
+    first_check = clock.wall
+    clock.advance(1)
+    # A transaction created during the homeserver's recovery was never sent: 14 is missing.
+    d.record("15", clock.wall)
+    gapped = Row(received_at=clock.wall)
+    assert d.must_check(gapped, checked_ms=first_check)
+    assert d.portal_is_behind(checked_ms=first_check)
+    # Events from before the gap do not wait for it.
+    assert not d.must_check(Row(received_at=first_check), checked_ms=first_check)
+    clock.advance(1)
+    assert not d.must_check(gapped, checked_ms=clock.wall)
+    # Consecutive numbers add nothing.
+    d.record("16", clock.wall)
+    assert not d.must_check(Row(received_at=clock.wall), checked_ms=clock.wall)
+
+
+def test_a_second_failure_in_the_window_asks_for_another_check():
+    d, clock = make()
+    d.note_trouble()
+    clock.advance(5)
+    checked = clock.wall
+    clock.advance(5)
+    d.note_trouble()
+    assert d.must_check(Row(received_at=clock.wall), checked_ms=checked)
