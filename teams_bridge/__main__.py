@@ -20,6 +20,7 @@ from .db import upgrade_table
 from .matrix import MatrixHandler
 from .portal import Portal
 from .puppet import Puppet
+from .state_store import CachedStateStore
 from .teams import Endpoints
 from .txn_order import TransactionOrder
 from .user import User
@@ -39,6 +40,7 @@ class TeamsBridge(Bridge):
     config_class = Config
     matrix_class = MatrixHandler
     upgrade_table = upgrade_table
+    state_store_class = CachedStateStore
 
     config: Config
     matrix: MatrixHandler
