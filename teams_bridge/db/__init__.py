@@ -6,7 +6,7 @@ from mautrix.util.async_db import Database, Scheme
 
 from . import matrix_event  # noqa: F401  (constants used by callers)
 from .matrix_event import KeyValue, MatrixEvent
-from .message import Message
+from .message import Incoming, Message
 from .message_state import MessageState
 from .portal import Portal
 from .puppet import Puppet
@@ -49,6 +49,7 @@ __all__ = [
     "Puppet",
     "Portal",
     "Message",
+    "Incoming",
     "SentMessage",
     "MatrixEvent",
     "KeyValue",
