@@ -12,6 +12,7 @@ the same snapshot, so no part sees another's changes).
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -25,19 +26,29 @@ _PLACEHOLDER = re.compile(r"\$(\d+)")
 
 def combine(queries: Sequence[Query]) -> Query:
     """PostgreSQL: one statement that runs every query, parameters renumbered."""
-    parts: list[str] = []
     args: list[Any] = []
-    for q, q_args in queries:
-        parts.append(_renumber(q, len(args)))
+    for _, q_args in queries:
         args.extend(q_args)
+    shape = tuple((q, len(q_args)) for q, q_args in queries)
+    return _combined(shape), args
+
+
+@functools.lru_cache(maxsize=64)
+def _combined(shape: tuple[tuple[str, int], ...]) -> str:
+    """The statement for these queries with these numbers of parameters (a few shapes)."""
+    parts: list[str] = []
+    offset = 0
+    for q, count in shape:
+
+        def shift(m: re.Match[str], by: int = offset) -> str:
+            return f"${int(m.group(1)) + by}"
+
+        parts.append(_PLACEHOLDER.sub(shift, q))
+        offset += count
     if len(parts) == 1:
-        return parts[0], args
+        return parts[0]
     ctes = ", ".join(f"w{i} AS ({part})" for i, part in enumerate(parts[:-1]))
-    return f"WITH {ctes} {parts[-1]}", args
-
-
-def _renumber(q: str, offset: int) -> str:
-    return _PLACEHOLDER.sub(lambda m: f"${int(m.group(1)) + offset}", q)
+    return f"WITH {ctes} {parts[-1]}"
 
 
 async def execute_batch(db: Database, queries: Sequence[Query]) -> None:
