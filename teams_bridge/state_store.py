@@ -27,7 +27,7 @@ from mautrix.types import (
 )
 
 # A room whose state the database does not have.
-_ABSENT: tuple[None, None] = (None, None)
+_ABSENT: tuple[PowerLevelStateEventContent | None, StateEvent | None] = (None, None)
 
 
 class CachedStateStore(PgBridgeStateStore):
@@ -77,8 +77,8 @@ class CachedStateStore(PgBridgeStateStore):
         # The row keeps its name and avatar; a new row has none.
         room[user_id] = Member(
             membership=membership,
-            displayname=old.displayname if old else None,
-            avatar_url=old.avatar_url if old else None,
+            displayname=old.displayname if old else None,  # type: ignore[arg-type]
+            avatar_url=old.avatar_url if old else None,  # type: ignore[arg-type]
         )
 
     async def set_members(
