@@ -10,25 +10,7 @@ from mautrix.util.async_db import Database
 
 from teams_bridge import db as dbm
 from teams_bridge.db.batch import combine, execute_batch
-from teams_bridge.db.upgrade import LATEST_VERSION, upgrade_table
-
-
-@pytest.fixture(params=["postgres", "sqlite"])
-def database_url(request: pytest.FixtureRequest) -> str:
-    if request.param == "postgres":
-        return request.getfixturevalue("postgres_database")
-    return request.getfixturevalue("sqlite_database")
-
-
-@pytest.fixture
-async def database(database_url: str):
-    db = Database.create(database_url, upgrade_table=upgrade_table, owner_name="teams-bridge")
-    await db.start()
-    dbm.init(db)
-    try:
-        yield db
-    finally:
-        await db.stop()
+from teams_bridge.db.upgrade import LATEST_VERSION
 
 
 async def test_schema_is_at_latest_version(database: Database):

@@ -17,7 +17,6 @@ from mautrix.types import (
 )
 from mautrix.util.async_db import Database
 
-from teams_bridge.db.upgrade import upgrade_table
 from teams_bridge.state_store import CachedStateStore
 
 ROOM = RoomID("!room:localhost")
@@ -29,24 +28,12 @@ async def _no_puppet(*_: Any) -> None:
     return None
 
 
-@pytest.fixture(params=["postgres", "sqlite"])
-def database_url(request: pytest.FixtureRequest) -> str:
-    if request.param == "postgres":
-        return request.getfixturevalue("postgres_database")
-    return request.getfixturevalue("sqlite_database")
-
-
 @pytest.fixture
-async def stores(database_url: str):
-    db = Database.create(database_url, upgrade_table=upgrade_table, owner_name="teams-bridge")
-    await db.start()
-    await PgBridgeStateStore.upgrade_table.upgrade(db)
-    cached = CachedStateStore(db, _no_puppet, _no_puppet)
-    plain = PgBridgeStateStore(db, _no_puppet, _no_puppet)
-    try:
-        yield cached, plain, db
-    finally:
-        await db.stop()
+async def stores(database: Database):
+    await PgBridgeStateStore.upgrade_table.upgrade(database)
+    cached = CachedStateStore(database, _no_puppet, _no_puppet)
+    plain = PgBridgeStateStore(database, _no_puppet, _no_puppet)
+    return cached, plain, database
 
 
 class QueryCounter:
