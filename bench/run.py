@@ -151,6 +151,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
     began = time.monotonic()
     load_before = os.getloadavg()
+    # Importing Synapse to ask its version takes seconds: done while the stack starts.
+    synapse_version = asyncio.create_task(asyncio.to_thread(_synapse_version))
     results: dict[str, Any] = {"scenarios": {}, "notes": [], "setup_s": {}}
     scen = results["scenarios"]
     stack = Stack(keep=args.keep, sim_options=args.sim_options)
@@ -255,7 +257,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "machine": procfs.machine(),
         "load_average_before": [round(x, 2) for x in load_before],
         "load_average_after": [round(x, 2) for x in load_after],
-        "synapse_version": _synapse_version(),
+        "synapse_version": await synapse_version,
         "sizes": {name: getattr(args, name) for name in SIZES},
         "scenarios": args.scenarios,
         "simulator_options": stack.sim_options,
