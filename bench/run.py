@@ -151,6 +151,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
     began = time.monotonic()
     load_before = os.getloadavg()
+    # Importing Synapse to ask its version takes seconds: done while the stack starts.
+    synapse_version = asyncio.create_task(asyncio.to_thread(_synapse_version))
     results: dict[str, Any] = {"scenarios": {}, "notes": [], "setup_s": {}}
     scen = results["scenarios"]
     stack = Stack(keep=args.keep, sim_options=args.sim_options)
@@ -218,17 +220,17 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     if "m2t_latency" in scen:
         results["notes"].append(
             "Matrix → Teams: baseline first, then the bridge, not interleaved. Synapse takes "
-            "appservice transaction ids from one sequence shared by all appservices; the "
-            "bridge (`TransactionOrder`, teams_bridge/txn_order.py, and "
-            "`OutboundMixin._outbound_loop`) treats a gap in its ids as a late transaction and "
-            "holds the next message for it, so every no-op transaction would delay the "
+            "appservice transaction ids from one sequence shared by all appservices, and "
+            "older bridge versions treated a gap in their ids as a late transaction and held "
+            "the next message for it, so every no-op transaction would have delayed the "
             "bridge's next message. The first message per portal after the switch took "
             f"{scen['m2t_latency']['first_message_after_switch_s']:.1f} s for all "
             f"{len(fx.chats) if fx else '?'} portals."
         )
     if "matrix_order_hold_seconds" in stack.config_notes:
         results["notes"].append(
-            "`bridge.matrix_order_hold_seconds` is 0 in these runs, so a bridge that waits "
+            "`bridge.matrix_order_hold_seconds` is 0 in these runs (an older bridge version), "
+            "so a bridge that waits "
             "out the whole hold before reading the room (the default is 300 s) does not stall "
             "on the gap the switch to the bridge leaves."
         )
@@ -255,7 +257,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "machine": procfs.machine(),
         "load_average_before": [round(x, 2) for x in load_before],
         "load_average_after": [round(x, 2) for x in load_after],
-        "synapse_version": _synapse_version(),
+        "synapse_version": await synapse_version,
         "sizes": {name: getattr(args, name) for name in SIZES},
         "scenarios": args.scenarios,
         "simulator_options": stack.sim_options,

@@ -324,10 +324,10 @@ class Stack:
             **bridge.overrides,
         }
         example = (REPO / "teams_bridge" / "example-config.yaml").read_text()
-        if "matrix_order_hold_seconds" in example:
+        if "matrix_order_hold_seconds" in example and "homeserver_watch_seconds" not in example:
             # Synapse numbers appservice transactions from one sequence shared by every
             # appservice, so after the no-op listener's turn the bridge sees gaps in its ids
-            # that never fill; some bridge versions hold the next message for this long
+            # that never fill; older bridge versions hold the next message for this long
             # (300 s by default). 0 stops that (see docs/benchmarks.md).
             overrides["bridge.matrix_order_hold_seconds"] = 0
             self.config_notes.add("matrix_order_hold_seconds")

@@ -23,6 +23,7 @@ from .disruption import Disruptions, HomeserverWatch
 from .matrix import MatrixHandler
 from .portal import Portal
 from .puppet import Puppet
+from .state_store import CachedStateStore
 from .teams import Endpoints
 from .user import User
 
@@ -43,6 +44,7 @@ class TeamsBridge(Bridge):
     config_class = Config
     matrix_class = MatrixHandler
     upgrade_table = upgrade_table
+    state_store_class = CachedStateStore
 
     config: Config
     matrix: MatrixHandler

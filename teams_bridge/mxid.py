@@ -8,6 +8,7 @@ hostile MRI cannot inject anything into a Matrix ID.
 
 from __future__ import annotations
 
+import functools
 import re
 
 _PLAIN = set("abcdefghijklmnopqrstuvwxyz0123456789-.")
@@ -28,6 +29,8 @@ def escape_mri(mri: str) -> str:
     return "".join(out)
 
 
+# Every event from a ghost is checked with this (is it a ghost?), a few times each.
+@functools.lru_cache(maxsize=1024)
 def unescape_mri(localpart: str) -> str | None:
     """Invert escape_mri; None if the text is not something escape_mri can produce."""
     raw = bytearray()

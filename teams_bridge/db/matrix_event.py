@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from asyncpg import Record
 from mautrix.types import EventID, RoomID, UserID
@@ -87,23 +87,30 @@ class MatrixEvent:
             "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) "
             "ON CONFLICT (event_id) DO NOTHING"
         )
+        rows = [
+            (
+                evt.event_id,
+                evt.room_id,
+                evt.sender,
+                evt.seq,
+                evt.event_type,
+                evt.content,
+                evt.status,
+                evt.attempts,
+                evt.client_message_id,
+                evt.error,
+                evt.txn_seq,
+                evt.received_at,
+            )
+            for evt in events
+        ]
+        if len(rows) == 1:
+            # One statement is atomic by itself: no transaction around it (two round trips).
+            await cls.db.execute(q, *rows[0])
+            return
         async with cls.db.acquire() as conn, conn.transaction():
-            for evt in events:
-                await conn.execute(
-                    q,
-                    evt.event_id,
-                    evt.room_id,
-                    evt.sender,
-                    evt.seq,
-                    evt.event_type,
-                    evt.content,
-                    evt.status,
-                    evt.attempts,
-                    evt.client_message_id,
-                    evt.error,
-                    evt.txn_seq,
-                    evt.received_at,
-                )
+            for row in rows:
+                await conn.execute(q, *row)
 
     @classmethod
     async def get(cls, event_id: EventID) -> MatrixEvent | None:
@@ -111,13 +118,13 @@ class MatrixEvent:
         return cls._from_row(await cls.db.fetchrow(q, event_id))
 
     @classmethod
-    async def next_pending(cls, room_id: RoomID) -> MatrixEvent | None:
-        """The room's oldest undelivered event, held or not."""
+    async def pending(cls, room_id: RoomID, limit: int) -> list[MatrixEvent]:
+        """The room's oldest undelivered events, held or not, oldest first."""
         q = (
             f"SELECT {cls._columns} FROM matrix_event WHERE status=$1 AND room_id=$2 "
-            "ORDER BY seq LIMIT 1"
+            "ORDER BY seq LIMIT $3"
         )
-        return cls._from_row(await cls.db.fetchrow(q, PENDING, room_id))
+        return [cls(**row) for row in await cls.db.fetch(q, PENDING, room_id, limit)]
 
     @classmethod
     async def known_ids(cls, event_ids: list[str]) -> set[str]:
@@ -139,13 +146,25 @@ class MatrixEvent:
         q = "SELECT status, COUNT(*) AS n FROM matrix_event WHERE room_id=$1 GROUP BY status"
         return {row["status"]: row["n"] for row in await cls.db.fetch(q, room_id)}
 
-    async def set_client_message_id(self, client_message_id: str) -> None:
+    def set_client_message_id_query(self, client_message_id: str) -> tuple[str, tuple[Any, ...]]:
+        """Store the id of an attempt and count it; the caller calls `attempt_stored` after."""
+        q = "UPDATE matrix_event SET client_message_id=$2, attempts=$3 WHERE event_id=$1"
+        return q, (self.event_id, client_message_id, self.attempts + 1)
+
+    def attempt_stored(self, client_message_id: str) -> None:
         self.client_message_id = client_message_id
         self.attempts += 1
-        q = "UPDATE matrix_event SET client_message_id=$2, attempts=$3 WHERE event_id=$1"
-        await self.db.execute(q, self.event_id, client_message_id, self.attempts)
+
+    async def set_client_message_id(self, client_message_id: str) -> None:
+        q, args = self.set_client_message_id_query(client_message_id)
+        await self.db.execute(q, *args)
+        self.attempt_stored(client_message_id)
+
+    def finish_query(self, status: str, error: str | None = None) -> tuple[str, tuple[Any, ...]]:
+        q = "UPDATE matrix_event SET status=$2, error=$3 WHERE event_id=$1"
+        return q, (self.event_id, status, error)
 
     async def finish(self, status: str, error: str | None = None) -> None:
+        q, args = self.finish_query(status, error)
+        await self.db.execute(q, *args)
         self.status, self.error = status, error
-        q = "UPDATE matrix_event SET status=$2, error=$3 WHERE event_id=$1"
-        await self.db.execute(q, self.event_id, status, error)

@@ -1,11 +1,21 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 from asyncpg import Record
 from mautrix.types import EventID, RoomID
 from mautrix.util.async_db import Database
+
+from .sent_message import SentMessage
+
+
+class Incoming(NamedTuple):
+    """What the database knows of a Teams message that has just arrived."""
+
+    bridged: bool  # its first part is mapped to a Matrix event
+    has_state: bool  # its bridged version is recorded (see MessageState)
+    sent: SentMessage | None  # the bridge posted it (found by its clientmessageid)
 
 
 @dataclass
@@ -43,6 +53,32 @@ class Message:
         return cls._from_row(await cls.db.fetchrow(q, thread_id, receiver, message_id, part))
 
     @classmethod
+    async def lookup_incoming(
+        cls, thread_id: str, receiver: str, message_id: str, client_message_id: str | None
+    ) -> Incoming:
+        """One query for the checks every arriving message goes through."""
+        sent_columns = ", ".join(f"s.{c.strip()}" for c in SentMessage._columns.split(","))
+        q = (
+            "SELECT m.mxid AS bridged_mxid, st.message_id AS state_message_id, "
+            f"{sent_columns} FROM (SELECT 1 AS one) AS one "
+            "LEFT JOIN message m ON m.thread_id=$1 AND m.receiver=$2 AND m.message_id=$3 "
+            "AND m.part=0 "
+            "LEFT JOIN message_state st ON st.thread_id=$1 AND st.receiver=$2 "
+            "AND st.message_id=$3 "
+            "LEFT JOIN sent_message s ON s.client_message_id=$4"
+        )
+        row = await cls.db.fetchrow(q, thread_id, receiver, message_id, client_message_id)
+        assert row is not None
+        sent = None
+        if row["client_message_id"] is not None:
+            sent = SentMessage(**{k: row[k] for k in SentMessage.column_names()})
+        return Incoming(
+            bridged=row["bridged_mxid"] is not None,
+            has_state=row["state_message_id"] is not None,
+            sent=sent,
+        )
+
+    @classmethod
     async def get_by_mxid(cls, mxid: EventID, mx_room: RoomID) -> Message | None:
         q = f"SELECT {cls._columns} FROM message WHERE mxid=$1 AND mx_room=$2"
         return cls._from_row(await cls.db.fetchrow(q, mxid, mx_room))
@@ -73,14 +109,13 @@ class Message:
         q = "SELECT COUNT(*) FROM message WHERE thread_id=$1 AND receiver=$2"
         return await cls.db.fetchval(q, thread_id, receiver)
 
-    async def insert(self) -> bool:
-        """Insert unless the Teams part is already mapped; return whether it was new."""
+    def insert_query(self) -> tuple[str, tuple[Any, ...]]:
+        """Insert unless the Teams part is already mapped."""
         q = (
             f"INSERT INTO message ({self._columns}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) "
             "ON CONFLICT (thread_id, receiver, message_id, part) DO NOTHING"
         )
-        status = await self.db.execute(
-            q,
+        return q, (
             self.thread_id,
             self.receiver,
             self.message_id,
@@ -91,6 +126,11 @@ class Message:
             self.timestamp,
             None if self.version is None else str(self.version),
         )
+
+    async def insert(self) -> bool:
+        """Insert unless the Teams part is already mapped; return whether it was new."""
+        q, args = self.insert_query()
+        status = await self.db.execute(q, *args)
         return _rows_affected(status) > 0
 
 

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from asyncpg import Record
 from mautrix.util.async_db import Database
@@ -40,13 +40,17 @@ class MessageState:
         )
         return cls._from_row(await cls.db.fetchrow(q, thread_id, receiver, message_id))
 
-    async def insert_if_absent(self) -> None:
+    def insert_if_absent_query(self) -> tuple[str, tuple[Any, ...]]:
         """Remember the first bridged version; a later redelivery must not roll it back."""
         q = (
             f"INSERT INTO message_state ({self._columns}) VALUES ($1, $2, $3, $4, $5, $6) "
             "ON CONFLICT (thread_id, receiver, message_id) DO NOTHING"
         )
-        await self.db.execute(q, *self._values)
+        return q, self._values
+
+    async def insert_if_absent(self) -> None:
+        q, args = self.insert_if_absent_query()
+        await self.db.execute(q, *args)
 
     async def upsert(self) -> None:
         q = (

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from asyncpg import Record
 from mautrix.types import ContentURI, RoomID, UserID
@@ -98,6 +98,11 @@ class Portal:
             "WHERE thread_id=$1 AND receiver=$2"
         )
         await self.db.execute(q, *self._values)
+
+    def cursor_query(self, message_id: str) -> tuple[str, tuple[Any, ...]]:
+        """Move the catch-up cursor (the caller sets ``last_message_id`` once it is stored)."""
+        q = "UPDATE portal SET last_message_id=$3 WHERE thread_id=$1 AND receiver=$2"
+        return q, (self.thread_id, self.receiver, message_id)
 
     async def add_user(self, user_mxid: UserID) -> None:
         q = (

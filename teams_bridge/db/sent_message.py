@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from asyncpg import Record
 from mautrix.types import EventID, RoomID
@@ -26,6 +26,10 @@ class SentMessage:
     _columns = "client_message_id, thread_id, receiver, mxid, mx_room, message_id, created_at"
 
     @classmethod
+    def column_names(cls) -> list[str]:
+        return [c.strip() for c in cls._columns.split(",")]
+
+    @classmethod
     def _from_row(cls, row: Record | None) -> SentMessage | None:
         return cls(**row) if row else None
 
@@ -42,10 +46,9 @@ class SentMessage:
             client_message_id, thread_id, receiver, mxid, mx_room, None, int(time.time() * 1000)
         )
 
-    async def insert(self) -> None:
+    def insert_query(self) -> tuple[str, tuple[Any, ...]]:
         q = f"INSERT INTO sent_message ({self._columns}) VALUES ($1, $2, $3, $4, $5, $6, $7)"
-        await self.db.execute(
-            q,
+        return q, (
             self.client_message_id,
             self.thread_id,
             self.receiver,
@@ -55,7 +58,16 @@ class SentMessage:
             self.created_at,
         )
 
-    async def set_message_id(self, message_id: str) -> None:
-        self.message_id = message_id
+    async def insert(self) -> None:
+        q, args = self.insert_query()
+        await self.db.execute(q, *args)
+
+    def set_message_id_query(self, message_id: str) -> tuple[str, tuple[Any, ...]]:
+        """Store the Teams message id (the caller sets ``message_id`` once it is stored)."""
         q = "UPDATE sent_message SET message_id=$2 WHERE client_message_id=$1"
-        await self.db.execute(q, self.client_message_id, message_id)
+        return q, (self.client_message_id, message_id)
+
+    async def set_message_id(self, message_id: str) -> None:
+        q, args = self.set_message_id_query(message_id)
+        await self.db.execute(q, *args)
+        self.message_id = message_id

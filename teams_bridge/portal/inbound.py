@@ -15,6 +15,7 @@ from mautrix.types import (
 )
 
 from .. import db as dbm
+from ..db.batch import Query, execute_batch
 from ..formatter import teams_to_matrix
 from ..puppet import Puppet
 from ..teams import ResourceType
@@ -51,9 +52,15 @@ class InboundMixin:
             self.log.debug("Ignoring %s event %s", evt.resource_type, evt.id)
 
     async def handle_teams_message(self: Portal, source: User, message: Message) -> None:
-        if await dbm.Message.get(self.thread_id, self.receiver, message.id):
+        seen = await dbm.Message.lookup_incoming(
+            self.thread_id, self.receiver, message.id, message.client_message_id or None
+        )
+        if seen.bridged:
+            if not seen.has_state:
+                # E.g. the echo of a message sent from Matrix, mapped when it was sent.
+                await execute_batch(self.db, self.bridged_version_queries(message))
             return
-        if message.client_message_id and await self._claim_echo(message):
+        if seen.sent and await self._claim_echo(message, seen.sent):
             return
         if not message.sender_mri:
             self.log.warning("Message %s has no sender; skipping", message.id)
@@ -67,10 +74,11 @@ class InboundMixin:
 
         parts = await self.convert_teams_message(source, message)
         for part, content in enumerate(parts):
-            if await dbm.Message.get(self.thread_id, self.receiver, message.id, part):
+            # (Part 0 was looked up above.)
+            if part and await dbm.Message.get(self.thread_id, self.receiver, message.id, part):
                 continue  # sent before a crash: the rest of the parts still go out
             event_id = await self._send_teams_part(puppet, message, part, content)
-            await self._record(message, part, event_id)
+            await self._record(message, part, event_id, last=part == len(parts) - 1)
 
     async def convert_teams_message(
         self: Portal, source: User, message: Message
@@ -84,25 +92,28 @@ class InboundMixin:
             )
         return [content]
 
-    async def _claim_echo(self: Portal, message: Message) -> bool:
+    async def _claim_echo(self: Portal, message: Message, sent: dbm.SentMessage) -> bool:
         """An echo of something this bridge posted maps onto the existing Matrix event."""
-        sent = await dbm.SentMessage.get(message.client_message_id)
-        if not sent or sent.thread_id != self.thread_id:
+        if sent.thread_id != self.thread_id:
             return False
+        queries: list[Query] = []
         if sent.message_id is None:
-            await sent.set_message_id(message.id)
-        await dbm.Message(
-            thread_id=self.thread_id,
-            receiver=self.receiver,
-            message_id=message.id,
-            part=0,
-            mxid=sent.mxid,
-            mx_room=sent.mx_room,
-            sender_mri=message.sender_mri,
-            timestamp=message_timestamp_ms(message),
-            version=message.version,
-        ).insert()
-        await self._advance_cursor(message.id)
+            queries.append(sent.set_message_id_query(message.id))
+        queries.append(
+            dbm.Message(
+                thread_id=self.thread_id,
+                receiver=self.receiver,
+                message_id=message.id,
+                part=0,
+                mxid=sent.mxid,
+                mx_room=sent.mx_room,
+                sender_mri=message.sender_mri,
+                timestamp=message_timestamp_ms(message),
+                version=message.version,
+            ).insert_query()
+        )
+        await self._store_with_cursor(message, queries)
+        sent.message_id = message.id
         return True
 
     def _convert_text(self: Portal, message: Message) -> TextMessageEventContent | None:
@@ -156,8 +167,12 @@ class InboundMixin:
             timestamp=message_timestamp_ms(message),
         )
 
-    async def _record(self: Portal, message: Message, part: int, event_id: EventID) -> None:
-        await dbm.Message(
+    async def _record(
+        self: Portal, message: Message, part: int, event_id: EventID, *, last: bool = True
+    ) -> None:
+        """Map a part to its Matrix event; with the last part, the message is done: the
+        cursor moves past it and its version is remembered, all in one write."""
+        mapping = dbm.Message(
             thread_id=self.thread_id,
             receiver=self.receiver,
             message_id=message.id,
@@ -167,13 +182,26 @@ class InboundMixin:
             sender_mri=message.sender_mri,
             timestamp=message_timestamp_ms(message),
             version=message.version,
-        ).insert()
-        await self._advance_cursor(message.id)
+        ).insert_query()
+        if last:
+            await self._store_with_cursor(message, [mapping])
+        else:
+            await execute_batch(self.db, [mapping])
+
+    async def _store_with_cursor(self: Portal, message: Message, queries: list[Query]) -> None:
+        """Store what bridging a message changed, its version and the moved cursor at once."""
+        queries = queries + self.bridged_version_queries(message)
+        newer = _newer(message.id, self.last_message_id)
+        if newer:
+            queries.append(self.cursor_query(message.id))
+        await execute_batch(self.db, queries)
+        if newer:
+            self.last_message_id = message.id
 
     async def _advance_cursor(self: Portal, message_id: str) -> None:
         if _newer(message_id, self.last_message_id):
+            await execute_batch(self.db, [self.cursor_query(message_id)])
             self.last_message_id = message_id
-            await self.save()
 
 
 def message_timestamp_ms(message: Message) -> int:

@@ -11,6 +11,7 @@ import asyncio
 import json
 import secrets
 import time
+from collections import deque
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -24,6 +25,7 @@ from mautrix.types import (
 )
 
 from .. import db as dbm
+from ..db.batch import Query, execute_batch
 from ..db.matrix_event import DONE, FAILED
 from ..formatter import matrix_to_teams
 from ..puppet import Puppet
@@ -45,6 +47,8 @@ GAP_RETRY = 3.0
 GAP_PAGES = 5
 # How long to wait for the sender's Teams connection (e.g. right after start-up).
 CONNECT_WAIT = 60.0
+# Pending events read from the database at a time.
+PENDING_BATCH = 16
 
 
 class Transient(Exception):
@@ -64,35 +68,52 @@ class OutboundMixin:
     async def handle_matrix_message(
         self: Portal, sender: User, message: MessageEventContent, event_id: EventID
     ) -> None:
-        # The appservice endpoint already stored the event; make sure the worker runs.
-        self.wake_outbound()
+        # The appservice endpoint already stored the event and woke the worker (waking it
+        # again would only make it read the room once more); make sure it runs.
+        self._ensure_outbound_worker()
 
     def wake_outbound(self: Portal) -> None:
         self._outbound_wakeup.set()
+        self._ensure_outbound_worker()
+
+    def _ensure_outbound_worker(self: Portal) -> None:
         if self._outbound_task is None or self._outbound_task.done():
             self._outbound_task = asyncio.create_task(self._outbound_loop())
 
     async def _outbound_loop(self: Portal) -> None:
         backoff = 1.0
+        # The room's oldest pending events, as last read; `complete` when that read found
+        # every one of them. New events set the wakeup (the appservice endpoint stores them
+        # first); they may sort before the ones at hand, so the room is read again then.
+        rows: deque[dbm.MatrixEvent] = deque()
+        complete = False
         while True:
-            self._outbound_wakeup.clear()
-            try:
-                row = await dbm.MatrixEvent.next_pending(self.mxid)
-            except Exception:
-                self.log.warning("Could not read pending events; retrying", exc_info=True)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 30)
+            if self._outbound_wakeup.is_set() or not rows:
+                if not rows and complete:
+                    await self._outbound_wakeup.wait()
+                self._outbound_wakeup.clear()
+                try:
+                    rows = deque(await dbm.MatrixEvent.pending(self.mxid, PENDING_BATCH))
+                except Exception:
+                    self.log.warning("Could not read pending events; retrying", exc_info=True)
+                    rows, complete = deque(), False
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 30)
+                    continue
+                complete = len(rows) < PENDING_BATCH
                 continue
-            if row is None:
-                await self._outbound_wakeup.wait()
-                continue
+            row = rows[0]
             if self.bridge.disruptions.must_check(row, self._checked_ms):
                 # The homeserver was disrupted: events it never sent us may precede this one.
                 if not await self.reconcile(row):
                     await asyncio.sleep(GAP_RETRY)
+                rows, complete = deque(), False
                 continue
+            # Anything but a delivery re-reads the room: the row has changed in the database.
+            delivered = False
             try:
                 await self._deliver(row)
+                delivered = True
                 backoff = 1.0
             except Transient as e:
                 if row.attempts >= MAX_ATTEMPTS:
@@ -109,6 +130,10 @@ class OutboundMixin:
                 backoff = min(backoff * 2, 30)
                 if row.attempts >= MAX_ATTEMPTS:
                     await self._fail(row, f"internal error: {type(e).__name__}")
+            if delivered:
+                rows.popleft()
+            else:
+                rows, complete = deque(), False
 
     async def reconcile(self: Portal, anchor: dbm.MatrixEvent | None) -> bool:
         """Store the user's events in this room's timeline that the homeserver never sent us.
@@ -232,7 +257,9 @@ class OutboundMixin:
         return sender
 
     async def _deliver(self: Portal, row: dbm.MatrixEvent) -> None:
-        if await dbm.Message.get_by_mxid(row.event_id, self.mxid):
+        # Delivered, but not marked so? Only possible after an attempt: every way of sending
+        # counts one first, and the mapping is stored with the status.
+        if row.attempts and await dbm.Message.get_by_mxid(row.event_id, self.mxid):
             await row.finish(DONE)
             return
         raw = json.loads(row.content)
@@ -284,12 +311,16 @@ class OutboundMixin:
             html = quote.html + html
             properties["qtdMsgs"] = quote.qtd_msgs
         client_message_id = row.client_message_id or new_client_message_id()
+        sent: dbm.SentMessage | None = None
+        queries: list[Query] = []
         if not row.client_message_id:
             sent = dbm.SentMessage.new(
                 client_message_id, self.thread_id, self.receiver, row.event_id, self.mxid
             )
-            await sent.insert()
-        await row.set_client_message_id(client_message_id)
+            queries.append(sent.insert_query())
+        queries.append(row.set_client_message_id_query(client_message_id))
+        await execute_batch(self.db, queries)
+        row.attempt_stored(client_message_id)
         try:
             message_id = await client.send_message(
                 self.thread_id,
@@ -307,7 +338,7 @@ class OutboundMixin:
             raise Permanent(f"Teams refused the message ({e})") from e
         except (TimeoutError, aiohttp.ClientError, OSError) as e:
             raise Transient(f"network error ({type(e).__name__})") from e
-        await self._record_sent(sender, row, message_id)
+        await self._record_sent(sender, row, message_id, sent=sent)
         self.note_sent_in_thread(thread, message_id, row.event_id)
 
     async def _find_sent(self: Portal, sender: User, client_message_id: str) -> str | None:
@@ -322,12 +353,22 @@ class OutboundMixin:
         return None
 
     async def _record_sent(
-        self: Portal, sender: User, row: dbm.MatrixEvent, message_id: str
+        self: Portal,
+        sender: User,
+        row: dbm.MatrixEvent,
+        message_id: str,
+        *,
+        sent: dbm.SentMessage | None = None,
     ) -> None:
-        sent = await dbm.SentMessage.get(row.client_message_id or "")
+        """Map the event to the Teams message and mark it done, in one write. `sent`: the
+        record of this send when the caller has it (else it is read)."""
+        if sent is None:
+            sent = await dbm.SentMessage.get(row.client_message_id or "")
+        queries: list[Query] = []
         if sent and sent.message_id is None:
-            await sent.set_message_id(message_id)
-        await dbm.Message(
+            # (If the echo came first and stored it already, this stores the same id.)
+            queries.append(sent.set_message_id_query(message_id))
+        mapping = dbm.Message(
             thread_id=self.thread_id,
             receiver=self.receiver,
             message_id=message_id,
@@ -337,8 +378,12 @@ class OutboundMixin:
             sender_mri=sender.mri,
             timestamp=sent.created_at if sent else 0,
             version=message_id,
-        ).insert()
-        await row.finish(DONE)
+        )
+        queries += [mapping.insert_query(), row.finish_query(DONE)]
+        await execute_batch(self.db, queries)
+        if sent:
+            sent.message_id = message_id
+        row.status, row.error = DONE, None
 
     async def deliver_media(
         self: Portal, sender: User, row: dbm.MatrixEvent, raw: dict[str, Any]

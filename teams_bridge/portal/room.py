@@ -45,6 +45,7 @@ class RoomMixin:
     async def sync_with_teams(self: Portal, source: User, conversation: Conversation) -> None:
         """Make sure the room exists, is up to date and the user is in it."""
         async with self._room_lock:
+            before = (self.kind, self.topic)
             self.kind = KIND_NAMES.get(conversation.kind, "group")
             if conversation.topic:
                 self.topic = conversation.topic
@@ -57,6 +58,8 @@ class RoomMixin:
                     self.last_message_id = conversation.last_message.id
                 await self._create_room(source, conversation.members)
             else:
+                if (self.kind, self.topic) != before:
+                    await self.save()
                 await self._ensure_user_invited(source)
                 await self._refresh_room(source)
         await self.add_user(source.mxid)

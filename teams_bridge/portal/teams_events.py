@@ -54,11 +54,10 @@ class TeamsEventsMixin(UpdatesMixin, RosterMixin):
             if not mention.is_conversation:
                 await Puppet.get_by_mri(mention.mri)
         try:
+            # Stores the version bridged too (see UpdatesMixin.bridged_version_queries).
             await super().handle_teams_message(source, message)  # type: ignore[misc]
         finally:
             self.reply_events = {}
-        if message.is_content:
-            await self.remember_bridged_version(message)
 
     async def convert_teams_message(
         self: Portal, source: User, message: Message

@@ -26,6 +26,7 @@ from mautrix.types import (
 )
 
 from .. import db as dbm
+from ..db.batch import Query
 from ..puppet import Puppet
 from ..teams import reaction_key_to_unicode
 
@@ -107,16 +108,20 @@ class UpdatesMixin:
         await self._bridge_teams_edit(source, message, parts, state)
         await self._bridge_teams_reactions(message, parts[0])
 
-    async def remember_bridged_version(self: Portal, message: Message) -> None:
-        """The version of a new message as it reached Matrix (later updates compare to it)."""
-        await dbm.MessageState(
+    def bridged_version_queries(self: Portal, message: Message) -> list[Query]:
+        """Remember the version of a new message as it reached Matrix (later updates compare
+        to it); stored with the message's mapping."""
+        if not message.is_content:
+            return []
+        state = dbm.MessageState(
             self.thread_id,
             self.receiver,
             message.id,
             epoch_ms(message),
             content_digest(message),
             False,
-        ).insert_if_absent()
+        )
+        return [state.insert_if_absent_query()]
 
     # -- deletes -------------------------------------------------------------------------
 

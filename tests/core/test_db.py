@@ -2,29 +2,15 @@
 
 from __future__ import annotations
 
+import sqlite3
+
+import asyncpg
 import pytest
 from mautrix.util.async_db import Database
 
 from teams_bridge import db as dbm
+from teams_bridge.db.batch import combine, execute_batch
 from teams_bridge.db.upgrade import LATEST_VERSION, upgrade_table
-
-
-@pytest.fixture(params=["postgres", "sqlite"])
-def database_url(request: pytest.FixtureRequest) -> str:
-    if request.param == "postgres":
-        return request.getfixturevalue("postgres_database")
-    return request.getfixturevalue("sqlite_database")
-
-
-@pytest.fixture
-async def database(database_url: str):
-    db = Database.create(database_url, upgrade_table=upgrade_table, owner_name="teams-bridge")
-    await db.start()
-    dbm.init(db)
-    try:
-        yield db
-    finally:
-        await db.stop()
 
 
 async def test_schema_is_at_latest_version(database: Database):
@@ -132,3 +118,51 @@ async def test_sent_message_tracks_client_message_id(database: Database):
     loaded = await dbm.SentMessage.get("1234567890123456789")
     assert loaded.message_id == "2000" and loaded.mxid == "$m"
     assert await dbm.SentMessage.get("nope") is None
+
+
+async def test_lookup_incoming_answers_every_check_at_once(database: Database):
+    await _portal()
+    thread = "19:abc@thread.v2"
+    seen = await dbm.Message.lookup_incoming(thread, "", "1000", None)
+    assert seen == dbm.Incoming(bridged=False, has_state=False, sent=None)
+    sent = dbm.SentMessage.new("1234567890123456789", thread, "", "$m", "!p:localhost")
+    await sent.insert()
+    seen = await dbm.Message.lookup_incoming(thread, "", "1000", "1234567890123456789")
+    assert seen.sent == sent and not seen.bridged
+    await dbm.Message(thread, "", "1000", 0, "$m", "!p:localhost", "8:orgid:b", 1, "1").insert()
+    await dbm.MessageState(thread, "", "1000", None, "digest", False).insert_if_absent()
+    seen = await dbm.Message.lookup_incoming(thread, "", "1000", "unknown")
+    assert seen == dbm.Incoming(bridged=True, has_state=True, sent=None)
+
+
+async def test_batch_writes_all_or_nothing(database: Database):
+    portal = await _portal()
+    message = dbm.Message(
+        "19:abc@thread.v2", "", "1000", 0, "$e1", "!p:localhost", "8:orgid:b", 1000, "1000"
+    )
+    state = dbm.MessageState("19:abc@thread.v2", "", "1000", None, "digest", False)
+    queries = [message.insert_query(), state.insert_if_absent_query(), portal.cursor_query("1000")]
+    await execute_batch(database, queries)
+    assert (await dbm.Message.get("19:abc@thread.v2", "", "1000")).mxid == "$e1"
+    assert (await dbm.MessageState.get("19:abc@thread.v2", "", "1000")).content_hash == "digest"
+    assert (await dbm.Portal.get_by_thread("19:abc@thread.v2")).last_message_id == "1000"
+    # A failing part (here a second sent_message with the same key) undoes the others.
+    sent = dbm.SentMessage.new("1234567890123456789", "19:abc@thread.v2", "", "$m", "!p:x")
+    await sent.insert()
+    later = dbm.Message(
+        "19:abc@thread.v2", "", "2000", 0, "$e2", "!p:localhost", "8:orgid:b", 2000, "2000"
+    )
+    with pytest.raises((asyncpg.UniqueViolationError, sqlite3.IntegrityError)):
+        await execute_batch(
+            database, [later.insert_query(), portal.cursor_query("2000"), sent.insert_query()]
+        )
+    assert await dbm.Message.get("19:abc@thread.v2", "", "2000") is None
+    assert (await dbm.Portal.get_by_thread("19:abc@thread.v2")).last_message_id == "1000"
+
+
+def test_batch_renumbers_parameters():
+    q, args = combine(
+        [("UPDATE a SET x=$2 WHERE k=$1", (1, 2)), ("DELETE FROM b WHERE k=$1", (3,))]
+    )
+    assert q == "WITH w0 AS (UPDATE a SET x=$2 WHERE k=$1) DELETE FROM b WHERE k=$3"
+    assert args == [1, 2, 3]

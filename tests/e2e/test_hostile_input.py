@@ -72,7 +72,9 @@ async def test_hostile_teams_input_is_sanitised_or_skipped(
     # A sender that is not a valid MRI cannot become a Matrix ID.
     await post(
         "<p>spoofed</p>",
-        wire={"from": "https://notifications.skype.net/v1/users/ME/contacts/8:orgid:..%2F..%2Fadmin%0A"},
+        wire={
+            "from": "https://notifications.skype.net/v1/users/ME/contacts/8:orgid:..%2F..%2Fadmin%0A"
+        },
     )
     # Plain text messages are not interpreted as HTML.
     await post("<b>not bold</b> & co", messagetype="Text")
@@ -91,7 +93,9 @@ async def test_hostile_teams_input_is_sanitised_or_skipped(
     await matrix_user.send_text(room, "me too")
 
     async def delivered():
-        return any("me too" in m.get("content", "") for m in await control.list_messages(chat["id"]))
+        return any(
+            "me too" in m.get("content", "") for m in await control.list_messages(chat["id"])
+        )
 
     await wait_for(delivered)
     assert bridge.proc is not None and bridge.proc.poll() is None

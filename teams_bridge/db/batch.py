@@ -1,0 +1,65 @@
+"""Several writes that belong together, stored together.
+
+A bridged message changes a few tables at once (its mapping, the portal's cursor, the
+version bridged, a delivery status). Written one statement at a time, each is a round trip
+and a commit of its own, and a crash in between leaves half of it. Here they are all or
+nothing: on PostgreSQL as one statement (every write but the last a WITH part of it), so a
+single round trip; on SQLite in one transaction.
+
+The writes must touch different rows (PostgreSQL runs the parts of one statement against
+the same snapshot, so no part sees another's changes).
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from mautrix.util.async_db import Database, Scheme
+
+Query = tuple[str, Sequence[Any]]
+
+_PLACEHOLDER = re.compile(r"\$(\d+)")
+
+
+def combine(queries: Sequence[Query]) -> Query:
+    """PostgreSQL: one statement that runs every query, parameters renumbered."""
+    args: list[Any] = []
+    for _, q_args in queries:
+        args.extend(q_args)
+    shape = tuple((q, len(q_args)) for q, q_args in queries)
+    return _combined(shape), args
+
+
+@functools.lru_cache(maxsize=64)
+def _combined(shape: tuple[tuple[str, int], ...]) -> str:
+    """The statement for these queries with these numbers of parameters (a few shapes)."""
+    parts: list[str] = []
+    offset = 0
+    for q, count in shape:
+
+        def shift(m: re.Match[str], by: int = offset) -> str:
+            return f"${int(m.group(1)) + by}"
+
+        parts.append(_PLACEHOLDER.sub(shift, q))
+        offset += count
+    if len(parts) == 1:
+        return parts[0]
+    ctes = ", ".join(f"w{i} AS ({part})" for i, part in enumerate(parts[:-1]))
+    return f"WITH {ctes} {parts[-1]}"
+
+
+async def execute_batch(db: Database, queries: Sequence[Query]) -> None:
+    if not queries:
+        return
+    if len(queries) == 1:
+        await db.execute(queries[0][0], *queries[0][1])
+    elif db.scheme == Scheme.POSTGRES:
+        q, args = combine(queries)
+        await db.execute(q, *args)
+    else:
+        async with db.acquire() as conn, conn.transaction():
+            for q, args in queries:
+                await conn.execute(q, *args)
