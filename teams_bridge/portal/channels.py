@@ -163,8 +163,10 @@ class ChannelsMixin:
         newest = chunk[0].get("event_id") if chunk and isinstance(chunk[0], dict) else None
         return EventID(newest) if isinstance(newest, str) else root_event
 
-    async def _record(self: Portal, message: Message, part: int, event_id: EventID) -> None:
-        await super()._record(message, part, event_id)  # type: ignore[misc]
+    async def _record(
+        self: Portal, message: Message, part: int, event_id: EventID, *, last: bool = True
+    ) -> None:
+        await super()._record(message, part, event_id, last=last)  # type: ignore[misc]
         if self.is_channel:
             root = message.reply_root_id
             self.note_in_thread(message.id, root, event_id if root else None)
