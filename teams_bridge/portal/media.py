@@ -258,12 +258,8 @@ class MediaMixin:
             return
         assert sender.client is not None and self.mxid
         client = sender.client
-        if row.client_message_id:
-            # An earlier attempt may have reached Teams: look before sending again.
-            existing = await self._find_sent(sender, row.client_message_id)
-            if existing:
-                await self._record_sent(sender, row, existing)
-                return
+        if await self._already_sent(sender, row):
+            return
         client_message_id = row.client_message_id or new_client_message_id()
         if not row.client_message_id:
             sent = dbm.SentMessage.new(

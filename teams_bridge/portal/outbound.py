@@ -295,12 +295,8 @@ class OutboundMixin:
     ) -> None:
         assert sender.client is not None and self.mxid
         client = sender.client
-        if row.client_message_id:
-            # An earlier attempt may have reached Teams: look before sending again.
-            existing = await self._find_sent(sender, row.client_message_id)
-            if existing:
-                await self._record_sent(sender, row, existing)
-                return
+        if await self._already_sent(sender, row):
+            return
         await self.load_mentioned_puppets(content)
         html, properties = self._convert_outgoing(sender, content)
         thread = await self.thread_target(sender, content)
@@ -340,6 +336,17 @@ class OutboundMixin:
             raise Transient(f"network error ({type(e).__name__})") from e
         await self._record_sent(sender, row, message_id, sent=sent)
         self.note_sent_in_thread(thread, message_id, row.event_id)
+
+    async def _already_sent(self: Portal, sender: User, row: dbm.MatrixEvent) -> bool:
+        """An earlier attempt may have reached Teams: look before sending again, and record
+        what was found as sent."""
+        if not row.client_message_id:
+            return False
+        existing = await self._find_sent(sender, row.client_message_id)
+        if not existing:
+            return False
+        await self._record_sent(sender, row, existing)
+        return True
 
     async def _find_sent(self: Portal, sender: User, client_message_id: str) -> str | None:
         assert sender.client is not None
