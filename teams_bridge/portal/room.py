@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
+from mautrix.appservice import IntentAPI
 from mautrix.types import ContentURI, EventType, RoomID
 
 from ..media_util import SNIFF_BYTES, choose_mimetype, default_filename, sniff_mimetype
@@ -13,6 +16,9 @@ from ..teams import Conversation, ConversationKind, Profile, Thread
 if TYPE_CHECKING:
     from ..user import User
     from .portal import Portal
+
+# How many ghosts join (or register) at once while a room is built.
+ROOM_SETUP_CONCURRENCY = 8
 
 # A chat picture larger than this is not made the room's avatar.
 ROOM_AVATAR_MAX_BYTES = 4 * 1024 * 1024
@@ -182,8 +188,13 @@ class RoomMixin:
         self.name = self._room_name(puppets, source.mri)
 
         intent = self.main_intent
+        ghosts = [p.default_mxid_intent for p in puppets if p.mri != source.mri]
+        # Members the room is built with, before the user sees it: the ghosts (the creator
+        # joins by creating) and, in a DM created by the other person's ghost, the bot.
+        joiners = [g for g in ghosts if g.mxid != intent.mxid]
         if intent is not self.az.intent:
-            await intent.ensure_registered()
+            joiners.append(self.az.intent)
+        await self._bounded([intent.ensure_registered()] + [g.ensure_registered() for g in joiners])
         initial_state = [
             {
                 "type": str(EventType("m.bridge", EventType.Class.STATE)),
@@ -205,14 +216,10 @@ class RoomMixin:
         power: dict[str, Any] = {"users": power_users} if power_users else {}
         if not self.is_direct:
             power["events"] = dict(GROUP_EVENT_LEVELS)
-        invitees = [source.mxid]
-        if intent is not self.az.intent:
-            invitees.append(self.az.bot_mxid)
         self.log.info("Creating Matrix room (%s, %d members)", self.kind, len(members))
         room_id = await intent.create_room(
             name=self.name,
-            is_direct=self.is_direct,
-            invitees=invitees,
+            invitees=[j.mxid for j in joiners],
             initial_state=initial_state,
             power_level_override=power or None,
         )
@@ -222,19 +229,31 @@ class RoomMixin:
             self.avatar_url, self.avatar_source = avatar, thread.picture if thread else None
         await self.save()
         self._add_to_cache()
+        await self._bounded([self._join(j, room_id) for j in joiners])
+        # Only a complete room is shown to the user: members, name, avatar, power levels
+        # and bridge state are all in place before the invite.
+        await intent.invite_user(
+            room_id, source.mxid, extra_content={"is_direct": True} if self.is_direct else None
+        )
         self._known_users.add(source.mxid)
-        if intent is not self.az.intent:
-            try:
-                await self.az.intent.ensure_joined(room_id)
-            except Exception:
-                self.log.warning("Bridge bot could not join the DM room", exc_info=True)
-        for puppet in puppets:
-            if puppet.mri == source.mri:
-                continue
-            try:
-                await puppet.default_mxid_intent.ensure_joined(room_id)
-            except Exception:
-                self.log.warning("Failed to add %s to the room", puppet.mri, exc_info=True)
+
+    async def _join(self: Portal, member: IntentAPI, room_id: RoomID) -> None:
+        try:
+            await member.ensure_joined(room_id)
+        except Exception:
+            self.log.warning("%s could not join the room", member.mxid, exc_info=True)
+
+    @staticmethod
+    async def _bounded(calls: list[Awaitable[Any]]) -> None:
+        """Run the calls concurrently, at most ROOM_SETUP_CONCURRENCY at a time (a big
+        group's joins in parallel without flooding the homeserver)."""
+        limit = asyncio.Semaphore(ROOM_SETUP_CONCURRENCY)
+
+        async def one(call: Awaitable[Any]) -> None:
+            async with limit:
+                await call
+
+        await asyncio.gather(*(one(c) for c in calls))
 
     # -- chat picture ------------------------------------------------------------------------
 
@@ -271,7 +290,12 @@ class RoomMixin:
     async def _ensure_user_invited(self: Portal, source: User) -> None:
         assert self.mxid
         try:
-            await self.main_intent.invite_user(self.mxid, source.mxid, check_cache=True)
+            await self.main_intent.invite_user(
+                self.mxid,
+                source.mxid,
+                check_cache=True,
+                extra_content={"is_direct": True} if self.is_direct else None,
+            )
         except Exception:
             self.log.debug("Invite of %s not needed or failed", source.mxid, exc_info=True)
         self._known_users.add(source.mxid)

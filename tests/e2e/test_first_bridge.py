@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from urllib.parse import quote
 
 from mautrix.types import EventType, Format, Membership
 
@@ -47,9 +48,18 @@ async def test_login_portals_and_text_both_ways(
     await matrix_user.join(direct_room)
 
     ada_puppet = puppet_mxid(reg, ada["mri"])
+    bob_puppet = puppet_mxid(reg, bob["mri"])
     members = await matrix_user.members(group_room)
     assert members.get(ada_puppet) == "join"
-    assert members.get(puppet_mxid(reg, bob["mri"])) == "join"
+    assert members.get(bob_puppet) == "join"
+    # Each room was complete before the user was invited: every ghost had joined and the
+    # name and bridge state were set.
+    for room, ghosts in ((group_room, {ada_puppet, bob_puppet}), (direct_room, {ada_puppet})):
+        before_invite = await _state_before_invite(matrix_user, room)
+        joined = {key for typ, key in before_invite if typ == "m.room.member"}
+        assert ghosts | {reg.bot_mxid} <= joined, (room, before_invite)
+        assert any(typ == "m.bridge" for typ, _ in before_invite)
+    assert ("m.room.name", "") in await _state_before_invite(matrix_user, group_room)
     profile = await matrix_user.client.get_profile(ada_puppet)
     assert profile.displayname == "Ada Lovelace (Teams)"
 
@@ -174,3 +184,23 @@ async def test_users_without_permission_are_refused(
     await allowed.wait_for_notice(allowed_dm, contains="Teams bridge bot")
     await allowed.send_text(allowed_dm, "login")
     await allowed.wait_for_notice(allowed_dm, contains="enter the code")
+
+
+async def _state_before_invite(matrix_user, room: str) -> list[tuple[str, str]]:
+    """The (type, state key) of the state events (joins only, for members) the room had
+    when the user was invited, read from the homeserver's own history of the room."""
+    path = f"/_matrix/client/v3/rooms/{quote(room)}/messages"
+    page = await matrix_user.client.api.request(
+        "GET", path, query_params={"dir": "f", "limit": "200"}
+    )
+    seen: list[tuple[str, str]] = []
+    for evt in page["chunk"]:
+        if "state_key" not in evt:
+            continue
+        membership = evt["content"].get("membership")
+        if evt["type"] == "m.room.member" and evt["state_key"] == matrix_user.user_id:
+            assert membership == "invite", evt
+            return seen
+        if evt["type"] != "m.room.member" or membership == "join":
+            seen.append((evt["type"], evt["state_key"]))
+    raise AssertionError(f"no invite of the user in {room}")
