@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
 from typing import TYPE_CHECKING
 
 from mautrix.types import (
     EventID,
-    EventType,
     Format,
     MessageEventContent,
     MessageType,
@@ -19,6 +17,7 @@ from ..db.batch import Query, execute_batch
 from ..formatter import teams_to_matrix
 from ..puppet import Puppet
 from ..teams import ResourceType
+from .writer import txn_id
 
 if TYPE_CHECKING:
     from ..teams import EventMessage, Message
@@ -70,8 +69,6 @@ class InboundMixin:
         puppet = await Puppet.get_by_mri(message.sender_mri)
         if not puppet.name:
             await puppet.update_name(message.sender_name, "message")
-        await puppet.default_mxid_intent.ensure_joined(self.mxid)
-
         parts = await self.convert_teams_message(source, message)
         for part, content in enumerate(parts):
             # (Part 0 was looked up above.)
@@ -154,16 +151,10 @@ class InboundMixin:
     async def _send_teams_part(
         self: Portal, puppet: Puppet, message: Message, part: int, content: MessageEventContent
     ) -> EventID:
-        # A transaction id derived from the Teams message makes a resend after a crash
-        # idempotent on the homeserver side too.
-        digest = hashlib.sha256(
-            f"{self.thread_id}|{self.receiver}|{message.id}|{part}".encode()
-        ).hexdigest()[:32]
-        return await puppet.default_mxid_intent.send_message_event(
-            self.mxid,
-            EventType.ROOM_MESSAGE,
+        return await self.writer.send(
+            puppet.mri,
             content,
-            txn_id=f"teams-{digest}",
+            txn=txn_id("", f"{self.thread_id}|{self.receiver}|{message.id}|{part}"),
             timestamp=message_timestamp_ms(message),
         )
 

@@ -215,13 +215,12 @@ class MatrixEventsMixin:
         )
         await row.finish(DONE)
         # The rest of a message that became several events goes too.
-        own = await Puppet.get_by_mri(sender.mri)
         for part in await dbm.Message.get_all_parts(
             self.thread_id, self.receiver, message.message_id
         ):
             if part.mxid != event_id:
                 try:
-                    await self._redact_as(own.default_mxid_intent, part.mxid)
+                    await self._redact_as(sender.mri, part.mxid)
                 except Exception as e:
                     self.log.warning("Could not redact %s: %s", part.mxid, e)
 

@@ -21,7 +21,6 @@ from mautrix.types import (
     EventType,
     MessageEventContent,
     MessageType,
-    TextMessageEventContent,
 )
 
 from .. import db as dbm
@@ -32,6 +31,7 @@ from ..puppet import Puppet
 from ..teams import AuthError, TeamsError
 from .matrix_events import NotSupported
 from .replies import reply_event_id, strip_reply_fallback, teams_quote_for
+from .writer import Voice
 
 if TYPE_CHECKING:
     from ..user import User
@@ -234,7 +234,7 @@ class OutboundMixin:
                 reason="m.foreign_network_error", error=reason, message=reason, is_certain=True
             )
         try:
-            await self.az.intent.send_message_event(self.mxid, SEND_STATUS, content)
+            await self.writer.send(Voice.BOT, content, event_type=SEND_STATUS)
         except Exception:
             self.log.warning("Could not send the message status for %s", event_id, exc_info=True)
 
@@ -442,8 +442,6 @@ class OutboundMixin:
         if not self.mxid:
             return
         try:
-            await self.az.intent.send_message(
-                self.mxid, TextMessageEventContent(msgtype=MessageType.NOTICE, body=text)
-            )
+            await self.writer.notice(text)
         except Exception:
             self.log.warning("Failed to send a notice", exc_info=True)

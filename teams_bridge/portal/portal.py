@@ -21,6 +21,7 @@ from .media import MediaMixin
 from .outbound import OutboundMixin
 from .room import RoomMixin
 from .teams_events import TeamsEventsMixin
+from .writer import RoomWriter
 
 if TYPE_CHECKING:
     from ..__main__ import TeamsBridge
@@ -106,6 +107,14 @@ class Portal(
         self._checked_ms = 0
         self._reconcile_lock = asyncio.Lock()
         self._catchup_lock = asyncio.Lock()
+        self.writer = RoomWriter(
+            room_id=lambda: self.mxid,
+            bot=self.az.intent,
+            room_voice=lambda: self.main_intent,
+            ghost=self._ghost_intent,
+            encrypted=lambda: self.encrypted,
+            e2ee=lambda: self.matrix.e2ee,
+        )
 
     @classmethod
     def init_cls(cls, bridge: TeamsBridge) -> None:
@@ -128,6 +137,11 @@ class Portal(
 
             return self.az.intent.user(Puppet.get_mxid_from_mri(self.other_user_mri))
         return self.az.intent
+
+    async def _ghost_intent(self, mri: str) -> IntentAPI:
+        from ..puppet import Puppet
+
+        return (await Puppet.get_by_mri(mri)).default_mxid_intent
 
     async def save(self) -> None:
         await self.update()

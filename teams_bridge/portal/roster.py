@@ -126,10 +126,7 @@ class RosterMixin:
         event_id = await self._event_read_up_to(horizon.message_id)
         if event_id is None:
             return
-        puppet = await Puppet.get_by_mri(horizon.mri)
-        intent = puppet.default_mxid_intent
-        await intent.ensure_joined(self.mxid)
-        await intent.mark_read(self.mxid, event_id)
+        await self.writer.read(horizon.mri, event_id)
 
     async def _event_read_up_to(self: Portal, message_id: str) -> EventID | None:
         """The last Matrix event of the newest bridged message not after ``message_id``."""
@@ -155,10 +152,7 @@ class RosterMixin:
         if User.get_cached_by_mri(sender) is not None:
             return  # our own typing coming back, or another bridge user's
         typing = message.message_type.lower() == "control/typing"
-        puppet = await Puppet.get_by_mri(sender)
         try:
-            await puppet.default_mxid_intent.set_typing(
-                self.mxid, timeout=TYPING_TIMEOUT_MS if typing else 0
-            )
+            await self.writer.typing(sender, TYPING_TIMEOUT_MS if typing else 0)
         except MatrixRequestError as e:
             self.log.debug("Typing of %s not shown: %s", sender, e)

@@ -5,13 +5,10 @@ positions (ThreadActivity/*, see RosterMixin), calls, and conversation/thread up
 
 from __future__ import annotations
 
-import hashlib
 from typing import TYPE_CHECKING
 
-from mautrix.appservice import IntentAPI
 from mautrix.types import (
     EventID,
-    EventType,
     MessageEventContent,
     MessageType,
     TextMessageEventContent,
@@ -25,6 +22,7 @@ from .inbound import message_timestamp_ms
 from .replies import quoted_events
 from .roster import RosterMixin, is_user_mri
 from .updates import UpdatesMixin
+from .writer import Sender, Voice, txn_id
 
 if TYPE_CHECKING:
     from ..teams import CallEvent, Conversation, Message, Thread
@@ -100,16 +98,13 @@ class TeamsEventsMixin(UpdatesMixin, RosterMixin):
             if not await self.ensure_room(source):
                 return
             assert self.mxid
-            intent = await self._call_intent(call)
             content = TextMessageEventContent(msgtype=MessageType.NOTICE, body=call_notice(call))
             when = call.end_time or call.start_time
             timestamp = int(when.timestamp() * 1000) if when else message_timestamp_ms(message)
-            txn = hashlib.sha256(f"{self.thread_id}|{key}".encode()).hexdigest()[:32]
-            event_id = await intent.send_message_event(
-                self.mxid,
-                EventType.ROOM_MESSAGE,
+            event_id = await self.writer.send(
+                self._call_sender(call),
                 content,
-                txn_id=f"teams-{txn}",
+                txn=txn_id("", f"{self.thread_id}|{key}"),
                 timestamp=timestamp,
             )
             await dbm.Message(
@@ -126,12 +121,7 @@ class TeamsEventsMixin(UpdatesMixin, RosterMixin):
         if not from_log:
             await self._advance_cursor(message.id)
 
-    async def _call_intent(self: Portal, call: CallEvent) -> IntentAPI:
-        """The caller's ghost, as for the messages they write in Teams."""
+    def _call_sender(self: Portal, call: CallEvent) -> Sender:
+        """The caller, as for the messages they write in Teams."""
         mri = call.originator
-        if mri and is_user_mri(mri):
-            puppet = await Puppet.get_by_mri(mri)
-            assert self.mxid
-            await puppet.default_mxid_intent.ensure_joined(self.mxid)
-            return puppet.default_mxid_intent
-        return self.main_intent
+        return mri if mri and is_user_mri(mri) else Voice.ROOM

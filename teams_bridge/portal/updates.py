@@ -12,7 +12,6 @@ import html
 import time
 from typing import TYPE_CHECKING
 
-from mautrix.appservice import IntentAPI
 from mautrix.errors import MatrixRequestError
 from mautrix.types import (
     EventID,
@@ -27,8 +26,8 @@ from mautrix.types import (
 
 from .. import db as dbm
 from ..db.batch import Query
-from ..puppet import Puppet
 from ..teams import reaction_key_to_unicode
+from .writer import Sender, Voice, txn_id
 
 if TYPE_CHECKING:
     from ..teams import Message, Reaction
@@ -133,10 +132,9 @@ class UpdatesMixin:
     ) -> None:
         if state is not None and state.deleted:
             return  # already redacted (or deleted from Matrix: this is the echo)
-        puppet = await Puppet.get_by_mri(parts[0].sender_mri) if parts[0].sender_mri else None
-        intent = puppet.default_mxid_intent if puppet else self.main_intent
+        sender: Sender = parts[0].sender_mri or Voice.ROOM
         for part in reversed(parts):
-            await self._redact_as(intent, part.mxid)
+            await self._redact_as(sender, part.mxid)
         # Marked only now: if a redaction fails, the retry redacts again.
         await dbm.MessageState(
             self.thread_id,
@@ -147,19 +145,13 @@ class UpdatesMixin:
             True,
         ).upsert()
 
-    async def _redact_as(self: Portal, intent: IntentAPI, event_id: EventID) -> None:
-        """Redact as the puppet. An event a real user sent from Matrix (and deleted in a
-        Teams client) is redacted by the bridge bot, which has the power to in every
+    async def _redact_as(self: Portal, sender: Sender, event_id: EventID) -> None:
+        """Redact as the Teams user. An event a real user sent from Matrix (and deleted in
+        a Teams client) is redacted by the bridge bot, which has the power to in every
         portal; in a DM it would otherwise seem to be the other person's doing."""
-        assert self.mxid
         if await dbm.MatrixEvent.get(event_id) is not None:
-            intent = self.az.intent
-        try:
-            await intent.redact(self.mxid, event_id)
-        except MatrixRequestError as e:
-            if intent is self.main_intent or e.http_status != 403:
-                raise
-            await self.main_intent.redact(self.mxid, event_id)
+            sender = Voice.BOT
+        await self.writer.redact(sender, event_id)
 
     # -- edits ---------------------------------------------------------------------------
 
@@ -196,15 +188,10 @@ class UpdatesMixin:
             event = _edit_notice(content, target.mxid)
         else:
             event = _replacement(content, target.mxid)
-        puppet = await Puppet.get_by_mri(target.sender_mri or message.sender_mri or "")
-        intent = puppet.default_mxid_intent
-        await intent.ensure_joined(self.mxid)
-        txn = hashlib.sha256(f"{self.thread_id}|{message.id}|edit|{digest}".encode()).hexdigest()
-        await intent.send_message_event(
-            self.mxid,
-            EventType.ROOM_MESSAGE,
+        await self.writer.send(
+            target.sender_mri or message.sender_mri or Voice.ROOM,
             event,
-            txn_id=f"teams-edit-{txn[:32]}",
+            txn=txn_id("edit", f"{self.thread_id}|{message.id}|edit|{digest}"),
             timestamp=edit_ms,
         )
         await new_state.upsert()
@@ -223,9 +210,8 @@ class UpdatesMixin:
                 continue
             if row.sent_at and row.sent_at + REACTION_GRACE_MS >= update_ms:
                 continue  # sent from Matrix just now; this update may predate it
-            puppet = await Puppet.get_by_mri(row.sender_mri)
             try:
-                await self._redact_as(puppet.default_mxid_intent, row.mxid)
+                await self._redact_as(row.sender_mri, row.mxid)
             except MatrixRequestError as e:
                 if e.http_status >= 500 or e.http_status == 429:
                     raise  # retried with the whole update
@@ -259,19 +245,15 @@ class UpdatesMixin:
             emoji = reaction_key_to_unicode(reaction.key)
         except ValueError:
             return
-        puppet = await Puppet.get_by_mri(reaction.mri)
-        intent = puppet.default_mxid_intent
-        await intent.ensure_joined(self.mxid)
         content = ReactionEventContent(
             relates_to=RelatesTo(rel_type=RelationType.ANNOTATION, event_id=target.mxid, key=emoji)
         )
         seed = f"{self.thread_id}|{message.id}|{reaction.mri}|{reaction.key}|{reaction.time_ms}"
-        txn = hashlib.sha256(seed.encode()).hexdigest()[:32]
-        event_id = await intent.send_message_event(
-            self.mxid,
-            EventType.REACTION,
+        event_id = await self.writer.send(
+            reaction.mri,
             content,
-            txn_id=f"teams-reaction-{txn}",
+            event_type=EventType.REACTION,
+            txn=txn_id("reaction", seed),
             timestamp=reaction.time_ms,
         )
         await dbm.Reaction.new(

@@ -31,3 +31,31 @@ def test_protocol_client_imports_neither_mautrix_nor_core():
             elif name.startswith("teams_bridge") and not name.startswith("teams_bridge.teams"):
                 offenders.append(f"{path.name}: {name}")
     assert offenders == []
+
+
+PORTAL = TEAMS.parent / "portal"
+# Intent methods that write to a room. Only the portal's RoomWriter calls them, so that the
+# sender, encryption and transaction ids are decided in one place.
+ROOM_WRITES = {"send_message_event", "send_message", "send_notice", "send_text", "redact"}
+ROOM_WRITES |= {"react", "set_typing", "mark_read", "send_receipt", "_send_message"}
+
+
+def _room_writes(path: Path) -> list[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    found = []
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+            continue
+        call = node.func
+        # `self.writer.x(...)` is the writer itself; `client.send_message` goes to Teams.
+        owner = ast.unparse(call.value)
+        if call.attr in ROOM_WRITES and not owner.endswith("writer") and "client" not in owner:
+            found.append(f"{path.name}:{node.lineno}: {owner}.{call.attr}")
+    return found
+
+
+def test_portal_writes_to_matrix_only_through_its_writer():
+    files = sorted(PORTAL.glob("*.py"))
+    assert any(p.name == "writer.py" for p in files)
+    offenders = [w for p in files if p.name != "writer.py" for w in _room_writes(p)]
+    assert offenders == []

@@ -1,0 +1,129 @@
+"""RoomWriter: who speaks for a sender, encryption, and transaction ids."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from mautrix.errors import MForbidden
+from mautrix.types import EventID, EventType, MessageType, RoomID
+
+from teams_bridge.portal.writer import RoomWriter, Voice, txn_id
+
+ROOM = RoomID("!room:localhost")
+
+
+class FakeIntent:
+    """Records what an intent was asked to do (the writer's only collaborator)."""
+
+    def __init__(self, mxid: str, *, forbid_redact: bool = False) -> None:
+        self.mxid = mxid
+        self.calls: list[tuple[Any, ...]] = []
+        self.forbid_redact = forbid_redact
+
+    async def ensure_joined(self, room: RoomID) -> bool:
+        self.calls.append(("join", room))
+        return True
+
+    async def send_message_event(self, room, event_type, content, **kwargs) -> EventID:
+        self.calls.append(("send", room, event_type, content, kwargs))
+        return EventID(f"$ev{len(self.calls)}")
+
+    async def redact(self, room, event_id) -> None:
+        if self.forbid_redact:
+            raise MForbidden(403, "not allowed")
+        self.calls.append(("redact", room, event_id))
+
+    async def set_typing(self, room, timeout) -> None:
+        self.calls.append(("typing", room, timeout))
+
+    async def mark_read(self, room, event_id) -> None:
+        self.calls.append(("read", room, event_id))
+
+
+class FakeE2EE:
+    def __init__(self) -> None:
+        self.encrypted: list[Any] = []
+
+    async def encrypt(self, room, event_type, content):
+        self.encrypted.append((room, event_type, content))
+        return EventType.ROOM_ENCRYPTED, {"ciphertext": "x"}
+
+
+def make_writer(*, encrypted: bool = False, e2ee: FakeE2EE | None = None, forbid: bool = False):
+    bot = FakeIntent("@bot:localhost")
+    voice = FakeIntent("@voice:localhost")
+    ghosts: dict[str, FakeIntent] = {}
+
+    async def ghost(mri: str) -> FakeIntent:
+        return ghosts.setdefault(mri, FakeIntent(f"@g_{mri}:localhost", forbid_redact=forbid))
+
+    writer = RoomWriter(
+        room_id=lambda: ROOM,
+        bot=bot,  # type: ignore[arg-type]
+        room_voice=lambda: voice,  # type: ignore[arg-type,return-value]
+        ghost=ghost,  # type: ignore[arg-type]
+        encrypted=lambda: encrypted,
+        e2ee=lambda: e2ee,  # type: ignore[arg-type,return-value]
+    )
+    return writer, bot, voice, ghosts
+
+
+async def test_a_teams_user_speaks_through_their_joined_ghost():
+    writer, bot, voice, ghosts = make_writer()
+    await writer.send("8:orgid:ada", {"body": "hi"}, txn="t1", timestamp=5)
+    ada = ghosts["8:orgid:ada"]
+    assert [c[0] for c in ada.calls] == ["join", "send"]
+    assert ada.calls[1][4] == {"txn_id": "t1", "timestamp": 5}
+    assert bot.calls == voice.calls == []
+
+
+async def test_voices_speak_without_ghosts():
+    writer, bot, voice, ghosts = make_writer()
+    await writer.notice("hello")
+    await writer.send(Voice.ROOM, {"body": "call"})
+    assert [c[0] for c in bot.calls] == ["send"]
+    assert bot.calls[0][3].msgtype == MessageType.NOTICE
+    assert [c[0] for c in voice.calls] == ["send"]
+    assert ghosts == {}
+
+
+async def test_encrypted_rooms_get_ciphertext_only():
+    e2ee = FakeE2EE()
+    writer, bot, _, ghosts = make_writer(encrypted=True, e2ee=e2ee)
+    await writer.send("8:orgid:ada", {"body": "secret"}, event_type=EventType.REACTION)
+    await writer.notice("also secret")
+    sends = [c for g in (ghosts["8:orgid:ada"], bot) for c in g.calls if c[0] == "send"]
+    assert [s[2] for s in sends] == [EventType.ROOM_ENCRYPTED] * 2
+    assert all("secret" not in str(s[3]) for s in sends)
+    assert [e[1] for e in e2ee.encrypted] == [EventType.REACTION, EventType.ROOM_MESSAGE]
+
+
+async def test_unencrypted_rooms_are_not_encrypted_even_with_e2ee_on():
+    e2ee = FakeE2EE()
+    writer, bot, _, _ = make_writer(encrypted=False, e2ee=e2ee)
+    await writer.notice("plain")
+    assert e2ee.encrypted == [] and bot.calls[0][2] == EventType.ROOM_MESSAGE
+
+
+async def test_a_refused_redaction_falls_back_to_the_rooms_voice():
+    writer, _, voice, ghosts = make_writer(forbid=True)
+    await writer.redact("8:orgid:ada", EventID("$x"))
+    assert voice.calls == [("redact", ROOM, "$x")]
+    with pytest.raises(MForbidden):
+        await writer.redact("8:orgid:ada", EventID("$y"), fallback=False)
+
+
+async def test_typing_and_read_markers_go_to_the_senders_ghost():
+    writer, _, _, ghosts = make_writer()
+    await writer.typing("8:orgid:ada", 3000)
+    await writer.read("8:orgid:ada", EventID("$x"))
+    assert ("typing", ROOM, 3000) in ghosts["8:orgid:ada"].calls
+    assert ("read", ROOM, "$x") in ghosts["8:orgid:ada"].calls
+
+
+def test_transaction_ids_are_derived_from_the_seed_alone():
+    assert txn_id("", "a|b") == txn_id("", "a|b")
+    assert txn_id("", "a|b") != txn_id("", "a|c")
+    assert txn_id("edit", "a|b").startswith("teams-edit-")
+    assert txn_id("", "a|b").startswith("teams-") and len(txn_id("", "a|b")) == 6 + 32
