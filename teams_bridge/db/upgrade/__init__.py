@@ -1,0 +1,23 @@
+"""The database schema: a latest-schema fast path for new databases plus one frozen
+upgrade script per schema version.
+
+Each ``vNN_*`` module is the upgrade to version NN exactly as that version shipped it: it
+holds its own SQL and calls nothing shared, so changing the latest schema can never change
+what an old upgrade creates. A new schema version adds a module here, registered in order,
+and updates ``v00_latest`` to match.
+
+The same SQL runs on PostgreSQL and SQLite; mautrix rewrites `$n` placeholders for SQLite.
+"""
+
+from __future__ import annotations
+
+from mautrix.util.async_db import UpgradeTable
+
+upgrade_table = UpgradeTable()
+
+LATEST_VERSION = 4
+
+# Registered in order: the latest revision first, then each version's upgrade.
+from . import v00_latest, v02_matrix_events, v03_fidelity, v04_avatars  # noqa: E402, F401
+
+__all__ = ["LATEST_VERSION", "upgrade_table"]

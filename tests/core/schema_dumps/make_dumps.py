@@ -1,0 +1,169 @@
+"""Make the SQL dumps of databases created by each shipped schema version.
+
+    .venv/bin/python -m tests.core.schema_dumps.make_dumps
+
+For each version, the schema module exactly as that version's commit shipped it (read from
+git) creates a fresh database on PostgreSQL and on SQLite; a few rows of every table are
+added, and the database is dumped (`pg_dump`, SQLite's own dump) to `vN.postgres.sql` and
+`vN.sqlite.sql` beside this file. tests/core/test_upgrades.py upgrades those dumps.
+Run it again only when a new schema version ships (add its commit below).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import re
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import types
+from pathlib import Path
+
+from mautrix.util.async_db import Database
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[2]
+
+# Schema version -> the commit that shipped it (the last commit before the next version).
+VERSIONS = {1: "4bdba81", 2: "76cbaef", 3: "1fd2682", 4: "a3de64c"}
+
+# Rows for each table, added once the table exists (version it appeared in, SQL).
+ROWS: list[tuple[int, str]] = [
+    (
+        1,
+        """INSERT INTO "user" (mxid, mri, credentials, endpoint_id, management_room)
+        VALUES ('@ada:example.org', '8:orgid:ada', '{"refresh_token":"rt-ada"}', 'ep-1',
+                '!mgmt:example.org')""",
+    ),
+    (
+        1,
+        "INSERT INTO puppet (mri, name, name_source, name_set) VALUES "
+        "('8:orgid:bob', 'Bob Babbage', 'profile', true)",
+    ),
+    (
+        1,
+        "INSERT INTO portal (thread_id, receiver, mxid, kind, name, name_set, last_message_id) "
+        "VALUES ('19:abc@thread.v2', '', '!room:example.org', 'group', 'Engines', true, "
+        "'1700000000001')",
+    ),
+    (
+        1,
+        "INSERT INTO user_portal (user_mxid, thread_id, receiver) VALUES "
+        "('@ada:example.org', '19:abc@thread.v2', '')",
+    ),
+    (
+        1,
+        "INSERT INTO message (thread_id, receiver, message_id, part, mxid, mx_room, sender_mri, "
+        "timestamp, version) VALUES ('19:abc@thread.v2', '', '1700000000001', 0, '$m1', "
+        "'!room:example.org', '8:orgid:bob', 1700000000001, '1700000000001')",
+    ),
+    (
+        1,
+        "INSERT INTO sent_message (client_message_id, thread_id, receiver, mxid, mx_room, "
+        "message_id, created_at) VALUES ('123456789', '19:abc@thread.v2', '', '$s1', "
+        "'!room:example.org', '1700000000002', 1700000000002)",
+    ),
+    (
+        2,
+        "INSERT INTO matrix_event (event_id, room_id, sender, seq, event_type, content, status) "
+        "VALUES ('$s1', '!room:example.org', '@ada:example.org', 1, 'm.room.message', "
+        '\'{"msgtype":"m.text","body":"hi"}\', \'done\')',
+    ),
+    (2, "INSERT INTO bridge_state_kv (key, value) VALUES ('last_txn', '17')"),
+    (
+        3,
+        "INSERT INTO reaction (thread_id, receiver, message_id, sender_mri, emotion_key, mxid, "
+        "mx_room, sent_at) VALUES ('19:abc@thread.v2', '', '1700000000001', '8:orgid:ada', "
+        "'like', '$r1', '!room:example.org', 0)",
+    ),
+    (
+        3,
+        "INSERT INTO message_state (thread_id, receiver, message_id, edit_time, content_hash, "
+        "deleted) VALUES ('19:abc@thread.v2', '', '1700000000001', NULL, 'abc', false)",
+    ),
+    (4, "UPDATE puppet SET avatar_hash = 'ff', avatar_checked_at = 1700000000000"),
+]
+
+
+def load_schema(version: int) -> types.ModuleType:
+    """The schema module of that version's commit, as a standalone module."""
+    source = subprocess.run(
+        ["git", "show", f"{VERSIONS[version]}:teams_bridge/db/upgrade.py"],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    spec = importlib.util.spec_from_loader(f"schema_v{version}", loader=None)
+    assert spec is not None
+    module = importlib.util.module_from_spec(spec)
+    exec(compile(source, f"schema_v{version}", "exec"), module.__dict__)
+    assert module.LATEST_VERSION == version
+    return module
+
+
+async def create(url: str, version: int) -> None:
+    schema = load_schema(version)
+    db = Database.create(url, upgrade_table=schema.upgrade_table, owner_name="teams-bridge")
+    await db.start()
+    try:
+        for since, sql in ROWS:
+            if since <= version:
+                await db.execute(sql)
+    finally:
+        await db.stop()
+
+
+def pg_dump(cluster, database: str) -> str:
+    out = subprocess.run(
+        [
+            str(cluster.bin_dir / "pg_dump") if hasattr(cluster, "bin_dir") else "pg_dump",
+            "--no-owner",
+            "--no-privileges",
+            "--no-comments",
+            "--inserts",
+            "-h",
+            cluster.host,
+            "-p",
+            str(cluster.port),
+            "-U",
+            "postgres",
+            database,
+        ],  # fmt: skip
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    # Session settings are the loader's business; keep the statements only.
+    lines = [
+        line
+        for line in out.splitlines()
+        if not line.startswith(("SET ", "SELECT pg_catalog.set_config", "--", "\\"))
+    ]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip() + "\n"
+
+
+def main() -> None:
+    sys.path.insert(0, str(ROOT))
+    from tests.harness import PostgresCluster
+
+    with PostgresCluster() as cluster:
+        for version in VERSIONS:
+            name = f"dump_v{version}"
+            url = cluster.create_database(name)
+            asyncio.run(create(url, version))
+            (HERE / f"v{version}.postgres.sql").write_text(pg_dump(cluster, name))
+            with tempfile.TemporaryDirectory() as tmp:
+                path = Path(tmp) / "bridge.db"
+                asyncio.run(create(f"sqlite:{path}", version))
+                conn = sqlite3.connect(path)
+                dump = "\n".join(conn.iterdump()) + "\n"
+                conn.close()
+            (HERE / f"v{version}.sqlite.sql").write_text(dump)
+            print(f"v{version}: dumped")
+
+
+if __name__ == "__main__":
+    main()

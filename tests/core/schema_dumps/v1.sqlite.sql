@@ -1,0 +1,86 @@
+BEGIN TRANSACTION;
+CREATE TABLE database_owner (
+                key   INTEGER PRIMARY KEY DEFAULT 0,
+                owner TEXT NOT NULL
+            );
+INSERT INTO "database_owner" VALUES(0,'teams-bridge');
+CREATE TABLE message (
+            thread_id  TEXT NOT NULL,
+            receiver   TEXT NOT NULL DEFAULT '',
+            message_id TEXT NOT NULL,
+            part       INTEGER NOT NULL DEFAULT 0,
+            mxid       TEXT NOT NULL,
+            mx_room    TEXT NOT NULL,
+            sender_mri TEXT,
+            timestamp  BIGINT NOT NULL,
+            version    TEXT,
+            PRIMARY KEY (thread_id, receiver, message_id, part),
+            UNIQUE (mxid, mx_room),
+            FOREIGN KEY (thread_id, receiver) REFERENCES portal(thread_id, receiver)
+                ON DELETE CASCADE ON UPDATE CASCADE
+        );
+INSERT INTO "message" VALUES('19:abc@thread.v2','','1700000000001',0,'$m1','!room:example.org','8:orgid:bob',1700000000001,'1700000000001');
+CREATE TABLE portal (
+            thread_id       TEXT NOT NULL,
+            receiver        TEXT NOT NULL DEFAULT '',
+            mxid            TEXT UNIQUE,
+            kind            TEXT NOT NULL DEFAULT 'group',
+            name            TEXT,
+            name_set        BOOLEAN NOT NULL DEFAULT false,
+            topic           TEXT,
+            avatar_url      TEXT,
+            encrypted       BOOLEAN NOT NULL DEFAULT false,
+            other_user_mri  TEXT,
+            last_message_id TEXT,
+            relay_user_id   TEXT,
+            PRIMARY KEY (thread_id, receiver)
+        );
+INSERT INTO "portal" VALUES('19:abc@thread.v2','','!room:example.org','group','Engines',1,NULL,NULL,0,NULL,'1700000000001',NULL);
+CREATE TABLE puppet (
+            mri          TEXT PRIMARY KEY,
+            name         TEXT,
+            name_source  TEXT,
+            name_set     BOOLEAN NOT NULL DEFAULT false,
+            avatar_url   TEXT,
+            avatar_set   BOOLEAN NOT NULL DEFAULT false,
+            is_registered BOOLEAN NOT NULL DEFAULT false,
+            custom_mxid  TEXT,
+            access_token TEXT,
+            next_batch   TEXT,
+            base_url     TEXT
+        );
+INSERT INTO "puppet" VALUES('8:orgid:bob','Bob Babbage','profile',1,NULL,0,0,NULL,NULL,NULL,NULL);
+CREATE TABLE sent_message (
+            client_message_id TEXT PRIMARY KEY,
+            thread_id   TEXT NOT NULL,
+            receiver    TEXT NOT NULL DEFAULT '',
+            mxid        TEXT NOT NULL,
+            mx_room     TEXT NOT NULL,
+            message_id  TEXT,
+            created_at  BIGINT NOT NULL
+        );
+INSERT INTO "sent_message" VALUES('123456789','19:abc@thread.v2','','$s1','!room:example.org','1700000000002',1700000000002);
+CREATE TABLE "user" (
+            mxid            TEXT PRIMARY KEY,
+            mri             TEXT UNIQUE,
+            credentials     TEXT,
+            endpoint_id     TEXT,
+            management_room TEXT
+        );
+INSERT INTO "user" VALUES('@ada:example.org','8:orgid:ada','{"refresh_token":"rt-ada"}','ep-1','!mgmt:example.org');
+CREATE TABLE user_portal (
+            user_mxid TEXT NOT NULL,
+            thread_id TEXT NOT NULL,
+            receiver  TEXT NOT NULL DEFAULT '',
+            PRIMARY KEY (user_mxid, thread_id, receiver),
+            FOREIGN KEY (user_mxid) REFERENCES "user"(mxid) ON DELETE CASCADE ON UPDATE CASCADE,
+            FOREIGN KEY (thread_id, receiver) REFERENCES portal(thread_id, receiver)
+                ON DELETE CASCADE ON UPDATE CASCADE
+        );
+INSERT INTO "user_portal" VALUES('@ada:example.org','19:abc@thread.v2','');
+CREATE TABLE version (
+                version INTEGER PRIMARY KEY
+            );
+INSERT INTO "version" VALUES(1);
+CREATE INDEX sent_message_mxid_idx ON sent_message (mxid);
+COMMIT;
