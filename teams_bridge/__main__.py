@@ -19,6 +19,7 @@ from . import db as dbm
 from .appservice import DurableAppService
 from .config import Config
 from .db import upgrade_table
+from .db.files import restrict_sqlite_files
 from .disruption import Disruptions, HomeserverWatch
 from .matrix import MatrixHandler
 from .portal import Portal
@@ -63,6 +64,8 @@ class TeamsBridge(Bridge):
             # pool throws such a connection away on release and the callers retry, so
             # the bridge carries on instead.
             opts.setdefault("meow_exit_on_ice", False)
+        # Before SQLite opens (or creates) it: the file holds the users' refresh tokens.
+        restrict_sqlite_files(self.config["appservice.database"])
         self.db = Database.create(
             self.config["appservice.database"],
             upgrade_table=self.upgrade_table,

@@ -9,20 +9,25 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from mautrix.appservice import IntentAPI
 from mautrix.bridge import BaseMatrixHandler, BasePortal, BaseUser
 from mautrix.types import (
     EventID,
     EventType,
+    MessageEvent,
     PresenceEvent,
     ReceiptEvent,
+    RoomID,
     RoomNameStateEventContent,
     SingleReceiptEventContent,
     StateEvent,
+    TextMessageEventContent,
     TypingEvent,
     UserID,
 )
 
 from . import commands  # noqa: F401  (registers the command handlers)
+from .commands.secrets import forget_in_logs, secret_command
 from .portal import Portal
 from .user import User
 
@@ -37,6 +42,72 @@ class MatrixHandler(BaseMatrixHandler):
         self.user_id_prefix = f"@{prefix}"
         self.user_id_suffix = f"{suffix}:{homeserver}"
         super().__init__(bridge=bridge)
+
+    async def handle_message(self, evt: MessageEvent, was_encrypted: bool = False) -> None:
+        """A message carrying a secret is redacted before any check can refuse it."""
+        if await self._remove_secret(evt):
+            return
+        await super().handle_message(evt, was_encrypted)
+
+    async def _remove_secret(self, evt: MessageEvent) -> bool:
+        """Redact a secret-carrying command; True when it was refused here (no permission)."""
+        content = evt.content
+        if isinstance(content, TextMessageEventContent):
+            # As mautrix does before it parses a command.
+            content.trim_reply_fallback()
+        body = getattr(content, "body", None)
+        if not isinstance(body, str):
+            return False
+        prefix = self.config["bridge.command_prefix"]
+        portal = await Portal.get_by_mxid(evt.room_id)
+        command = secret_command(body, prefix, in_portal=portal is not None)
+        if command is None:
+            return False
+        forget_in_logs(body, prefix)
+        redacted = False
+        for intent in self._room_intents(portal):
+            try:
+                await intent.redact(evt.room_id, evt.event_id, reason="contained a secret")
+                redacted = True
+                break
+            except Exception as e:
+                self.log.warning(
+                    "Could not redact %s (%s) as %s: %s",
+                    evt.event_id,
+                    command,
+                    intent.mxid,
+                    type(e).__name__,
+                )
+        user = await self.bridge.get_user(evt.sender)
+        allowed = user is not None and await self.allow_command(user)
+        notes = []
+        if not allowed:
+            notes.append(f"You are not allowed to use this bridge, so `{command}` was refused.")
+        if redacted:
+            notes.append("Your message was removed from the room because it contains a secret.")
+        else:
+            notes.append(
+                "Your message contains a secret and I could not remove it: "
+                "please delete it yourself."
+            )
+        if not allowed or not redacted:
+            await self._notice(evt.room_id, " ".join(notes), portal)
+        return not allowed
+
+    def _room_intents(self, portal: Portal | None) -> list[IntentAPI]:
+        """Who may act in a room: the bot, then a 1:1 portal's ghost (the room's creator)."""
+        intents = [self.az.intent]
+        if portal is not None and portal.main_intent is not self.az.intent:
+            intents.append(portal.main_intent)
+        return intents
+
+    async def _notice(self, room_id: RoomID, text: str, portal: Portal | None) -> None:
+        for intent in self._room_intents(portal):
+            try:
+                await intent.send_notice(room_id, text)
+                return
+            except Exception as e:
+                self.log.warning("Could not send a notice to %s: %s", room_id, type(e).__name__)
 
     async def handle_ephemeral_event(self, evt: ReceiptEvent | PresenceEvent | TypingEvent) -> None:
         if evt.type == EventType.TYPING:

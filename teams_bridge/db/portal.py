@@ -111,6 +111,11 @@ class Portal:
         )
         await self.db.execute(q, user_mxid, self.thread_id, self.receiver)
 
+    async def has_user(self, user_mxid: UserID) -> bool:
+        """Whether this Matrix user's Teams account is in the chat (as far as the bridge saw)."""
+        q = "SELECT 1 FROM user_portal WHERE user_mxid=$1 AND thread_id=$2 AND receiver=$3"
+        return await self.db.fetchval(q, user_mxid, self.thread_id, self.receiver) is not None
+
     async def delete(self) -> None:
         q = "DELETE FROM portal WHERE thread_id=$1 AND receiver=$2"
         await self.db.execute(q, self.thread_id, self.receiver)

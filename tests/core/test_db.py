@@ -90,8 +90,11 @@ async def test_portal_and_membership(database: Database):
     loaded = await dbm.Portal.get_by_thread("19:abc@thread.v2")
     assert loaded.last_message_id == "1715842456893"
     await dbm.User("@ada:localhost", None, None, None, None).insert()
+    assert not await portal.has_user("@ada:localhost")
     await portal.add_user("@ada:localhost")
     await portal.add_user("@ada:localhost")  # idempotent
+    assert await portal.has_user("@ada:localhost")
+    assert not await portal.has_user("@bob:localhost")
     assert [p.thread_id for p in await dbm.Portal.for_user("@ada:localhost")] == [
         "19:abc@thread.v2"
     ]

@@ -7,9 +7,13 @@ import json
 import re
 from urllib.parse import quote
 
+import aiohttp
+
 from teams_bridge.mxid import escape_mri
 
 CODE_RE = re.compile(r"enter the code \*{0,2}([A-Z0-9-]+)\*{0,2}")
+WORK_CLIENT_ID = "1fec8e78-bce4-4aaf-ab1b-5451cc387264"
+SCOPE = "https://api.spaces.skype.com/.default openid profile offline_access"
 
 
 def puppet_mxid(registration, mri: str) -> str:
@@ -28,6 +32,25 @@ async def login_through_bot(matrix_user, bridge_reg, control, mri: str) -> str:
     await control.approve_device_code(match.group(1), mri)
     await matrix_user.wait_for_notice(dm, contains="Successfully logged in", timeout=60)
     return dm
+
+
+async def refresh_token_for(sim_url: str, control, mri: str) -> str:
+    """Run a device-code login against the simulator as another client would; the
+    refresh token it hands out."""
+    async with aiohttp.ClientSession() as session:
+        base = f"{sim_url}/organizations/oauth2/v2.0"
+        form = {"client_id": WORK_CLIENT_ID, "scope": SCOPE}
+        async with session.post(f"{base}/devicecode", data=form) as resp:
+            flow = await resp.json()
+        await control.approve_device_code(flow["user_code"], mri)
+        poll = {
+            "grant_type": "urn:ietf:params:oauth:grant-type:device_code",
+            "client_id": WORK_CLIENT_ID,
+            "device_code": flow["device_code"],
+        }
+        async with session.post(f"{base}/token", data=poll) as resp:
+            tokens = await resp.json()
+        return tokens["refresh_token"]
 
 
 async def wait_for(predicate, timeout: float = 30, interval: float = 0.2):

@@ -6,28 +6,7 @@ import aiohttp
 import pytest
 from mautrix.types import EventType, RoomCreatePreset
 
-from tests.e2e.helpers import login_through_bot, puppet_mxid, wait_for
-
-WORK_CLIENT_ID = "1fec8e78-bce4-4aaf-ab1b-5451cc387264"
-SCOPE = "https://api.spaces.skype.com/.default openid profile offline_access"
-
-
-async def _refresh_token_for(sim_url: str, control, mri: str) -> str:
-    """Run a device-code login against the simulator as another client would."""
-    async with aiohttp.ClientSession() as session:
-        base = f"{sim_url}/organizations/oauth2/v2.0"
-        form = {"client_id": WORK_CLIENT_ID, "scope": SCOPE}
-        async with session.post(f"{base}/devicecode", data=form) as resp:
-            flow = await resp.json()
-        await control.approve_device_code(flow["user_code"], mri)
-        poll = {
-            "grant_type": "urn:ietf:params:oauth:grant-type:device_code",
-            "client_id": WORK_CLIENT_ID,
-            "device_code": flow["device_code"],
-        }
-        async with session.post(f"{base}/token", data=poll) as resp:
-            tokens = await resp.json()
-        return tokens["refresh_token"]
+from tests.e2e.helpers import login_through_bot, puppet_mxid, refresh_token_for, wait_for
 
 
 @pytest.mark.parametrize("backend", ["lite"], indirect=True)
@@ -48,7 +27,7 @@ async def test_secret_login_is_redacted_and_no_token_reaches_the_logs(
         preset=RoomCreatePreset.TRUSTED_PRIVATE, is_direct=True, invitees=[reg.bot_mxid]
     )
     await user.wait_for_notice(dm, contains="Teams bridge bot")
-    refresh_token = await _refresh_token_for(fake_teams.url, control, me["mri"])
+    refresh_token = await refresh_token_for(fake_teams.url, control, me["mri"])
     secret_id = await user.send_text(dm, f"login-refresh {refresh_token}")
     await user.wait_for_event(
         dm, lambda e: e.type == EventType.ROOM_REDACTION and e.redacts == secret_id
