@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 from mautrix.types import ContentURI, EventType, RoomID
 
 from ..media_util import SNIFF_BYTES, choose_mimetype, default_filename, sniff_mimetype
+from ..names import MEMBER_IN_ROOM_NAME_MAX_BYTES, ROOM_NAME_MAX_BYTES, clean_name, clean_topic
 from ..puppet import Puppet
 from ..teams import Conversation, ConversationKind, Profile, Thread
 
@@ -48,7 +49,7 @@ class RoomMixin:
             before = (self.kind, self.topic)
             self.kind = KIND_NAMES.get(conversation.kind, "group")
             if conversation.topic:
-                self.topic = conversation.topic
+                self.topic = clean_topic(conversation.topic)
             if conversation.kind is ConversationKind.CHANNEL:
                 self.remember_team(conversation.team_id, conversation.team_name)
             if not self.mxid:
@@ -146,6 +147,11 @@ class RoomMixin:
             await intent.set_power_levels(self.mxid, levels)
 
     def _room_name(self: Portal, puppets: list[Puppet], own_mri: str | None) -> str | None:
+        """The room's name, made from Teams names: cleaned and cut to fit (see names.py)."""
+        name = self._name_from_teams(puppets, own_mri)
+        return clean_name(name, ROOM_NAME_MAX_BYTES) or None
+
+    def _name_from_teams(self: Portal, puppets: list[Puppet], own_mri: str | None) -> str | None:
         if self.kind == "channel":
             return self.channel_room_name()
         if self.topic:
@@ -155,7 +161,7 @@ class RoomMixin:
             if not self.config["bridge.private_chat_portal_meta"]:
                 return None
             return others[0].name if others and others[0].name else None
-        names = sorted(p.name or p.mri for p in others)
+        names = sorted(clean_name(p.name, MEMBER_IN_ROOM_NAME_MAX_BYTES) or p.mri for p in others)
         if not names:
             return None
         if len(names) > 5:
