@@ -15,7 +15,13 @@ from yarl import URL
 
 from . import db as dbm
 from .config import Config
-from .media_util import SNIFF_BYTES, choose_mimetype, default_filename, sniff_mimetype
+from .media_util import (
+    SNIFF_BYTES,
+    choose_mimetype,
+    default_filename,
+    is_inline_image,
+    sniff_mimetype,
+)
 from .mxid import escape_mri, unescape_mri
 from .names import DISPLAYNAME_MAX_BYTES, clean_name
 
@@ -218,8 +224,8 @@ class Puppet(dbm.Puppet, BasePuppet):
                 mimetype = choose_mimetype(
                     sniff_mimetype(picture.data[:SNIFF_BYTES]), picture.content_type
                 )
-                if not mimetype.startswith("image/"):
-                    raise ValueError(f"the picture is not an image ({mimetype})")
+                if not is_inline_image(mimetype):
+                    raise ValueError(f"the picture is not a usable image ({mimetype})")
                 mxc = await self.default_mxid_intent.upload_media(
                     picture.data,
                     mime_type=mimetype,

@@ -6,7 +6,13 @@ from typing import TYPE_CHECKING, Any
 
 from mautrix.types import ContentURI, EventType, RoomID
 
-from ..media_util import SNIFF_BYTES, choose_mimetype, default_filename, sniff_mimetype
+from ..media_util import (
+    SNIFF_BYTES,
+    choose_mimetype,
+    default_filename,
+    is_inline_image,
+    sniff_mimetype,
+)
 from ..names import MEMBER_IN_ROOM_NAME_MAX_BYTES, ROOM_NAME_MAX_BYTES, clean_name, clean_topic
 from ..puppet import Puppet
 from ..teams import Conversation, ConversationKind, Profile, Thread
@@ -267,8 +273,8 @@ class RoomMixin:
             self.log.warning("Could not download the chat picture: %s", e)
             return None
         mimetype = choose_mimetype(sniff_mimetype(data[:SNIFF_BYTES]), declared)
-        if not mimetype.startswith("image/"):
-            self.log.warning("The chat picture is not an image (%s)", mimetype)
+        if not is_inline_image(mimetype):
+            self.log.warning("The chat picture is not a usable image (%s)", mimetype)
             return None
         return await self.az.intent.upload_media(
             data, mime_type=mimetype, filename=default_filename("chat", mimetype)
