@@ -41,6 +41,13 @@ GENERIC_TYPES = {
     "application/x-ole-storage",
     "application/CDFV2",
 }
+# The picture formats Matrix clients may draw inline: raster images that browsers decode
+# without running anything (the list Synapse serves inline). SVG is left out on purpose: it
+# is a document that can carry scripts and load other resources. TIFF, BMP, HEIC, icons and
+# the rest go as files too: few clients can draw them, and their decoders see little use.
+INLINE_IMAGE_TYPES = frozenset(
+    {"image/png", "image/jpeg", "image/gif", "image/webp", "image/apng", "image/avif"}
+)
 _DOWNLOAD_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=15, sock_read=120)
 
 
@@ -84,11 +91,23 @@ def sniff_mimetype(head: bytes) -> str:
 
 
 def choose_mimetype(sniffed: str, declared: str | None) -> str:
-    """The sniffed type, unless libmagic only knows a generic one and the sender said more."""
+    """The sniffed type, unless libmagic only knows a generic one and the sender said more.
+
+    Text is never taken for a picture, whatever it is declared as: every raster format has
+    a binary signature libmagic knows, so "text" declared as an image is most likely an SVG
+    whose start libmagic could not place.
+    """
     declared = (declared or "").split(";", 1)[0].strip().lower() or None
     if sniffed in GENERIC_TYPES and declared and declared != OCTET_STREAM:
+        if sniffed == "text/plain" and declared.startswith("image/"):
+            return sniffed
         return declared
     return sniffed
+
+
+def is_inline_image(mimetype: str) -> bool:
+    """Whether content of this type may be shown as a picture (``m.image``, avatars)."""
+    return mimetype.split(";", 1)[0].strip().lower() in INLINE_IMAGE_TYPES
 
 
 def default_filename(stem: str, mimetype: str) -> str:

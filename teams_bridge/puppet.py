@@ -15,8 +15,15 @@ from yarl import URL
 
 from . import db as dbm
 from .config import Config
-from .media_util import SNIFF_BYTES, choose_mimetype, default_filename, sniff_mimetype
+from .media_util import (
+    SNIFF_BYTES,
+    choose_mimetype,
+    default_filename,
+    is_inline_image,
+    sniff_mimetype,
+)
 from .mxid import escape_mri, unescape_mri
+from .names import DISPLAYNAME_MAX_BYTES, clean_name
 
 if TYPE_CHECKING:
     from .__main__ import TeamsBridge
@@ -115,9 +122,19 @@ class Puppet(dbm.Puppet, BasePuppet):
     def format_displayname(self, name: str) -> str:
         return self.config["bridge.displayname_template"].format(displayname=name)
 
+    def usable_name(self, name: str | None) -> str:
+        """The name as the ghost may carry it: without control or bidi characters, and
+        short enough that the homeserver takes it once the template is applied."""
+        budget = DISPLAYNAME_MAX_BYTES - len(self.format_displayname("").encode("utf-8"))
+        return clean_name(name, budget)
+
     async def update_name(self, name: str | None, source: str, *, force: bool = False) -> bool:
         """Set the ghost's display name. Profile names beat names seen on messages
-        unless ``force`` says the profile could not be read."""
+        unless ``force`` says the profile could not be read.
+
+        Never raises: a name that cannot be set or stored must not cost the message that
+        brought it (a name the homeserver refused is tried again when next seen)."""
+        name = self.usable_name(name)
         if not name:
             return False
         if self.name_source == "profile" and source != "profile" and self.name_set and not force:
@@ -132,7 +149,10 @@ class Puppet(dbm.Puppet, BasePuppet):
         except Exception:
             self.log.exception("Failed to set display name")
             self.name_set = False
-        await self.save()
+        try:
+            await self.save()
+        except Exception:
+            self.log.exception("Failed to store the display name")
         return True
 
     async def sync_name_from_message(self, name: str | None, client: TeamsClient | None) -> None:
@@ -141,7 +161,7 @@ class Puppet(dbm.Puppet, BasePuppet):
         A name from the profile is kept unless the profile, looked up again (at most every
         ten minutes), has no name; then the name on the message is the best there is.
         """
-        name = name.strip() if name else None
+        name = self.usable_name(name)
         if not name or (name == self.name and self.name_set):
             return
         if self.name_source != "profile" or not self.name_set:
@@ -204,8 +224,8 @@ class Puppet(dbm.Puppet, BasePuppet):
                 mimetype = choose_mimetype(
                     sniff_mimetype(picture.data[:SNIFF_BYTES]), picture.content_type
                 )
-                if not mimetype.startswith("image/"):
-                    raise ValueError(f"the picture is not an image ({mimetype})")
+                if not is_inline_image(mimetype):
+                    raise ValueError(f"the picture is not a usable image ({mimetype})")
                 mxc = await self.default_mxid_intent.upload_media(
                     picture.data,
                     mime_type=mimetype,

@@ -40,6 +40,7 @@ from ..media_util import (
     default_filename,
     format_size,
     homeserver_upload_limit,
+    is_inline_image,
     matrix_download,
     spool,
 )
@@ -209,9 +210,7 @@ class MediaMixin:
                 raise
         finally:
             spooled.remove()
-        if kind == MediaKind.IMAGE and not spooled.mimetype.startswith("image/"):
-            kind = MediaKind.FILE  # not something a client can show as a picture
-        return _matrix_media(kind, att, name, mxc, spooled)
+        return _matrix_media(_shown_kind(kind, spooled.mimetype), att, name, mxc, spooled)
 
     async def _download_attachment(
         self: Portal, source: User, att: Attachment, name: str, limit: int
@@ -294,8 +293,7 @@ class MediaMixin:
         thread = await self.thread_target(sender, content)  # before uploading anything
         spooled = await self._fetch_matrix_media(url, name, info, kind, limit)
         try:
-            if kind == MediaKind.IMAGE and not spooled.mimetype.startswith("image/"):
-                kind = MediaKind.FILE
+            kind = _shown_kind(kind, spooled.mimetype)
             # In a 1:1 the peer is named too, as the Teams clients do for files.
             readers = [self.other_user_mri] if self.is_direct and self.other_user_mri else []
             try:
@@ -364,6 +362,14 @@ class MediaMixin:
             raise Transient(f"could not fetch {name} from the homeserver: {e}") from e
         except (TimeoutError, aiohttp.ClientError) as e:
             raise Transient(f"network error fetching {name} ({type(e).__name__})") from e
+
+
+def _shown_kind(kind: MediaKind, mimetype: str) -> MediaKind:
+    """What a file is sent as: a picture only when clients can safely draw it inline. An
+    SVG (or any other image type not known to be safe) is a file, whatever it came as."""
+    if (kind == MediaKind.IMAGE or mimetype.startswith("image/")) and not is_inline_image(mimetype):
+        return MediaKind.FILE
+    return kind
 
 
 def _outgoing_too_large(name: str, size: int | None, limit: int) -> str:

@@ -9,7 +9,14 @@ from typing import TYPE_CHECKING, Any
 from mautrix.appservice import IntentAPI
 from mautrix.types import ContentURI, EventType, RoomID
 
-from ..media_util import SNIFF_BYTES, choose_mimetype, default_filename, sniff_mimetype
+from ..media_util import (
+    SNIFF_BYTES,
+    choose_mimetype,
+    default_filename,
+    is_inline_image,
+    sniff_mimetype,
+)
+from ..names import MEMBER_IN_ROOM_NAME_MAX_BYTES, ROOM_NAME_MAX_BYTES, clean_name, clean_topic
 from ..puppet import Puppet
 from ..teams import Conversation, ConversationKind, Profile, Thread
 
@@ -54,7 +61,7 @@ class RoomMixin:
             before = (self.kind, self.topic)
             self.kind = KIND_NAMES.get(conversation.kind, "group")
             if conversation.topic:
-                self.topic = conversation.topic
+                self.topic = clean_topic(conversation.topic)
             if conversation.kind is ConversationKind.CHANNEL:
                 self.remember_team(conversation.team_id, conversation.team_name)
             if not self.mxid:
@@ -152,6 +159,11 @@ class RoomMixin:
             await intent.set_power_levels(self.mxid, levels)
 
     def _room_name(self: Portal, puppets: list[Puppet], own_mri: str | None) -> str | None:
+        """The room's name, made from Teams names: cleaned and cut to fit (see names.py)."""
+        name = self._name_from_teams(puppets, own_mri)
+        return clean_name(name, ROOM_NAME_MAX_BYTES) or None
+
+    def _name_from_teams(self: Portal, puppets: list[Puppet], own_mri: str | None) -> str | None:
         if self.kind == "channel":
             return self.channel_room_name()
         if self.topic:
@@ -161,7 +173,7 @@ class RoomMixin:
             if not self.config["bridge.private_chat_portal_meta"]:
                 return None
             return others[0].name if others and others[0].name else None
-        names = sorted(p.name or p.mri for p in others)
+        names = sorted(clean_name(p.name, MEMBER_IN_ROOM_NAME_MAX_BYTES) or p.mri for p in others)
         if not names:
             return None
         if len(names) > 5:
@@ -171,7 +183,7 @@ class RoomMixin:
     async def _create_room(self: Portal, source: User, hint: list[str]) -> None:
         members, thread = await self._fetch_members(source, hint)
         if thread and thread.topic:
-            self.topic = thread.topic
+            self.topic = clean_topic(thread.topic)
         if thread and thread.kind is ConversationKind.CHANNEL:
             self.kind = "channel"
             self.remember_team(thread.team_id, thread.team_name)
@@ -280,8 +292,8 @@ class RoomMixin:
             self.log.warning("Could not download the chat picture: %s", e)
             return None
         mimetype = choose_mimetype(sniff_mimetype(data[:SNIFF_BYTES]), declared)
-        if not mimetype.startswith("image/"):
-            self.log.warning("The chat picture is not an image (%s)", mimetype)
+        if not is_inline_image(mimetype):
+            self.log.warning("The chat picture is not a usable image (%s)", mimetype)
             return None
         return await self.az.intent.upload_media(
             data, mime_type=mimetype, filename=default_filename("chat", mimetype)

@@ -10,6 +10,7 @@ from mautrix.errors import MatrixRequestError
 from mautrix.types import EventID
 
 from .. import db as dbm
+from ..names import clean_topic
 from ..puppet import Puppet
 from ..teams import ThreadActivityKind, parse_thread_activity
 
@@ -100,7 +101,7 @@ class RosterMixin:
 
     async def _teams_topic_changed(self: Portal, source: User, topic: str | None) -> None:
         assert self.mxid
-        topic = topic.strip() if topic else None
+        topic = clean_topic(topic)
         if topic == self.topic:
             return  # unchanged, or the echo of a rename made in Matrix
         self.topic = topic
