@@ -16,7 +16,7 @@ from mautrix.util.async_db import Database
 
 from . import __version__
 from . import db as dbm
-from .appservice import DurableAppService
+from .appservice import DurableAppService, body_limit_bytes
 from .config import Config
 from .db import upgrade_table
 from .disruption import Disruptions, HomeserverWatch
@@ -75,7 +75,7 @@ class TeamsBridge(Bridge):
     def prepare_appservice(self) -> None:
         """As mautrix's, but with the durable transaction endpoint."""
         self.make_state_store()
-        mb = 1024**2
+        body_limit = body_limit_bytes(self.config["appservice.max_body_size"], self.log)
         if self.name not in HTTPAPI.default_ua:
             HTTPAPI.default_ua = f"{self.name}/{self.version} {HTTPAPI.default_ua}"
         self.az = DurableAppService(
@@ -97,7 +97,7 @@ class TeamsBridge(Bridge):
             loop=self.loop,
             state_store=self.state_store,
             bridge_name=self.name,
-            aiohttp_params={"client_max_size": self.config["appservice.max_body_size"] * mb},
+            aiohttp_params={"client_max_size": body_limit},
         )
         self.az.persist_events = self.persist_events
         self.az.app.router.add_post("/_matrix/app/com.beeper.bridge_state", self.get_bridge_state)
