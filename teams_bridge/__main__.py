@@ -16,7 +16,7 @@ from mautrix.util.async_db import Database
 
 from . import __version__
 from . import db as dbm
-from .appservice import DurableAppService
+from .appservice import DurableAppService, body_limit_bytes, describe, event_problem
 from .config import Config
 from .db import upgrade_table
 from .db.files import restrict_sqlite_files
@@ -78,7 +78,7 @@ class TeamsBridge(Bridge):
     def prepare_appservice(self) -> None:
         """As mautrix's, but with the durable transaction endpoint."""
         self.make_state_store()
-        mb = 1024**2
+        body_limit = body_limit_bytes(self.config["appservice.max_body_size"], self.log)
         if self.name not in HTTPAPI.default_ua:
             HTTPAPI.default_ua = f"{self.name}/{self.version} {HTTPAPI.default_ua}"
         self.az = DurableAppService(
@@ -100,7 +100,7 @@ class TeamsBridge(Bridge):
             loop=self.loop,
             state_store=self.state_store,
             bridge_name=self.name,
-            aiohttp_params={"client_max_size": self.config["appservice.max_body_size"] * mb},
+            aiohttp_params={"client_max_size": body_limit},
         )
         self.az.persist_events = self.persist_events
         self.az.app.router.add_post("/_matrix/app/com.beeper.bridge_state", self.get_bridge_state)
@@ -108,17 +108,15 @@ class TeamsBridge(Bridge):
     def outbound_row(
         self, raw: Any, seq: int, txn_number: int | None, now: int
     ) -> dbm.MatrixEvent | None:
-        """The stored form of a Matrix event that must reach Teams; None for anything else."""
-        if not isinstance(raw, dict) or raw.get("type") not in OUTBOUND_TYPES:
+        """The stored form of a Matrix event that must reach Teams; None for anything else,
+        and for an event too malformed to store (the endpoint logs it). Content with fields of
+        the wrong type is stored, and fails at delivery, so that its sender is told."""
+        if event_problem(raw) or raw["type"] not in OUTBOUND_TYPES or "state_key" in raw:
             return None
-        if "state_key" in raw:
-            return None
-        sender, room_id, event_id = raw.get("sender"), raw.get("room_id"), raw.get("event_id")
-        if not (isinstance(sender, str) and isinstance(room_id, str) and event_id):
-            return None
+        sender, room_id, event_id = raw["sender"], raw["room_id"], raw["event_id"]
         if sender == self.az.bot_mxid or self.is_bridge_ghost(UserID(sender)):
             return None
-        body = (raw.get("content") or {}).get("body")
+        body = raw["content"].get("body")
         if isinstance(body, str) and body.startswith(self.config["bridge.command_prefix"]):
             return None
         return dbm.MatrixEvent(
@@ -146,7 +144,13 @@ class TeamsBridge(Bridge):
                 seq = dbm.matrix_event.txn_order(txn_number, index)
             else:
                 seq = dbm.matrix_event.next_seq()
-            row = self.outbound_row(raw, seq, txn_number, now)
+            try:
+                row = self.outbound_row(raw, seq, txn_number, now)
+            except Exception:
+                # Never a reason to refuse the transaction: the homeserver would resend it
+                # forever, and the other events with it.
+                self.log.exception("Skipping event %s that could not be read", describe(raw))
+                continue
             if row and await Portal.get_by_mxid(row.room_id) is not None:
                 rows.append(row)
         # Noted before the rows can be seen, so a gap holds them back for a check.

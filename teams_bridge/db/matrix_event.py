@@ -160,6 +160,12 @@ class MatrixEvent:
         await self.db.execute(q, *args)
         self.attempt_stored(client_message_id)
 
+    async def count_attempt(self) -> None:
+        """Count an attempt that did not get as far as storing a send."""
+        q = "UPDATE matrix_event SET attempts=attempts+1 WHERE event_id=$1"
+        await self.db.execute(q, self.event_id)
+        self.attempts += 1
+
     def finish_query(self, status: str, error: str | None = None) -> tuple[str, tuple[Any, ...]]:
         q = "UPDATE matrix_event SET status=$2, error=$3 WHERE event_id=$1"
         return q, (self.event_id, status, error)

@@ -10,11 +10,13 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+import sqlite3
 import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
+import asyncpg
 from mautrix.api import Method, Path
 from mautrix.types import (
     EventID,
@@ -25,10 +27,11 @@ from mautrix.types import (
 
 from .. import db as dbm
 from ..db.batch import Query, execute_batch
-from ..db.matrix_event import DONE, FAILED
+from ..db.matrix_event import DONE, FAILED, PENDING
 from ..formatter import matrix_to_teams
 from ..puppet import Puppet
 from ..teams import AuthError, TeamsError
+from .content_check import content_problem
 from .matrix_events import NotSupported
 from .replies import reply_event_id, strip_reply_fallback, teams_quote_for
 from .writer import Voice
@@ -41,6 +44,10 @@ TEXT_MSGTYPES = {MessageType.TEXT.value, MessageType.NOTICE.value, MessageType.E
 SEND_STATUS = EventType("com.beeper.message_send_status", EventType.Class.MESSAGE)
 # How often a send that failed for a passing reason is retried before the user is told.
 MAX_ATTEMPTS = 8
+# Attempts after which an event whose handling raised something unforeseen is given up on:
+# such an error is almost always the event's own and would recur on every try, while the
+# room's later events wait behind it.
+MAX_UNEXPECTED_ATTEMPTS = 3
 # Seconds before a failed timeline check after a disruption is tried again.
 GAP_RETRY = 3.0
 # Pages of 100 timeline events read back at most when checking the timeline.
@@ -57,6 +64,20 @@ class Transient(Exception):
 
 class Permanent(Exception):
     """Retrying cannot help; the user is told why."""
+
+
+# Database and network trouble: not the fault of the event being handled, so not counted
+# against it (the database being briefly away must not fail the messages of the moment).
+OUTAGE_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    aiohttp.ClientError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.InternalClientError,
+    sqlite3.OperationalError,
+)
 
 
 def new_client_message_id() -> str:
@@ -126,14 +147,31 @@ class OutboundMixin:
                 await self._fail(row, str(e))
             except Exception as e:
                 self.log.exception("Unexpected error delivering %s", row.event_id)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 30)
-                if row.attempts >= MAX_ATTEMPTS:
-                    await self._fail(row, f"internal error: {type(e).__name__}")
+                if await self._unexpected_error(row, e):
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 30)
             if delivered:
                 rows.popleft()
             else:
                 rows, complete = deque(), False
+
+    async def _unexpected_error(self: Portal, row: dbm.MatrixEvent, error: Exception) -> bool:
+        """Count an unforeseen error as an attempt, and give the event up for good after a
+        few, so one event never holds the room's queue forever (across restarts too: the
+        count is stored). Whether to wait before the next try."""
+        if row.status != PENDING:
+            return False  # it was finished (delivered or failed) before the error
+        if isinstance(error, OUTAGE_ERRORS):
+            return True
+        try:
+            await row.count_attempt()
+        except Exception:
+            self.log.warning("Could not count the attempt for %s", row.event_id, exc_info=True)
+            return True
+        if row.attempts < MAX_UNEXPECTED_ATTEMPTS:
+            return True
+        await self._fail(row, f"internal error ({type(error).__name__})")
+        return False
 
     async def reconcile(self: Portal, anchor: dbm.MatrixEvent | None) -> bool:
         """Store the user's events in this room's timeline that the homeserver never sent us.
@@ -227,7 +265,8 @@ class OutboundMixin:
         content: dict[str, Any] = {
             "m.relates_to": {"rel_type": "m.reference", "event_id": event_id},
             "network": "teams",
-            "status": "SUCCESS" if ok else "FAIL",
+            # Every failure reported is final: passing ones are retried, silently.
+            "status": "SUCCESS" if ok else "FAIL_PERMANENT",
         }
         if not ok:
             content.update(
@@ -263,7 +302,10 @@ class OutboundMixin:
             await row.finish(DONE)
             return
         raw = json.loads(row.content)
-        content = raw.get("content") or {}
+        problem = content_problem(raw)
+        if problem:
+            raise Permanent(f"the message is malformed ({problem})")
+        content = raw["content"]
         sender = await self._sender_client(row)
         try:
             async with self._send_lock:

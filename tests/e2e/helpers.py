@@ -82,3 +82,20 @@ async def recorded(control, method: str, path: str, count: int = 1) -> list[dict
     for req in reqs:
         req["json"] = json.loads(req["body"]) if req["body"] else None
     return reqs
+
+
+SEND_STATUS = "com.beeper.message_send_status"
+
+
+def send_status_about(evt, event_id: str) -> dict | None:
+    """The content (as JSON) of `evt` if it is a message send status about `event_id`.
+
+    (A status with a valid `status` value is parsed into mautrix's own class, whose fields
+    are attributes, so compare the serialised form.)"""
+    if str(evt.type) != SEND_STATUS:
+        return None
+    content = evt.content.serialize()
+    relates = content.get("m.relates_to")
+    if isinstance(relates, dict) and relates.get("event_id") == event_id:
+        return content
+    return None

@@ -18,9 +18,8 @@ from mautrix.types import EventType
 from PIL import Image
 
 from teams_bridge.teams.attachments import UriObject, parse_content
-from tests.e2e.helpers import login_through_bot, puppet_mxid, wait_for
+from tests.e2e.helpers import login_through_bot, puppet_mxid, send_status_about, wait_for
 
-SEND_STATUS = "com.beeper.message_send_status"
 MEDIA_TYPES = {"m.image", "m.file", "m.video", "m.audio"}
 
 
@@ -415,7 +414,7 @@ async def test_over_limit_files_get_a_notice_on_the_sending_side(
     downloads = (await control.ams_object(posted["object_id"], include_bytes=False))["downloads"]
     assert downloads  # it was tried, and stopped: no upload to Matrix followed
 
-    # Matrix -> Teams: refused with the failure notice and a FAIL send status, both when the
+    # Matrix -> Teams: refused with the failure notice and a FAIL_PERMANENT send status, both when the
     # size is declared and when it only shows while downloading.
     data = os.urandom(100_000)
     declared = await _send_media(
@@ -426,15 +425,12 @@ async def test_over_limit_files_get_a_notice_on_the_sending_side(
         declare_size=False,
     )  # fmt: skip
     for event_id, name in ((declared, "declared.bin"), (undeclared, "undeclared.bin")):
-        status = await matrix_user.wait_for_event(
-            room,
-            lambda e, eid=event_id: (
-                str(e.type) == SEND_STATUS
-                and e.content.get("m.relates_to", {}).get("event_id") == eid
-            ),
+        evt = await matrix_user.wait_for_event(
+            room, lambda e, eid=event_id: send_status_about(e, eid) is not None
         )
-        assert status.content["status"] == "FAIL"
-        assert name in status.content["error"] and "too large" in status.content["error"]
+        status = send_status_about(evt, event_id)
+        assert status["status"] == "FAIL_PERMANENT"
+        assert name in status["error"] and "too large" in status["error"]
         await matrix_user.wait_for_notice(room, contains=name)
     mine = [o for o in await control.ams_objects() if o["owner"] == me["mri"]]
     assert mine == []
