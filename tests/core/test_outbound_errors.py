@@ -16,6 +16,7 @@ from mautrix.util.async_db import Database
 from teams_bridge import db as dbm
 from teams_bridge.db.matrix_event import DONE, FAILED, PENDING
 from teams_bridge.portal.outbound import MAX_UNEXPECTED_ATTEMPTS, OutboundMixin
+from teams_bridge.portal.writer import RoomWriter
 
 ROOM = "!room:localhost"
 
@@ -36,23 +37,26 @@ class QueuePortal(OutboundMixin):
         self._checked_ms = 0
         self.bridge = SimpleNamespace(disruptions=SimpleNamespace(must_check=lambda *_: False))
         self.sent: list[tuple[str, Any]] = []
-        self.az = SimpleNamespace(
-            intent=SimpleNamespace(
-                send_message_event=self._record_event, send_message=self._record_notice
-            )
+        bot = SimpleNamespace(send_message_event=self._record_event)
+        self.writer = RoomWriter(
+            room_id=lambda: ROOM,
+            bot=bot,  # type: ignore[arg-type]
+            room_voice=lambda: bot,  # type: ignore[arg-type,return-value]
+            ghost=None,  # type: ignore[arg-type]
+            encrypted=lambda: False,
+            e2ee=lambda: None,
         )
         self.always = always or {}  # raised on every try
         self.once = once or {}  # raised one after the other, then the delivery works
         self.real = real
         self.delivered: list[str] = []
 
-    async def _record_event(self, room_id, event_type, content) -> str:
+    async def _record_event(self, room_id, event_type, content, **_: Any) -> str:
+        if str(event_type) == "m.room.message":
+            self.sent.append(("notice", content.body))
+            return "$notice"
         self.sent.append((str(event_type), content))
         return "$status"
-
-    async def _record_notice(self, room_id, content) -> str:
-        self.sent.append(("notice", content.body))
-        return "$notice"
 
     async def _deliver(self, row: dbm.MatrixEvent) -> None:
         if row.event_id in self.real:
