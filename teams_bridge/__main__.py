@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import signal
 import time
 from typing import Any
@@ -16,10 +15,11 @@ from mautrix.util.async_db import Database
 
 from . import __version__
 from . import db as dbm
-from .appservice import DurableAppService, body_limit_bytes, describe, event_problem
+from .appservice import DurableAppService, body_limit_bytes, describe
 from .config import Config
 from .db import upgrade_table
 from .db.files import restrict_sqlite_files
+from .delivery.intake import Intake, is_for_teams, queue_row
 from .disruption import Disruptions, HomeserverWatch
 from .matrix import MatrixHandler
 from .portal import Portal
@@ -30,8 +30,6 @@ from .user import User
 
 # Seconds after the homeserver's return before idle portals check their timelines.
 RECONCILE_DELAY = 5.0
-# Matrix event types that are delivered to Teams.
-OUTBOUND_TYPES = {"m.room.message", "m.sticker", "m.reaction", "m.room.redaction"}
 
 
 class TeamsBridge(Bridge):
@@ -105,35 +103,6 @@ class TeamsBridge(Bridge):
         self.az.persist_events = self.persist_events
         self.az.app.router.add_post("/_matrix/app/com.beeper.bridge_state", self.get_bridge_state)
 
-    def outbound_row(
-        self, raw: Any, seq: int, txn_number: int | None, now: int
-    ) -> dbm.MatrixEvent | None:
-        """The stored form of a Matrix event that must reach Teams; None for anything else,
-        and for an event too malformed to store (the endpoint logs it). Content with fields of
-        the wrong type is stored, and fails at delivery, so that its sender is told."""
-        if event_problem(raw) or raw["type"] not in OUTBOUND_TYPES or "state_key" in raw:
-            return None
-        sender, room_id, event_id = raw["sender"], raw["room_id"], raw["event_id"]
-        if sender == self.az.bot_mxid or self.is_bridge_ghost(UserID(sender)):
-            return None
-        body = raw["content"].get("body")
-        if isinstance(body, str) and body.startswith(self.config["bridge.command_prefix"]):
-            return None
-        return dbm.MatrixEvent(
-            event_id=event_id,
-            room_id=RoomID(room_id),
-            sender=UserID(sender),
-            seq=seq,
-            event_type=raw["type"],
-            content=json.dumps(raw),
-            status=dbm.matrix_event.PENDING,
-            attempts=0,
-            client_message_id=None,
-            error=None,
-            txn_seq=txn_number,
-            received_at=now,
-        )
-
     async def persist_events(self, txn_id: str, events: list[dict[str, Any]]) -> None:
         """Store the events of a transaction that must reach Teams, then wake their portals."""
         rows: list[dbm.MatrixEvent] = []
@@ -145,7 +114,9 @@ class TeamsBridge(Bridge):
             else:
                 seq = dbm.matrix_event.next_seq()
             try:
-                row = self.outbound_row(raw, seq, txn_number, now)
+                row = (
+                    queue_row(raw, seq, txn_number, now) if is_for_teams(raw, self.intake) else None
+                )
             except Exception:
                 # Never a reason to refuse the transaction: the homeserver would resend it
                 # forever, and the other events with it.
@@ -183,6 +154,12 @@ class TeamsBridge(Bridge):
         self.teams_endpoints = Endpoints.from_dict(dict(self.config["teams.endpoints"]))
         self._background: set[asyncio.Task] = set()
         self._store_failing = False
+        self.intake = Intake(
+            bot_mxid=self.az.bot_mxid,
+            is_ghost=self.is_bridge_ghost,
+            command_prefix=self.config["bridge.command_prefix"],
+            bridge_name=self.az.bridge_name,
+        )
         self.disruptions = Disruptions(self.config["bridge.matrix_order_hold_seconds"])
         self.disruptions.on_recovered.append(self._after_homeserver_return)
         self.homeserver_watch = HomeserverWatch(

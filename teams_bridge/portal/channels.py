@@ -15,11 +15,11 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import aiohttp
 from mautrix.api import Method, Path
 from mautrix.types import EventID, RelationType
 
 from .. import db as dbm
+from ..delivery.errors import Permanent, Transient, classify
 from ..formatter import RoomMention
 from ..teams import TeamsError
 from .calls import is_chat_message_id
@@ -225,17 +225,16 @@ class ChannelsMixin:
         known = self._roots().get(message_id)
         if known is not None:
             return known
-        from .outbound import Transient
-
         assert sender.client is not None
         try:
             message = await sender.client.get_message(self.thread_id, message_id)
-        except TeamsError as e:
-            if e.status is not None and 400 <= e.status < 500 and e.status not in (408, 429):
+        except Exception as e:
+            failure = classify(e, "the thread lookup")
+            if isinstance(failure, Permanent) and isinstance(e, TeamsError):
                 return message_id  # gone from Teams: post as if it were the root
-            raise Transient(f"could not look up the thread ({e})") from e
-        except (TimeoutError, aiohttp.ClientError, OSError) as e:
-            raise Transient(f"network error ({type(e).__name__})") from e
+            if failure is None:
+                raise
+            raise Transient(f"could not look up the thread ({failure})") from e
         root = message.reply_root_id or message_id
         self._roots().put(message_id, root)
         return root

@@ -12,13 +12,14 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-import aiohttp
 from mautrix.types import EventID, UserID
 
 from .. import db as dbm
 from ..db.matrix_event import DONE, FAILED
+from ..delivery.errors import NotSupported, call_teams
 from ..puppet import Puppet
-from ..teams import AuthError, TeamsError, unicode_to_reaction_key
+from ..teams import unicode_to_reaction_key
+from ..teams.chat import new_client_message_id
 from .calls import is_chat_message_id
 from .replies import teams_quote_for
 from .updates import html_digest
@@ -30,10 +31,6 @@ if TYPE_CHECKING:
 # Teams rate-limits typing notices; its own clients send at most one per 20 s per chat.
 TYPING_INTERVAL = 20.0
 TEXT_MSGTYPES = ("m.text", "m.notice", "m.emote")
-
-
-class NotSupported(Exception):
-    """Raised by a handler for an event kind that is not bridged; the user is told."""
 
 
 def _relation(content: dict[str, Any]) -> dict[str, Any]:
@@ -88,7 +85,7 @@ class MatrixEventsMixin:
             html_digest("RichText/Html", html, properties.get("mentions")),
             False,
         ).upsert()
-        await self._call_teams(
+        await call_teams(
             "the edit",
             sender.client.edit_message(
                 self.thread_id,
@@ -154,7 +151,7 @@ class MatrixEventsMixin:
         )
         await reaction.insert()
         await self._count_attempt(row)
-        await self._call_teams(
+        await call_teams(
             "the reaction",
             sender.client.add_reaction(self.thread_id, target.message_id, key),
             undo=reaction.delete,
@@ -181,7 +178,7 @@ class MatrixEventsMixin:
                 reaction.message_id, reaction.sender_mri, reaction.emotion_key
             )
             await self._count_attempt(row)
-            await self._call_teams(
+            await call_teams(
                 "the reaction removal",
                 sender.client.remove_reaction(
                     self.thread_id, reaction.message_id, reaction.emotion_key
@@ -208,7 +205,7 @@ class MatrixEventsMixin:
             True,
         ).upsert()
         await self._count_attempt(row)
-        await self._call_teams(
+        await call_teams(
             "the deletion",
             sender.client.delete_message(self.thread_id, message.message_id),
             undo=self._restore_state(message.message_id, state),
@@ -241,8 +238,6 @@ class MatrixEventsMixin:
     async def _count_attempt(self: Portal, row: dbm.MatrixEvent) -> str:
         """Count a try (the worker gives up after a number of them); the id is reused by
         retries, which Teams accepts on an edit."""
-        from .outbound import new_client_message_id
-
         client_message_id = row.client_message_id or new_client_message_id()
         await row.set_client_message_id(client_message_id)
         return client_message_id
@@ -255,30 +250,6 @@ class MatrixEventsMixin:
             self.thread_id, self.receiver, message_id, None, None, False
         )
         return previous.upsert
-
-    async def _call_teams(
-        self: Portal,
-        what: str,
-        call: Awaitable[None],
-        *,
-        undo: Callable[[], Awaitable[None]] | None = None,
-    ) -> None:
-        """Run a Teams request, sorting failures into worth retrying or not; ``undo`` runs
-        when it will not be retried."""
-        from .outbound import Permanent, Transient
-
-        try:
-            await call
-        except AuthError as e:
-            raise Transient(f"Teams rejected the login ({e})") from e
-        except TeamsError as e:
-            if e.status is None or e.status >= 500 or e.status in (408, 429):
-                raise Transient(str(e)) from e
-            if undo is not None:
-                await undo()
-            raise Permanent(f"Teams refused {what} ({e})") from e
-        except (TimeoutError, aiohttp.ClientError, OSError) as e:
-            raise Transient(f"network error ({type(e).__name__})") from e
 
     # -- ephemeral: typing, receipts; room name ------------------------------------------------
 

@@ -33,6 +33,7 @@ from mautrix.types import (
 )
 
 from .. import db as dbm
+from ..delivery.errors import Permanent, Transient, call_teams, classify
 from ..media_util import (
     MatrixMediaError,
     Spooled,
@@ -47,7 +48,6 @@ from ..media_util import (
 from ..puppet import Puppet
 from ..teams import (
     Attachment,
-    AuthError,
     MediaKind,
     MediaMessage,
     MediaTooLarge,
@@ -59,8 +59,8 @@ from ..teams import (
     video_message,
     voice_message,
 )
+from ..teams.chat import new_client_message_id
 from ..teams.media import UPLOAD_VIEWS, clean_filename
-from .outbound import Permanent, Transient, new_client_message_id
 
 if TYPE_CHECKING:
     from ..teams import Message
@@ -75,8 +75,6 @@ MEDIA_MSGTYPES = {
 }
 VOICE_KEY = "org.matrix.msc3245.voice"
 AUDIO_KEY = "org.matrix.msc1767.audio"
-# MediaError codes without an HTTP status that a retry may fix.
-TRANSIENT_CODES = {"connection_error", "truncated", "size_mismatch"}
 # How long the homeserver's upload limit is trusted before it is asked again.
 HS_LIMIT_TTL = 3600.0
 
@@ -108,26 +106,6 @@ def _too_large(name: str, size: int | None, limit: int) -> str:
         f"The file {name} ({what}) was not bridged: files larger than {format_size(limit)} "
         "are not transferred."
     )
-
-
-def _teams_failure(e: Exception, what: str) -> Transient | Permanent | None:
-    """``Transient`` or ``Permanent`` for an error of the Teams side (``None``: a bug)."""
-    if isinstance(e, MediaTooLarge):
-        return Permanent(f"{what}: the file is too large")
-    if isinstance(e, AuthError):
-        return Transient(f"{what}: Teams rejected the login ({e})")
-    if isinstance(e, TeamsError):
-        status = e.status
-        if status is None:
-            if e.error_code in TRANSIENT_CODES:
-                return Transient(f"{what} ({e})")
-            return Permanent(f"{what} ({e})")
-        if status >= 500 or status in (401, 408, 429):
-            return Transient(f"{what} ({e})")
-        return Permanent(f"{what} ({e})")
-    if isinstance(e, (TimeoutError, aiohttp.ClientError, OSError)):
-        return Transient(f"{what}: network error ({type(e).__name__})")
-    return None
 
 
 class MediaMixin:
@@ -234,8 +212,7 @@ class MediaMixin:
             except (MediaTooLarge, TooLarge) as e:
                 raise _Skip(_too_large(name, getattr(e, "size", None) or att.size, limit)) from e
             except TeamsError as e:
-                failure = _teams_failure(e, "download")
-                if isinstance(failure, Transient) or isinstance(e, AuthError):
+                if isinstance(classify(e, "the download"), Transient):
                     raise
                 if e.status == 404 and index + 1 < len(views):
                     continue  # this view has no content: try the next one
@@ -296,19 +273,17 @@ class MediaMixin:
             kind = _shown_kind(kind, spooled.mimetype)
             # In a 1:1 the peer is named too, as the Teams clients do for files.
             readers = [self.other_user_mri] if self.is_direct and self.other_user_mri else []
-            try:
-                object_id = await client.create_ams_object(
-                    kind, name, self.thread_id, readers=readers
-                )
-                await client.upload_ams_content(
+            what = "the file"
+            object_id = await call_teams(
+                what, client.create_ams_object(kind, name, self.thread_id, readers=readers)
+            )
+            await call_teams(
+                what,
+                client.upload_ams_content(
                     object_id, UPLOAD_VIEWS[kind], spooled.chunks(), spooled.size, spooled.mimetype
-                )
-                ams_base = await client.ams_base()
-            except Exception as e:
-                failure = _teams_failure(e, "uploading the file to Teams failed")
-                if failure is None:
-                    raise
-                raise failure from e
+                ),
+            )
+            ams_base = await call_teams(what, client.ams_base())
         finally:
             spooled.remove()
 
@@ -320,19 +295,16 @@ class MediaMixin:
         media = _teams_media(kind, ams_base, object_id, name, spooled, info, caption_html)
         if properties:
             media = media._replace(properties={**media.properties, **properties})
-        try:
-            message_id = await client.send_media_message(
+        message_id = await call_teams(
+            "the message",
+            client.send_media_message(
                 self.thread_id,
                 media,
                 client_message_id=client_message_id,
                 display_name=sender.display_name or "",
                 thread_root_id=thread.root_id if thread else None,
-            )
-        except Exception as e:
-            failure = _teams_failure(e, "Teams refused the message")
-            if failure is None:
-                raise
-            raise failure from e
+            ),
+        )
         await self._record_sent(sender, row, message_id)
         self.note_sent_in_thread(thread, message_id, row.event_id)
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import secrets
 import sqlite3
 import time
 from collections import deque
@@ -28,11 +27,12 @@ from mautrix.types import (
 from .. import db as dbm
 from ..db.batch import Query, execute_batch
 from ..db.matrix_event import DONE, FAILED, PENDING
+from ..delivery.errors import NotSupported, Permanent, Transient, call_teams
+from ..delivery.intake import is_for_teams, queue_row
 from ..formatter import matrix_to_teams
 from ..puppet import Puppet
-from ..teams import AuthError, TeamsError
+from ..teams.chat import new_client_message_id
 from .content_check import content_problem
-from .matrix_events import NotSupported
 from .replies import reply_event_id, strip_reply_fallback, teams_quote_for
 from .writer import Voice
 
@@ -58,14 +58,6 @@ CONNECT_WAIT = 60.0
 PENDING_BATCH = 16
 
 
-class Transient(Exception):
-    """Worth retrying: the network, Teams or the login will probably come back."""
-
-
-class Permanent(Exception):
-    """Retrying cannot help; the user is told why."""
-
-
 # Database and network trouble: not the fault of the event being handled, so not counted
 # against it (the database being briefly away must not fail the messages of the moment).
 OUTAGE_ERRORS: tuple[type[BaseException], ...] = (
@@ -78,11 +70,6 @@ OUTAGE_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.InternalClientError,
     sqlite3.OperationalError,
 )
-
-
-def new_client_message_id() -> str:
-    """A fresh numeric clientmessageid, as Teams clients send (19 digits)."""
-    return str(10**18 + secrets.randbelow(9 * 10**18))
 
 
 class OutboundMixin:
@@ -202,9 +189,8 @@ class OutboundMixin:
                     seq = dbm.matrix_event.txn_order(disruptions.last_txn, 50_000 + index)
                 else:
                     seq = dbm.matrix_event.next_seq()
-                row = self.bridge.outbound_row(raw, seq, None, now)
-                if row:
-                    rows.append(row)
+                if is_for_teams(raw, self.bridge.intake):
+                    rows.append(queue_row(raw, seq, None, now))
             await dbm.MatrixEvent.insert_many(rows)
             if rows:
                 self.log.warning(
@@ -239,7 +225,7 @@ class OutboundMixin:
                 ts = raw.get("origin_server_ts")
                 if isinstance(ts, int) and ts < since_ms:
                     return list(reversed(newest_first))
-                if self.bridge.outbound_row(raw, 0, None, 0) is None:
+                if not is_for_teams(raw, self.bridge.intake):
                     continue  # not the user's, or nothing for Teams
                 if await dbm.MatrixEvent.get(event_id) or await dbm.Message.get_by_mxid(
                     event_id, self.mxid
@@ -307,11 +293,8 @@ class OutboundMixin:
             raise Permanent(f"the message is malformed ({problem})")
         content = raw["content"]
         sender = await self._sender_client(row)
-        try:
-            async with self._send_lock:
-                await self._dispatch_outbound(sender, row, raw, content)
-        except NotSupported as e:
-            raise Permanent(str(e)) from e
+        async with self._send_lock:
+            await self._dispatch_outbound(sender, row, raw, content)
 
     async def _dispatch_outbound(
         self: Portal,
@@ -359,23 +342,17 @@ class OutboundMixin:
         queries.append(row.set_client_message_id_query(client_message_id))
         await execute_batch(self.db, queries)
         row.attempt_stored(client_message_id)
-        try:
-            message_id = await client.send_message(
+        message_id = await call_teams(
+            "the message",
+            client.send_message(
                 self.thread_id,
                 html,
                 client_message_id=client_message_id,
                 display_name=sender.display_name or "",
                 properties=properties,
                 thread_root_id=thread.root_id if thread else None,
-            )
-        except AuthError as e:
-            raise Transient(f"Teams rejected the login ({e})") from e
-        except TeamsError as e:
-            if e.status is None or e.status >= 500 or e.status in (408, 429):
-                raise Transient(str(e)) from e
-            raise Permanent(f"Teams refused the message ({e})") from e
-        except (TimeoutError, aiohttp.ClientError, OSError) as e:
-            raise Transient(f"network error ({type(e).__name__})") from e
+            ),
+        )
         await self._record_sent(sender, row, message_id, sent=sent)
         self.note_sent_in_thread(thread, message_id, row.event_id)
 
@@ -392,10 +369,9 @@ class OutboundMixin:
 
     async def _find_sent(self: Portal, sender: User, client_message_id: str) -> str | None:
         assert sender.client is not None
-        try:
-            recent = await sender.client.list_messages(self.thread_id, limit=200)
-        except (TimeoutError, TeamsError, aiohttp.ClientError, OSError) as e:
-            raise Transient(f"could not check for an earlier send ({e})") from e
+        recent = await call_teams(
+            "the check for an earlier send", sender.client.list_messages(self.thread_id, limit=200)
+        )
         for message in recent:
             if message.client_message_id == client_message_id:
                 return message.id
