@@ -8,10 +8,11 @@ import time
 from typing import Any
 
 import aiohttp
-from mautrix.api import HTTPAPI
+from mautrix.api import HTTPAPI, Method, Path
 from mautrix.bridge import Bridge
 from mautrix.types import RoomID, UserID
 from mautrix.util.async_db import Database
+from mautrix.util.message_send_checkpoint import MessageSendCheckpoint
 
 from . import __version__
 from . import db as dbm
@@ -20,6 +21,7 @@ from .config import Config
 from .db import upgrade_table
 from .db.files import restrict_sqlite_files
 from .delivery.intake import Intake, is_for_teams, queue_row
+from .delivery.worker import Services
 from .disruption import Disruptions, HomeserverWatch
 from .matrix import MatrixHandler
 from .portal import Portal
@@ -49,6 +51,8 @@ class TeamsBridge(Bridge):
     matrix: MatrixHandler
     teams_session: aiohttp.ClientSession
     teams_endpoints: Endpoints
+    intake: Intake
+    delivery_services: Services
 
     def prepare_db(self) -> None:
         opts = dict(self.config["appservice.database_opts"] or {})
@@ -140,14 +144,14 @@ class TeamsBridge(Bridge):
         for room_id in {row.room_id for row in rows}:
             portal = await Portal.get_by_mxid(room_id)
             if portal:
-                portal.wake_outbound()
+                portal.delivery.wake()
 
     async def _resume_outbound(self) -> None:
         self.homeserver_watch.start()
         for room_id in await dbm.MatrixEvent.rooms_with_pending():
             portal = await Portal.get_by_mxid(room_id)
             if portal:
-                portal.wake_outbound()
+                portal.delivery.wake()
 
     def prepare_bridge(self) -> None:
         super().prepare_bridge()
@@ -158,7 +162,7 @@ class TeamsBridge(Bridge):
             bot_mxid=self.az.bot_mxid,
             is_ghost=self.is_bridge_ghost,
             command_prefix=self.config["bridge.command_prefix"],
-            bridge_name=self.az.bridge_name,
+            bridge_name=self.az.bridge_name or self.name,
         )
         self.disruptions = Disruptions(self.config["bridge.matrix_order_hold_seconds"])
         self.disruptions.on_recovered.append(self._after_homeserver_return)
@@ -167,6 +171,14 @@ class TeamsBridge(Bridge):
             self._probe_homeserver,
             interval=self.config["bridge.homeserver_watch_seconds"],
             timeout=5.0,
+        )
+        self.delivery_services = Services(
+            intake=self.intake,
+            disruptions=self.disruptions,
+            get_user=User.get_by_mxid,
+            timeline_page=self._timeline_page,
+            e2ee=lambda: self.matrix.e2ee,
+            send_checkpoint=self._send_checkpoint,
         )
 
     async def start(self) -> None:
@@ -209,10 +221,23 @@ class TeamsBridge(Bridge):
 
         async def one(portal: Portal) -> None:
             async with limit:
-                await portal.reconcile(None)
+                await portal.delivery.reconcile(None)
 
         portals = [p for p in list(Portal.by_mxid.values()) if p.mxid]
         await asyncio.gather(*(one(p) for p in portals))
+
+    async def _timeline_page(self, room_id: RoomID, token: str | None) -> dict[str, Any]:
+        """One page of a room's timeline, newest first, as the bot sees it."""
+        query: dict[str, Any] = {"dir": "b", "limit": "100"}
+        if token:
+            query["from"] = token
+        path = Path.v3.rooms[room_id].messages
+        return await self.az.intent.api.request(Method.GET, path, query_params=query)
+
+    async def _send_checkpoint(self, checkpoint: MessageSendCheckpoint) -> None:
+        endpoint = self.config["homeserver.message_send_checkpoint_endpoint"]
+        if endpoint:
+            await checkpoint.send(endpoint, self.az.as_token, self.log)
 
     async def _probe_homeserver(self) -> None:
         api = self.az.intent.api

@@ -1,8 +1,8 @@
 """The thin Matrix event router.
 
-Messages, edits, reactions and redactions reach Teams through the durable appservice
-endpoint (see ``appservice.py``); this routes what needs no durability: typing, read
-receipts and room renames.
+Messages, edits, reactions and redactions (encrypted or not) reach Teams through the durable
+appservice endpoint (see ``appservice.py``) and the delivery worker; this routes what needs
+no durability: typing, read receipts and room renames.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from mautrix.appservice import IntentAPI
 from mautrix.bridge import BaseMatrixHandler, BasePortal, BaseUser
 from mautrix.types import (
+    EncryptedEvent,
     EventID,
     EventType,
     MessageEvent,
@@ -108,6 +109,13 @@ class MatrixHandler(BaseMatrixHandler):
                 return
             except Exception as e:
                 self.log.warning("Could not send a notice to %s: %s", room_id, type(e).__name__)
+
+    async def handle_encrypted(self, evt: EncryptedEvent) -> None:
+        """In a portal an encrypted event is the delivery worker's, which decrypts it, or
+        tells the room why it cannot (so the room is told once, not here as well)."""
+        if not self.e2ee and await Portal.get_by_mxid(evt.room_id) is not None:
+            return
+        await super().handle_encrypted(evt)
 
     async def handle_ephemeral_event(self, evt: ReceiptEvent | PresenceEvent | TypingEvent) -> None:
         if evt.type == EventType.TYPING:

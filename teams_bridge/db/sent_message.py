@@ -62,10 +62,15 @@ class SentMessage:
         q, args = self.insert_query()
         await self.db.execute(q, *args)
 
+    @staticmethod
+    def message_id_query(client_message_id: str, message_id: str) -> tuple[str, tuple[Any, ...]]:
+        """Store the Teams message id a send got."""
+        q = "UPDATE sent_message SET message_id=$2 WHERE client_message_id=$1"
+        return q, (client_message_id, message_id)
+
     def set_message_id_query(self, message_id: str) -> tuple[str, tuple[Any, ...]]:
         """Store the Teams message id (the caller sets ``message_id`` once it is stored)."""
-        q = "UPDATE sent_message SET message_id=$2 WHERE client_message_id=$1"
-        return q, (self.client_message_id, message_id)
+        return self.message_id_query(self.client_message_id, message_id)
 
     async def set_message_id(self, message_id: str) -> None:
         q, args = self.set_message_id_query(message_id)

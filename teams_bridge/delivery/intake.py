@@ -24,7 +24,9 @@ from ..appservice import event_problem
 DOUBLE_PUPPET_SOURCE_KEY = "fi.mau.double_puppet_source"
 ENCRYPTED = "m.room.encrypted"
 # Matrix event types that are delivered to Teams.
-OUTBOUND_TYPES = frozenset({"m.room.message", "m.sticker", "m.reaction", "m.room.redaction"})
+OUTBOUND_TYPES = frozenset(
+    {"m.room.message", "m.sticker", "m.reaction", "m.room.redaction", ENCRYPTED}
+)
 
 
 @dataclass(frozen=True)

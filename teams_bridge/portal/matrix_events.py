@@ -15,11 +15,10 @@ from typing import TYPE_CHECKING, Any
 from mautrix.types import EventID, UserID
 
 from .. import db as dbm
-from ..db.matrix_event import DONE, FAILED
 from ..delivery.errors import NotSupported, call_teams
+from ..delivery.results import Done, Result, Skipped
 from ..puppet import Puppet
 from ..teams import unicode_to_reaction_key
-from ..teams.chat import new_client_message_id
 from .calls import is_chat_message_id
 from .replies import teams_quote_for
 from .updates import html_digest
@@ -46,7 +45,7 @@ class MatrixEventsMixin:
 
     async def deliver_edit(
         self: Portal, sender: User, row: dbm.MatrixEvent, raw: dict[str, Any]
-    ) -> None:
+    ) -> Result:
         assert sender.client is not None and self.mxid
         content = raw.get("content") or {}
         edited = _relation(content).get("event_id")
@@ -54,8 +53,7 @@ class MatrixEventsMixin:
         if original is None:
             # As mautrix bridges do: an edit of something that never reached Teams is
             # dropped (with a log line), not sent as a new message.
-            await self._skip(row, "the edited message was not bridged to Teams")
-            return
+            return Skipped("the edited message was not bridged to Teams")
         message, original_raw = original
         if message.sender_mri != sender.mri:
             raise NotSupported("only your own messages can be edited in Teams")
@@ -75,7 +73,7 @@ class MatrixEventsMixin:
         if quote is not None:
             html = quote.html + html
             properties["qtdMsgs"] = quote.qtd_msgs
-        client_message_id = await self._count_attempt(row)
+        client_message_id = await self.delivery.claim(row)
         state = await dbm.MessageState.get(self.thread_id, self.receiver, message.message_id)
         await dbm.MessageState(
             self.thread_id,
@@ -97,7 +95,7 @@ class MatrixEventsMixin:
             ),
             undo=self._restore_state(message.message_id, state),
         )
-        await row.finish(DONE)
+        return Done()
 
     async def _original_of(
         self: Portal, event_id: EventID
@@ -123,22 +121,19 @@ class MatrixEventsMixin:
 
     async def deliver_reaction(
         self: Portal, sender: User, row: dbm.MatrixEvent, raw: dict[str, Any]
-    ) -> None:
+    ) -> Result:
         assert sender.client is not None and sender.mri and self.mxid
         relates = _relation(raw.get("content") or {})
         target_id, emoji = relates.get("event_id"), relates.get("key")
         if relates.get("rel_type") != "m.annotation" or not target_id or not emoji:
-            await self._skip(row, "not a reaction to a message")
-            return
+            return Skipped("not a reaction to a message")
         target = await dbm.Message.get_by_mxid(EventID(str(target_id)), self.mxid)
         if target is None or not is_chat_message_id(target.message_id):
-            await self._skip(row, "the message reacted to was not bridged to Teams")
-            return
+            return Skipped("the message reacted to was not bridged to Teams")
         try:
             key = unicode_to_reaction_key(str(emoji))
         except ValueError:
-            await self._skip(row, "empty reaction")
-            return
+            return Skipped("empty reaction")
         reaction = dbm.Reaction.new(
             self.thread_id,
             self.receiver,
@@ -150,24 +145,23 @@ class MatrixEventsMixin:
             from_matrix=True,
         )
         await reaction.insert()
-        await self._count_attempt(row)
+        await self.delivery.claim(row)
         await call_teams(
             "the reaction",
             sender.client.add_reaction(self.thread_id, target.message_id, key),
             undo=reaction.delete,
         )
-        await row.finish(DONE)
+        return Done()
 
     # -- redactions ------------------------------------------------------------------------
 
     async def deliver_redaction(
         self: Portal, sender: User, row: dbm.MatrixEvent, raw: dict[str, Any]
-    ) -> None:
+    ) -> Result:
         assert sender.client is not None and sender.mri and self.mxid
         redacts = raw.get("redacts") or (raw.get("content") or {}).get("redacts")
         if not isinstance(redacts, str) or not redacts:
-            await self._skip(row, "the redaction names no event")
-            return
+            return Skipped("the redaction names no event")
         event_id = EventID(redacts)
         reaction = await dbm.Reaction.get_by_mxid(event_id, self.mxid)
         if reaction is not None:
@@ -177,25 +171,22 @@ class MatrixEventsMixin:
             self.note_reaction_removed(
                 reaction.message_id, reaction.sender_mri, reaction.emotion_key
             )
-            await self._count_attempt(row)
+            await self.delivery.claim(row)
             await call_teams(
                 "the reaction removal",
                 sender.client.remove_reaction(
                     self.thread_id, reaction.message_id, reaction.emotion_key
                 ),
             )
-            await row.finish(DONE)
-            return
+            return Done()
         message = await dbm.Message.get_by_mxid(event_id, self.mxid)
         if message is None or not is_chat_message_id(message.message_id):
-            await self._skip(row, "the redacted event was not bridged to Teams")
-            return
+            return Skipped("the redacted event was not bridged to Teams")
         if message.sender_mri != sender.mri:
             raise NotSupported("only your own messages can be deleted in Teams")
         state = await dbm.MessageState.get(self.thread_id, self.receiver, message.message_id)
         if state is not None and state.deleted:
-            await row.finish(DONE)
-            return
+            return Done()
         await dbm.MessageState(
             self.thread_id,
             self.receiver,
@@ -204,13 +195,12 @@ class MatrixEventsMixin:
             state.content_hash if state else None,
             True,
         ).upsert()
-        await self._count_attempt(row)
+        await self.delivery.claim(row)
         await call_teams(
             "the deletion",
             sender.client.delete_message(self.thread_id, message.message_id),
             undo=self._restore_state(message.message_id, state),
         )
-        await row.finish(DONE)
         # The rest of a message that became several events goes too.
         for part in await dbm.Message.get_all_parts(
             self.thread_id, self.receiver, message.message_id
@@ -220,6 +210,7 @@ class MatrixEventsMixin:
                     await self._redact_as(sender.mri, part.mxid)
                 except Exception as e:
                     self.log.warning("Could not redact %s: %s", part.mxid, e)
+        return Done()
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -230,17 +221,6 @@ class MatrixEventsMixin:
         for user_id in user_ids if isinstance(user_ids, list) else []:
             if isinstance(user_id, str) and Puppet.get_mri_from_mxid(UserID(user_id)):
                 await Puppet.get_by_mxid(UserID(user_id), create=False)
-
-    async def _skip(self: Portal, row: dbm.MatrixEvent, reason: str) -> None:
-        self.log.info("Not bridging %s (%s): %s", row.event_id, row.event_type, reason)
-        await row.finish(FAILED, reason)
-
-    async def _count_attempt(self: Portal, row: dbm.MatrixEvent) -> str:
-        """Count a try (the worker gives up after a number of them); the id is reused by
-        retries, which Teams accepts on an edit."""
-        client_message_id = row.client_message_id or new_client_message_id()
-        await row.set_client_message_id(client_message_id)
-        return client_message_id
 
     def _restore_state(
         self: Portal, message_id: str, state: dbm.MessageState | None

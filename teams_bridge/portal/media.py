@@ -33,7 +33,8 @@ from mautrix.types import (
 )
 
 from .. import db as dbm
-from ..delivery.errors import Permanent, Transient, call_teams, classify
+from ..delivery.errors import NotSupported, Permanent, Transient, call_teams, classify
+from ..delivery.results import Result
 from ..media_util import (
     MatrixMediaError,
     Spooled,
@@ -59,7 +60,6 @@ from ..teams import (
     video_message,
     voice_message,
 )
-from ..teams.chat import new_client_message_id
 from ..teams.media import UPLOAD_VIEWS, clean_filename
 
 if TYPE_CHECKING:
@@ -224,27 +224,34 @@ class MediaMixin:
 
     async def deliver_media(
         self: Portal, sender: User, row: dbm.MatrixEvent, raw: dict[str, Any]
-    ) -> None:
-        content: dict[str, Any] = raw.get("content") or {}
+    ) -> Result:
+        content: dict[str, Any] = raw["content"]
         msgtype = content.get("msgtype")
-        if row.event_type == "m.sticker":
+        if raw["type"] == "m.sticker":
             msgtype = MessageType.IMAGE.value
         if msgtype not in MEDIA_MSGTYPES:
-            await super().deliver_media(sender, row, raw)  # type: ignore[misc]
-            return
+            raise NotSupported(f"sending {msgtype or raw['type']} to Teams is not supported yet")
+        # The try is counted before the file is fetched, so a download that keeps failing
+        # ends in a notice.
+        return await self.delivery.post(
+            sender,
+            row,
+            lambda client_message_id: self._post_media(
+                sender, row, content, str(msgtype), client_message_id
+            ),
+        )
+
+    async def _post_media(
+        self: Portal,
+        sender: User,
+        row: dbm.MatrixEvent,
+        content: dict[str, Any],
+        msgtype: str,
+        client_message_id: str,
+    ) -> str:
+        """Upload the file to AMS and post the message that shows it; the new message id."""
         assert sender.client is not None and self.mxid
         client = sender.client
-        if await self._already_sent(sender, row):
-            return
-        client_message_id = row.client_message_id or new_client_message_id()
-        if not row.client_message_id:
-            sent = dbm.SentMessage.new(
-                client_message_id, self.thread_id, self.receiver, row.event_id, self.mxid
-            )
-            await sent.insert()
-        # Counts the attempt, so a download that keeps failing ends in a notice.
-        await row.set_client_message_id(client_message_id)
-
         url = content.get("url")
         if not url and isinstance(content.get("file"), dict):
             raise Permanent("files from encrypted rooms cannot be sent to Teams yet")
@@ -264,7 +271,7 @@ class MediaMixin:
             MessageType.IMAGE.value: MediaKind.IMAGE,
             MessageType.VIDEO.value: MediaKind.VIDEO,
             MessageType.AUDIO.value: MediaKind.AUDIO,
-        }.get(str(msgtype), MediaKind.FILE)
+        }.get(msgtype, MediaKind.FILE)
         if kind == MediaKind.AUDIO and VOICE_KEY not in content:
             kind = MediaKind.FILE  # Teams has voice messages, not audio players
         thread = await self.thread_target(sender, content)  # before uploading anything
@@ -305,8 +312,8 @@ class MediaMixin:
                 thread_root_id=thread.root_id if thread else None,
             ),
         )
-        await self._record_sent(sender, row, message_id)
         self.note_sent_in_thread(thread, message_id, row.event_id)
+        return message_id
 
     async def _fetch_matrix_media(
         self: Portal,

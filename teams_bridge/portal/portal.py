@@ -12,6 +12,7 @@ from mautrix.types import RoomID, UserID
 
 from .. import db as dbm
 from ..config import Config
+from ..delivery.worker import DeliveryWorker
 from ..teams import EventMessage as TeamsEventMessage
 from ..teams import ResourceType
 from .channels import ChannelsMixin
@@ -60,7 +61,7 @@ class Portal(
     _queue: asyncio.Queue[tuple[User, EventMessage]]
     _worker: asyncio.Task | None
     _room_lock: asyncio.Lock
-    _send_lock: asyncio.Lock
+    delivery: DeliveryWorker
 
     def __init__(
         self,
@@ -98,14 +99,8 @@ class Portal(
         self._queue = asyncio.Queue(maxsize=self.config["bridge.portal_queue_size"])
         self._worker = None
         self._room_lock = asyncio.Lock()
-        self._send_lock = asyncio.Lock()
         self._relay_user = None
         self._known_users: set[UserID] = set()
-        self._outbound_wakeup = asyncio.Event()
-        self._outbound_task: asyncio.Task | None = None
-        # When (wall ms) this portal last compared its room's timeline with what it stored.
-        self._checked_ms = 0
-        self._reconcile_lock = asyncio.Lock()
         self._catchup_lock = asyncio.Lock()
         self.writer = RoomWriter(
             room_id=lambda: self.mxid,
@@ -115,6 +110,8 @@ class Portal(
             encrypted=lambda: self.encrypted,
             e2ee=lambda: self.matrix.e2ee,
         )
+        # Matrix -> Teams: the room's stored events, delivered by this portal's handlers.
+        self.delivery = DeliveryWorker(self, self.bridge.delivery_services)
 
     @classmethod
     def init_cls(cls, bridge: TeamsBridge) -> None:

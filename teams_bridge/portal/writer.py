@@ -42,6 +42,9 @@ class Voice(enum.Enum):
 # A sender is a Teams user (their MRI) or one of the voices above.
 Sender = str | Voice
 
+# How a Matrix event's delivery to Teams went (MSC2544-style statuses clients show).
+SEND_STATUS = EventType("com.beeper.message_send_status", EventType.Class.MESSAGE)
+
 
 def txn_id(kind: str, seed: str) -> str:
     """The transaction id of an event derived from ``seed`` (what identifies it on the
@@ -112,6 +115,10 @@ class RoomWriter:
         """A notice from the bridge bot."""
         content = TextMessageEventContent(msgtype=MessageType.NOTICE, body=text)
         return await self.send(Voice.BOT, content)
+
+    async def status(self, content: dict[str, Any]) -> EventID:
+        """A message send status, from the bridge bot."""
+        return await self.send(Voice.BOT, content, event_type=SEND_STATUS)
 
     async def redact(self, sender: Sender, event_id: EventID, *, fallback: bool = True) -> None:
         """Redact as ``sender``; when the homeserver refuses that (the ghost lacks the

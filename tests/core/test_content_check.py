@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from teams_bridge.portal.content_check import content_problem
+from teams_bridge.delivery.content_check import content_problem
 
 
 def _event(**fields: Any) -> dict[str, Any]:

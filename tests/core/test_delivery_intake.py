@@ -4,7 +4,6 @@ and when the timeline is checked after a disruption)."""
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import pytest
 
@@ -16,7 +15,7 @@ from teams_bridge.delivery.intake import (
     queue_row,
     skip_reason,
 )
-from tests.core.test_matrix_input import MALFORMED
+from tests.core.test_matrix_input import MALFORMED, _event
 
 BOT = "@teamsbot:localhost"
 RULE = Intake(
@@ -25,19 +24,6 @@ RULE = Intake(
     command_prefix="!teams",
     bridge_name="teams-bridge",
 )
-
-
-def _event(**fields: Any) -> dict[str, Any]:
-    event: dict[str, Any] = {
-        "type": "m.room.message",
-        "room_id": "!room:localhost",
-        "sender": "@ada:localhost",
-        "event_id": "$event",
-        "origin_server_ts": 1,
-        "content": {"msgtype": "m.text", "body": "hello"},
-    }
-    event.update(fields)
-    return event
 
 
 TAKEN = {
@@ -57,6 +43,11 @@ TAKEN = {
             "m.new_content": {"msgtype": "m.text", "body": "fixed"},
             "m.relates_to": {"rel_type": "m.replace", "event_id": "$a"},
         }
+    ),
+    # Encrypted: stored as it came, decrypted by the worker.
+    "encrypted": _event(
+        type="m.room.encrypted",
+        content={"algorithm": "m.megolm.v1.aes-sha2", "ciphertext": "AwgA", "session_id": "s"},
     ),
     # Wrong field types are taken: the delivery fails and tells the sender.
     "body is a number": _event(content={"msgtype": "m.text", "body": 5}),
@@ -95,6 +86,22 @@ LEFT_OUT = {
             content={DOUBLE_PUPPET_SOURCE_KEY: "teams-bridge"},
         ),
         "double puppeting",
+    ),
+    "double-puppeted encrypted": (
+        _event(
+            type="m.room.encrypted",
+            content={
+                "algorithm": "m.megolm.v1.aes-sha2",
+                "ciphertext": "AwgA",
+                "session_id": "s",
+                DOUBLE_PUPPET_SOURCE_KEY: "teams-bridge",
+            },
+        ),
+        "double puppeting",
+    ),
+    "encrypted from a ghost": (
+        _event(type="m.room.encrypted", sender="@teams_x:localhost", content={}),
+        "sent by the bridge",
     ),
     "command": (_event(content={"msgtype": "m.text", "body": "!teams help"}), "command"),
     "state event": (

@@ -45,13 +45,15 @@ async def _in_teams(control, chat_id: str, *texts: str, timeout: float = 60) -> 
     await wait_for(all_there, timeout=timeout)
 
 
-async def _both_ways(matrix_user, control, reg, room, chat, ada, tag: str) -> None:
-    await matrix_user.send_text(room, f"mx says {tag}")
+async def _both_ways(matrix_user, control, reg, room, chat, ada, tag: str) -> str:
+    """A message each way; the Matrix one's event id."""
+    event_id = await matrix_user.send_text(room, f"mx says {tag}")
     await _in_teams(control, chat["id"], f"mx says {tag}")
     await control.post_message(chat["id"], sender=ada["mri"], content=f"<p>teams says {tag}</p>")
     await matrix_user.wait_for_message(
         room, sender=puppet_mxid(reg, ada["mri"]), body=f"teams says {tag}", timeout=60
     )
+    return event_id
 
 
 async def _put_transaction(reg, events: list[Any]) -> int:
@@ -166,13 +168,30 @@ async def test_an_event_that_cannot_be_converted_fails_alone(
         EventType.find("m.sticker", EventType.Class.MESSAGE),
         {"msgtype": ["m.text"], "body": "poison", "url": "mxc://localhost/poison", "info": {}},
     )
-    # It fails for good, with a status and a notice, and the room's queue moves on.
-    await _both_ways(matrix_user, control, reg, room, chat, ada, "after the bad sticker")
+    # It fails for good, with a status and a notice, and the room's queue moves on; what is
+    # delivered gets a SUCCESS status.
+    after = await _both_ways(matrix_user, control, reg, room, chat, ada, "after the bad sticker")
     evt = await matrix_user.wait_for_event(room, lambda e: send_status_about(e, poison))
     status = send_status_about(evt, poison)
     assert status["status"] == "FAIL_PERMANENT"
     assert "msgtype" in status["error"]
     await matrix_user.wait_for_notice(room, contains="could not be delivered")
+    evt = await matrix_user.wait_for_event(room, lambda e: send_status_about(e, after))
+    assert send_status_about(evt, after)["status"] == "SUCCESS"
+    assert evt.sender == reg.bot_mxid
+
+    # An encrypted message, while the bridge has no encryption: stored like any other, it
+    # fails with that reason (one status, one notice) instead of vanishing.
+    secret = await matrix_user.client.send_message_event(
+        room,
+        EventType.ROOM_ENCRYPTED,
+        {"algorithm": "m.megolm.v1.aes-sha2", "ciphertext": "AwgAEnAC", "session_id": "s1"},
+    )
+    evt = await matrix_user.wait_for_event(room, lambda e: send_status_about(e, secret))
+    status = send_status_about(evt, secret)
+    assert status["status"] == "FAIL_PERMANENT"
+    assert "encryption is not enabled on this bridge" in status["error"]
+    await matrix_user.wait_for_notice(room, contains="encryption is not enabled", after=after)
 
     # And after a restart too: the failure was stored, the event is not tried again.
     await bridge.astop()
@@ -183,3 +202,10 @@ async def test_an_event_that_cannot_be_converted_fails_alone(
     assert not any("poison" in c for c in contents)
     statuses = [e for e in matrix_user.timeline[room] if send_status_about(e, poison)]
     assert len(statuses) == 1
+    assert len([e for e in matrix_user.timeline[room] if send_status_about(e, secret)]) == 1
+    bodies = [
+        getattr(e.content, "body", "")
+        for e in matrix_user.timeline[room]
+        if e.type == EventType.ROOM_MESSAGE
+    ]
+    assert len([b for b in bodies if "encryption" in b]) == 1, bodies

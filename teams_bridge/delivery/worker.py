@@ -1,0 +1,565 @@
+"""Matrix -> Teams: events stored by the appservice endpoint are delivered in order, once,
+and how each delivery ended is recorded in one place.
+
+Each portal has one worker that takes its room's pending events from the database oldest
+first and hands each to the portal's handler for its kind. A handler returns what it did
+(`Sent`, `Done`, `Skipped`) or raises `Transient`/`Permanent`; `record` then stores the
+outcome (the message mapping, the event's status) and tells the room (a message send
+status, a notice on failure) and, when one is configured, the checkpoint endpoint.
+
+A send that may already have reached Teams (it has a clientmessageid) is looked up in the
+chat service before it is tried again, so a crash or retry never double-posts. An encrypted
+event is decrypted here, after it was stored: the homeserver's transaction was answered
+long before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sqlite3
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol, cast
+
+import aiohttp
+import asyncpg
+from mautrix.errors import DecryptionError, SessionNotFound
+from mautrix.types import JSON, EncryptedEvent, EventID, EventType, RoomID, UserID
+from mautrix.util.message_send_checkpoint import (
+    MessageSendCheckpoint,
+    MessageSendCheckpointReportedBy,
+    MessageSendCheckpointStatus,
+    MessageSendCheckpointStep,
+)
+
+from .. import db as dbm
+from ..db.batch import Query, execute_batch
+from ..db.matrix_event import DONE, FAILED, PENDING
+from ..teams.chat import new_client_message_id
+from .content_check import content_problem
+from .errors import Permanent, Transient, call_teams, classify
+from .intake import ENCRYPTED, Intake, is_for_teams, queue_row, skip_reason
+from .results import Done, Failed, Outcome, Result, Sent, Skipped
+
+if TYPE_CHECKING:
+    from mautrix.bridge.e2ee import EncryptionManager
+
+    from ..disruption import Disruptions
+    from ..portal.writer import RoomWriter
+    from ..user import User
+
+TEXT_MSGTYPES = {"m.text", "m.notice", "m.emote"}
+# How often a send that failed for a passing reason is retried before the user is told.
+MAX_ATTEMPTS = 8
+# Attempts after which an event whose handling raised something unforeseen is given up on:
+# such an error is almost always the event's own and would recur on every try, while the
+# room's later events wait behind it.
+MAX_UNEXPECTED_ATTEMPTS = 3
+# Seconds before a failed timeline check after a disruption is tried again.
+GAP_RETRY = 3.0
+# Pages of 100 timeline events read back at most when checking the timeline.
+GAP_PAGES = 5
+# How long to wait for the sender's Teams connection (e.g. right after start-up).
+CONNECT_WAIT = 60.0
+# Pending events read from the database at a time.
+PENDING_BATCH = 16
+NO_ENCRYPTION = "encrypted messages cannot be bridged: encryption is not enabled on this bridge"
+
+# Database and network trouble: not the fault of the event being handled, so not counted
+# against it (the database being briefly away must not fail the messages of the moment).
+OUTAGE_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    aiohttp.ClientError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.InternalClientError,
+    sqlite3.OperationalError,
+)
+
+Handler = Callable[["User", dbm.MatrixEvent, dict[str, Any]], Awaitable[Result]]
+
+
+class Host(Protocol):
+    """What the worker needs of its portal: the room, the chat, the writer and one handler
+    per kind of event. A handler gets the sender (logged in, connected), the stored row
+    and the event (decrypted), and returns what it did."""
+
+    @property
+    def mxid(self) -> RoomID | None: ...
+    @property
+    def thread_id(self) -> str: ...
+    @property
+    def receiver(self) -> str: ...
+    @property
+    def log(self) -> logging.Logger: ...
+    @property
+    def writer(self) -> RoomWriter: ...
+
+    async def deliver_text(self, sender: User, row: dbm.MatrixEvent, raw: dict) -> Result: ...
+    async def deliver_media(self, sender: User, row: dbm.MatrixEvent, raw: dict) -> Result: ...
+    async def deliver_edit(self, sender: User, row: dbm.MatrixEvent, raw: dict) -> Result: ...
+    async def deliver_reaction(self, sender: User, row: dbm.MatrixEvent, raw: dict) -> Result: ...
+    async def deliver_redaction(self, sender: User, row: dbm.MatrixEvent, raw: dict) -> Result: ...
+
+
+@dataclass(frozen=True)
+class Services:
+    """What every portal's worker shares, from the bridge."""
+
+    intake: Intake
+    disruptions: Disruptions
+    get_user: Callable[[UserID], Awaitable[User | None]]
+    # One page of a room's timeline, newest first: (room, the `from` token or None).
+    timeline_page: Callable[[RoomID, str | None], Awaitable[dict[str, Any]]]
+    # The bridge's encryption helper, when encryption is enabled.
+    e2ee: Callable[[], EncryptionManager | None]
+    # Posts a checkpoint when an endpoint is configured (else does nothing).
+    send_checkpoint: Callable[[MessageSendCheckpoint], Awaitable[None]]
+
+
+def handler_kind(raw: dict[str, Any]) -> str:
+    """Which handler an event goes to: reaction, redaction, edit, text or media."""
+    event_type = raw.get("type")
+    content = raw.get("content") or {}
+    relates = content.get("m.relates_to")
+    if event_type == "m.reaction":
+        return "reaction"
+    if event_type == "m.room.redaction":
+        return "redaction"
+    if isinstance(relates, dict) and relates.get("rel_type") == "m.replace":
+        return "edit"
+    if content.get("msgtype") in TEXT_MSGTYPES:
+        return "text"
+    return "media"
+
+
+class DeliveryWorker:
+    """The Matrix -> Teams worker of one portal."""
+
+    def __init__(self, host: Host, services: Services) -> None:
+        self.host = host
+        self.services = services
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task | None = None
+        self._send_lock = asyncio.Lock()
+        # When (wall ms) the room's timeline was last compared with what was stored.
+        self.checked_ms = 0
+        self._reconcile_lock = asyncio.Lock()
+        # What the room is told (statuses, notices, checkpoints), sent in order by one task
+        # so that deliveries never wait for the homeserver.
+        self._reports: asyncio.Queue[tuple[str, Callable[[], Awaitable[object]]]]
+        self._reports = asyncio.Queue()
+        self._reporter: asyncio.Task | None = None
+
+    @property
+    def log(self) -> logging.Logger:
+        return self.host.log
+
+    # -- the loop ----------------------------------------------------------------------------
+
+    def wake(self) -> None:
+        """New events were stored for the room."""
+        self._wakeup.set()
+        self.ensure_running()
+
+    def ensure_running(self) -> None:
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._loop())
+
+    async def _loop(self) -> None:
+        backoff = 1.0
+        # The room's oldest pending events, as last read; `complete` when that read found
+        # every one of them. New events set the wakeup (the appservice endpoint stores them
+        # first); they may sort before the ones at hand, so the room is read again then.
+        rows: deque[dbm.MatrixEvent] = deque()
+        complete = False
+        while True:
+            if self._wakeup.is_set() or not rows:
+                if not rows and complete:
+                    await self._wakeup.wait()
+                self._wakeup.clear()
+                try:
+                    assert self.host.mxid
+                    rows = deque(await dbm.MatrixEvent.pending(self.host.mxid, PENDING_BATCH))
+                except Exception:
+                    self.log.warning("Could not read pending events; retrying", exc_info=True)
+                    rows, complete = deque(), False
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 30)
+                    continue
+                complete = len(rows) < PENDING_BATCH
+                continue
+            row = rows[0]
+            if self.services.disruptions.must_check(row, self.checked_ms):
+                # The homeserver was disrupted: events it never sent us may precede this one.
+                if not await self.reconcile(row):
+                    await asyncio.sleep(GAP_RETRY)
+                rows, complete = deque(), False
+                continue
+            # Anything but a delivery re-reads the room: the row has changed in the database.
+            delivered = False
+            try:
+                await self.record(row, await self._deliver(row))
+                delivered = True
+                backoff = 1.0
+            except Transient as e:
+                if row.attempts >= MAX_ATTEMPTS:
+                    await self.record(row, Failed(str(e)))
+                else:
+                    self.log.info("Delivery of %s will be retried: %s", row.event_id, e)
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 30)
+            except Permanent as e:
+                await self.record(row, Failed(str(e)))
+            except Exception as e:
+                self.log.exception("Unexpected error delivering %s", row.event_id)
+                if await self._unexpected_error(row, e):
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 30)
+            if delivered:
+                rows.popleft()
+            else:
+                rows, complete = deque(), False
+
+    async def _unexpected_error(self, row: dbm.MatrixEvent, error: Exception) -> bool:
+        """Count an unforeseen error as an attempt, and give the event up for good after a
+        few, so one event never holds the room's queue forever (across restarts too: the
+        count is stored). Whether to wait before the next try."""
+        if row.status != PENDING:
+            return False  # it was finished (delivered or failed) before the error
+        if isinstance(error, OUTAGE_ERRORS):
+            return True
+        try:
+            await row.count_attempt()
+        except Exception:
+            self.log.warning("Could not count the attempt for %s", row.event_id, exc_info=True)
+            return True
+        if row.attempts < MAX_UNEXPECTED_ATTEMPTS:
+            return True
+        await self.record(row, Failed(f"internal error ({type(error).__name__})"))
+        return False
+
+    # -- one event ---------------------------------------------------------------------------
+
+    async def _deliver(self, row: dbm.MatrixEvent) -> Result:
+        assert self.host.mxid
+        # Delivered, but not marked so? Only possible after an attempt: every way of sending
+        # counts one first, and the mapping is stored with the status.
+        if row.attempts and await dbm.Message.get_by_mxid(row.event_id, self.host.mxid):
+            return Done()
+        raw = json.loads(row.content)
+        if isinstance(raw, dict) and raw.get("type") == ENCRYPTED:
+            raw = await self._decrypt(row, raw)
+            reason = skip_reason(raw, self.services.intake)
+            if reason is not None:
+                return Skipped(reason)
+        problem = content_problem(raw)
+        if problem:
+            raise Permanent(f"the message is malformed ({problem})")
+        sender = await self._sender(row)
+        handler = self._handler(handler_kind(raw))
+        async with self._send_lock:
+            try:
+                return await handler(sender, row, raw)
+            except Exception as e:
+                failure = classify(e)
+                if failure is None or failure is e:
+                    raise
+                raise failure from e
+
+    def _handler(self, kind: str) -> Handler:
+        host = self.host
+        handlers: dict[str, Handler] = {
+            "reaction": host.deliver_reaction,
+            "redaction": host.deliver_redaction,
+            "edit": host.deliver_edit,
+            "text": host.deliver_text,
+            "media": host.deliver_media,
+        }
+        return handlers[kind]
+
+    async def _decrypt(self, row: dbm.MatrixEvent, raw: dict[str, Any]) -> dict[str, Any]:
+        """The plaintext event of an encrypted one, through the bridge's encryption helper."""
+        e2ee = self.services.e2ee()
+        if e2ee is None:
+            raise Permanent(NO_ENCRYPTION)
+        try:
+            encrypted = EncryptedEvent.deserialize(cast(JSON, raw))
+        except Exception as e:
+            raise Permanent("the encrypted message is malformed") from e
+        try:
+            decrypted = await e2ee.decrypt(encrypted)
+        except SessionNotFound as e:
+            # The keys may still come; counted, so a message that never gets them fails.
+            await row.count_attempt()
+            raise Transient(f"{e.human_message} yet") from e
+        except DecryptionError as e:
+            raise Permanent(f"the message could not be decrypted ({e})") from e
+        plain = decrypted.serialize()
+        if not isinstance(plain, dict):
+            raise Permanent("the encrypted message is malformed")
+        return plain
+
+    async def _sender(self, row: dbm.MatrixEvent) -> User:
+        """The event's sender, logged in to Teams and connected."""
+        sender = await self.services.get_user(row.sender)
+        if sender is None or not sender.is_whitelisted:
+            raise Permanent("you are not allowed to use this bridge")
+        if not sender.credentials:
+            raise Permanent("you are not logged in to Teams")
+        waited = 0.0
+        while sender.client is None or sender.mri is None:
+            if not sender.credentials:
+                raise Permanent("you are not logged in to Teams")
+            if waited >= CONNECT_WAIT:
+                raise Transient("the Teams connection is not ready")
+            await asyncio.sleep(0.5)
+            waited += 0.5
+        return sender
+
+    # -- what handlers share -----------------------------------------------------------------
+
+    async def claim(self, row: dbm.MatrixEvent) -> str:
+        """Count a try at changing something in Teams (the worker gives up after a number
+        of them) and store the clientmessageid it goes with, which retries reuse."""
+        client_message_id = row.client_message_id or new_client_message_id()
+        await row.set_client_message_id(client_message_id)
+        return client_message_id
+
+    async def post(
+        self, sender: User, row: dbm.MatrixEvent, send: Callable[[str], Awaitable[str]]
+    ) -> Sent:
+        """Post the event to Teams as a new message, at most once.
+
+        A try that may have reached Teams already (it stored a clientmessageid) is looked up
+        in the chat first. Otherwise the try is counted and its clientmessageid stored, with
+        the record that recognises its echo, before ``send(client_message_id)`` posts it and
+        returns the new message's id.
+        """
+        assert sender.client is not None
+        created_at = 0
+        queries: list[Query] = []
+        client_message_id = row.client_message_id
+        if client_message_id:
+            sent = await dbm.SentMessage.get(client_message_id)
+            created_at = sent.created_at if sent else 0
+            found = await self._find_sent(sender, client_message_id)
+            if found is not None:
+                return Sent(found, sender.mri, created_at)
+        else:
+            assert self.host.mxid
+            client_message_id = new_client_message_id()
+            sent = dbm.SentMessage.new(
+                client_message_id,
+                self.host.thread_id,
+                self.host.receiver,
+                row.event_id,
+                self.host.mxid,
+            )
+            created_at = sent.created_at
+            queries.append(sent.insert_query())
+        queries.append(row.set_client_message_id_query(client_message_id))
+        await execute_batch(dbm.MatrixEvent.db, queries)
+        row.attempt_stored(client_message_id)
+        return Sent(await send(client_message_id), sender.mri, created_at)
+
+    async def _find_sent(self, sender: User, client_message_id: str) -> str | None:
+        """The Teams message an earlier try posted, if it did."""
+        assert sender.client is not None
+        recent = await call_teams(
+            "the check for an earlier send",
+            sender.client.list_messages(self.host.thread_id, limit=200),
+        )
+        for message in recent:
+            if message.client_message_id == client_message_id:
+                return message.id
+        return None
+
+    # -- outcomes ----------------------------------------------------------------------------
+
+    async def record(self, row: dbm.MatrixEvent, outcome: Outcome) -> None:
+        """Store how the delivery of ``row`` ended, and tell the room.
+
+        `Sent`: the event is mapped to the new Teams message and marked done, in one write.
+        `Done`: marked done. Both get a ``SUCCESS`` message send status. `Skipped`: marked
+        failed with the reason, and only logged. `Failed`: marked failed, and the room gets
+        a ``FAIL_PERMANENT`` status and a notice saying why.
+        """
+        if isinstance(outcome, Sent):
+            await execute_batch(dbm.MatrixEvent.db, self._sent_queries(row, outcome))
+            row.status, row.error = DONE, None
+        elif isinstance(outcome, Done):
+            await row.finish(DONE)
+        elif isinstance(outcome, Skipped):
+            self.log.info("Not bridging %s (%s): %s", row.event_id, row.event_type, outcome.reason)
+            await row.finish(FAILED, outcome.reason)
+            return
+        else:
+            try:
+                await row.finish(FAILED, outcome.reason)
+            except Exception:
+                self.log.warning("Could not mark %s as failed", row.event_id, exc_info=True)
+                return
+            self.log.warning("Could not deliver %s to Teams: %s", row.event_id, outcome.reason)
+        self._report(row, outcome)
+
+    def _sent_queries(self, row: dbm.MatrixEvent, sent: Sent) -> list[Query]:
+        assert self.host.mxid
+        mapping = dbm.Message(
+            thread_id=self.host.thread_id,
+            receiver=self.host.receiver,
+            message_id=sent.message_id,
+            part=0,
+            mxid=row.event_id,
+            mx_room=self.host.mxid,
+            sender_mri=sent.sender_mri,
+            timestamp=sent.timestamp,
+            version=sent.message_id,
+        )
+        queries: list[Query] = []
+        if row.client_message_id:
+            # (If the echo came first and stored it already, this stores the same id.)
+            queries.append(dbm.SentMessage.message_id_query(row.client_message_id, sent.message_id))
+        return [*queries, mapping.insert_query(), row.finish_query(DONE)]
+
+    def _report(self, row: dbm.MatrixEvent, outcome: Sent | Done | Failed) -> None:
+        """Queue what the room (and the checkpoint endpoint) is told about ``row``."""
+        ok = not isinstance(outcome, Failed)
+        reason = outcome.reason if isinstance(outcome, Failed) else None
+        self._reports.put_nowait(("the message status", lambda: self._send_status(row, reason)))
+        if reason is not None:
+            text = f"Your message could not be delivered to Teams: {reason}"
+            self._reports.put_nowait(("the failure notice", lambda: self._notice(text)))
+        checkpoint = MessageSendCheckpoint(
+            event_id=row.event_id,
+            room_id=row.room_id,
+            step=MessageSendCheckpointStep.REMOTE,
+            timestamp=int(time.time() * 1000),
+            status=(
+                MessageSendCheckpointStatus.SUCCESS
+                if ok
+                else MessageSendCheckpointStatus.PERM_FAILURE
+            ),
+            event_type=EventType.find(row.event_type, EventType.Class.MESSAGE),
+            reported_by=MessageSendCheckpointReportedBy.BRIDGE,
+            retry_num=max(row.attempts - 1, 0),
+            info=reason,
+        )
+        self._reports.put_nowait(
+            ("the checkpoint", lambda: self.services.send_checkpoint(checkpoint))
+        )
+        if self._reporter is None or self._reporter.done():
+            self._reporter = asyncio.create_task(self._send_reports())
+
+    async def _send_reports(self) -> None:
+        while True:
+            what, report = await self._reports.get()
+            try:
+                await report()
+            except Exception as e:
+                self.log.warning("Could not send %s: %s", what, e)
+            finally:
+                self._reports.task_done()
+
+    async def reports_sent(self) -> None:
+        """Wait until everything queued for the room has been sent (or given up)."""
+        await self._reports.join()
+
+    async def _send_status(self, row: dbm.MatrixEvent, error: str | None) -> None:
+        content: dict[str, Any] = {
+            "m.relates_to": {"rel_type": "m.reference", "event_id": row.event_id},
+            "network": "teams",
+            # Every failure reported is final: passing ones are retried, silently.
+            "status": "SUCCESS" if error is None else "FAIL_PERMANENT",
+        }
+        if error is not None:
+            content.update(
+                reason="m.foreign_network_error", error=error, message=error, is_certain=True
+            )
+        await self.host.writer.status(content)
+
+    async def _notice(self, text: str) -> None:
+        if self.host.mxid:
+            await self.host.writer.notice(text)
+
+    # -- after a homeserver disruption ---------------------------------------------------------
+
+    async def reconcile(self, anchor: dbm.MatrixEvent | None) -> bool:
+        """Store the user's events in this room's timeline that the homeserver never sent us.
+
+        Only after a homeserver disruption. With an `anchor` (the oldest pending event), what
+        precedes it in the timeline is stored ahead of it; without one, what is newest is
+        stored after everything else. Whether the check was done (False: retry later).
+        """
+        disruptions = self.services.disruptions
+        async with self._reconcile_lock:
+            started = int(time.time() * 1000)
+            if not disruptions.portal_is_behind(self.checked_ms) or not self.host.mxid:
+                self.checked_ms = max(self.checked_ms, started)
+                return True
+            try:
+                missing = await self._unseen_in_timeline(anchor, disruptions.lookback_ms)
+            except Exception as e:
+                self.log.warning("Could not read the room timeline after a disruption: %s", e)
+                return False
+            now = int(time.time() * 1000)
+            rows = []
+            for index, raw in enumerate(missing):
+                if anchor is not None:
+                    # Just below the anchor, in timeline order.
+                    seq = anchor.seq - len(missing) + index
+                elif disruptions.last_txn is not None:
+                    # After the newest transaction, before the next one.
+                    seq = dbm.matrix_event.txn_order(disruptions.last_txn, 50_000 + index)
+                else:
+                    seq = dbm.matrix_event.next_seq()
+                rows.append(queue_row(raw, seq, None, now))
+            await dbm.MatrixEvent.insert_many(rows)
+            if rows:
+                self.log.warning(
+                    "Recovered %d events the homeserver did not send after a disruption", len(rows)
+                )
+                self.wake()
+            self.checked_ms = started
+            return True
+
+    async def _unseen_in_timeline(
+        self, anchor: dbm.MatrixEvent | None, since_ms: int
+    ) -> list[dict[str, Any]]:
+        """The user's events, older than `anchor` (if any), never stored; oldest first.
+
+        Read newest first, back to the user's newest event we know, or to `since_ms`.
+        """
+        room = self.host.mxid
+        assert room
+        newest_first: list[dict[str, Any]] = []
+        token = None
+        seen_anchor = anchor is None
+        for _ in range(GAP_PAGES):
+            resp = await self.services.timeline_page(room, token)
+            chunk = [e for e in resp.get("chunk") or [] if isinstance(e, dict)]
+            for raw in chunk:
+                event_id = EventID(str(raw.get("event_id")))
+                if not seen_anchor:
+                    seen_anchor = anchor is not None and event_id == anchor.event_id
+                    continue
+                ts = raw.get("origin_server_ts")
+                if isinstance(ts, int) and ts < since_ms:
+                    return list(reversed(newest_first))
+                if not is_for_teams(raw, self.services.intake):
+                    continue  # not the user's, or nothing for Teams
+                if await dbm.MatrixEvent.get(event_id) or await dbm.Message.get_by_mxid(
+                    event_id, room
+                ):
+                    return list(reversed(newest_first))
+                newest_first.append(raw)
+            token = resp.get("end")
+            if not chunk or not token:
+                break
+        return list(reversed(newest_first))

@@ -1,0 +1,454 @@
+"""The Matrix -> Teams worker of a room: handlers report what they did and the worker records
+it once (the mapping, the event's status, a message send status for the room, a notice on
+failure, a checkpoint). A room's queue never stays stuck on one event: an event whose
+handling raises fails for good after a few counted attempts (the count is stored), is
+reported to the user, and the events after it are delivered. Database and network trouble
+is not counted. Encrypted events are decrypted by the worker, or fail with a reason."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sqlite3
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from mautrix.errors import SessionNotFound
+from mautrix.types import Event
+from mautrix.util.async_db import Database
+
+from teams_bridge import db as dbm
+from teams_bridge.db.matrix_event import DONE, FAILED, PENDING
+from teams_bridge.delivery.intake import DOUBLE_PUPPET_SOURCE_KEY, Intake
+from teams_bridge.delivery.results import Done, Result, Skipped
+from teams_bridge.delivery.worker import (
+    MAX_UNEXPECTED_ATTEMPTS,
+    NO_ENCRYPTION,
+    DeliveryWorker,
+    Services,
+    handler_kind,
+)
+from teams_bridge.portal.writer import RoomWriter
+from teams_bridge.teams import TeamsError
+
+ROOM = "!room:localhost"
+CHAT = "19:chat@thread.v2"
+ADA = "@ada:localhost"
+ADA_MRI = "8:orgid:ada"
+VALID_STATUSES = {"SUCCESS", "PENDING", "FAIL_RETRIABLE", "FAIL_PERMANENT"}
+
+
+class FakeChat:
+    """The sender's Teams client: what was posted, and what the chat holds."""
+
+    def __init__(self) -> None:
+        self.messages: list[SimpleNamespace] = []
+
+    async def list_messages(self, thread_id: str, limit: int = 200) -> list[SimpleNamespace]:
+        assert thread_id == CHAT
+        return list(self.messages)
+
+    def post(self, client_message_id: str) -> str:
+        message_id = str(1_700_000_000_000 + len(self.messages))
+        self.messages.append(SimpleNamespace(id=message_id, client_message_id=client_message_id))
+        return message_id
+
+
+class Room:
+    """A portal as its worker sees it: its handlers are scripted, and what the room is told
+    is recorded."""
+
+    def __init__(
+        self,
+        *,
+        always: dict[str, BaseException] | None = None,
+        once: dict[str, list[BaseException]] | None = None,
+        results: dict[str, Result] | None = None,
+        e2ee: Any = None,
+    ) -> None:
+        self.mxid = ROOM
+        self.thread_id = CHAT
+        self.receiver = ""
+        self.log = logging.getLogger("test.delivery")
+        self.told: list[tuple[str, Any]] = []
+        bot = SimpleNamespace(send_message_event=self._told)
+        self.writer = RoomWriter(
+            room_id=lambda: ROOM,
+            bot=bot,  # type: ignore[arg-type]
+            room_voice=lambda: bot,  # type: ignore[arg-type,return-value]
+            ghost=None,  # type: ignore[arg-type]
+            encrypted=lambda: False,
+            e2ee=lambda: None,
+        )
+        self.always = always or {}  # raised on every try
+        self.once = once or {}  # raised one after the other, then the delivery works
+        self.results = results or {}
+        self.handled: list[tuple[str, str, dict[str, Any]]] = []  # (handler, event, event)
+        self.chat = FakeChat()
+        self.user = SimpleNamespace(
+            mxid=ADA,
+            mri=ADA_MRI,
+            is_whitelisted=True,
+            credentials=object(),
+            client=self.chat,
+            display_name="Ada",
+        )
+        self.checkpoints: list[Any] = []
+        rule = Intake(
+            bot_mxid="@bot:localhost",
+            is_ghost=lambda user_id: user_id.startswith("@teams_"),
+            command_prefix="!teams",
+            bridge_name="teams-bridge",
+        )
+
+        async def get_user(user_id: str) -> Any:
+            return self.user if user_id == ADA else None
+
+        async def send_checkpoint(checkpoint: Any) -> None:
+            self.checkpoints.append(checkpoint)
+
+        services = Services(
+            intake=rule,
+            disruptions=SimpleNamespace(must_check=lambda *_: False),  # type: ignore[arg-type]
+            get_user=get_user,
+            timeline_page=None,  # type: ignore[arg-type]
+            e2ee=lambda: e2ee,
+            send_checkpoint=send_checkpoint,
+        )
+        self.delivery = DeliveryWorker(self, services)
+
+    async def _told(self, room_id, event_type, content, **_: Any) -> str:
+        if str(event_type) == "m.room.message":
+            self.told.append(("notice", content.body))
+            return "$notice"
+        self.told.append((str(event_type), content))
+        return "$status"
+
+    async def _handle(self, kind: str, row: dbm.MatrixEvent, raw: dict[str, Any]) -> Result:
+        self.handled.append((kind, row.event_id, raw))
+        if row.event_id in self.always:
+            raise self.always[row.event_id]
+        if self.once.get(row.event_id):
+            raise self.once[row.event_id].pop(0)
+        return self.results.get(row.event_id, Done())
+
+    async def deliver_text(self, sender, row, raw) -> Result:
+        if row.event_id.startswith("$post"):
+            return await self.delivery.post(sender, row, lambda cid: self._post(row, cid))
+        return await self._handle("text", row, raw)
+
+    async def _post(self, row: dbm.MatrixEvent, client_message_id: str) -> str:
+        # Teams takes the message, and then the answer is lost once.
+        message_id = self.chat.post(client_message_id)
+        if self.once.get(row.event_id):
+            raise self.once[row.event_id].pop(0)
+        return message_id
+
+    async def deliver_media(self, sender, row, raw) -> Result:
+        return await self._handle("media", row, raw)
+
+    async def deliver_edit(self, sender, row, raw) -> Result:
+        return await self._handle("edit", row, raw)
+
+    async def deliver_reaction(self, sender, row, raw) -> Result:
+        return await self._handle("reaction", row, raw)
+
+    async def deliver_redaction(self, sender, row, raw) -> Result:
+        return await self._handle("redaction", row, raw)
+
+    def statuses(self, event_id: str) -> list[dict[str, Any]]:
+        found = [
+            content
+            for kind, content in self.told
+            if kind == "com.beeper.message_send_status"
+            and content["m.relates_to"]["event_id"] == event_id
+        ]
+        for status in found:
+            assert status["status"] in VALID_STATUSES
+        return found
+
+    def notices(self) -> list[str]:
+        return [body for kind, body in self.told if kind == "notice"]
+
+
+def _raw(event_id: str, content: dict[str, Any], event_type: str = "m.room.message") -> dict:
+    return {
+        "type": event_type,
+        "room_id": ROOM,
+        "sender": ADA,
+        "event_id": event_id,
+        "origin_server_ts": 1,
+        "content": content,
+    }
+
+
+async def _store(
+    event_id: str,
+    seq: int,
+    content: dict[str, Any],
+    attempts: int = 0,
+    event_type: str = "m.room.message",
+) -> None:
+    raw = _raw(event_id, content, event_type)
+    row = dbm.MatrixEvent(
+        event_id, ROOM, ADA, seq, event_type, json.dumps(raw), PENDING, attempts, None, None,
+    )  # fmt: skip
+    await dbm.MatrixEvent.insert_many([row])
+
+
+async def _run_until_finished(room: Room, *event_ids: str) -> None:
+    """Run the worker until every one of the events is done or failed, and what the room
+    is told about them has been sent."""
+    await dbm.Portal(
+        CHAT, "", ROOM, "group", None, False, None, None, False, None, None, None
+    ).insert()
+    room.delivery.wake()
+    try:
+        async with asyncio.timeout(30):
+            while True:
+                rows = [await dbm.MatrixEvent.get(e) for e in event_ids]
+                if all(r is not None and r.status != PENDING for r in rows):
+                    break
+                await asyncio.sleep(0.02)
+            await room.delivery.reports_sent()
+    finally:
+        for task in (room.delivery._task, room.delivery._reporter):
+            if task is not None:
+                task.cancel()
+
+
+TEXT = {"msgtype": "m.text", "body": "hi"}
+
+
+async def test_an_event_that_keeps_raising_fails_alone(database: Database):
+    await _store("$poison", 1, TEXT)
+    await _store("$next", 2, TEXT)
+    room = Room(always={"$poison": TypeError("unhashable type: 'list'")})
+    await _run_until_finished(room, "$poison", "$next")
+    poison = await dbm.MatrixEvent.get("$poison")
+    assert poison.status == FAILED
+    assert poison.attempts == MAX_UNEXPECTED_ATTEMPTS
+    assert poison.error == "internal error (TypeError)"
+    [status] = room.statuses("$poison")
+    assert status["status"] == "FAIL_PERMANENT"
+    assert status["error"] == "internal error (TypeError)" and status["is_certain"] is True
+    assert room.notices() == [
+        "Your message could not be delivered to Teams: internal error (TypeError)"
+    ]
+    assert (await dbm.MatrixEvent.get("$next")).status == DONE
+    assert [c.status.value for c in room.checkpoints] == ["PERM_FAILURE", "SUCCESS"]
+
+
+async def test_the_count_survives_a_restart(database: Database):
+    # Two attempts were counted before a restart: the next error is the last.
+    await _store("$poison", 1, TEXT, attempts=2)
+    await _store("$next", 2, TEXT)
+    room = Room(always={"$poison": KeyError("x")})
+    await _run_until_finished(room, "$poison", "$next")
+    poison = await dbm.MatrixEvent.get("$poison")
+    assert (poison.status, poison.attempts) == (FAILED, 3)
+
+
+async def test_database_and_network_trouble_is_not_counted(database: Database):
+    await _store("$flaky", 1, TEXT)
+    room = Room(once={"$flaky": [ConnectionResetError(), sqlite3.OperationalError("locked")]})
+    await _run_until_finished(room, "$flaky")
+    flaky = await dbm.MatrixEvent.get("$flaky")
+    assert (flaky.status, flaky.attempts) == (DONE, 0)
+    assert [s["status"] for s in room.statuses("$flaky")] == ["SUCCESS"]
+
+
+async def test_content_of_the_wrong_type_fails_at_once(database: Database):
+    await _store("$sticker", 1, {"msgtype": ["m.text"], "body": "x"}, event_type="m.sticker")
+    await _store("$next", 2, TEXT)
+    room = Room()
+    await _run_until_finished(room, "$sticker", "$next")
+    sticker = await dbm.MatrixEvent.get("$sticker")
+    assert sticker.status == FAILED and "'msgtype' is not a string" in sticker.error
+    [status] = room.statuses("$sticker")
+    assert status["status"] == "FAIL_PERMANENT" and "msgtype" in status["error"]
+    assert [e for _, e, _ in room.handled] == ["$next"]
+
+
+async def test_each_outcome_is_recorded_once_and_only_failures_are_told(database: Database):
+    reaction = {"m.relates_to": {"rel_type": "m.annotation", "event_id": "$x", "key": "👍"}}
+    await _store("$post", 1, TEXT)
+    await _store("$reaction", 2, reaction, event_type="m.reaction")
+    await _store("$redaction", 3, {"redacts": "$x"}, event_type="m.room.redaction")
+    await _store("$edit", 4, {**TEXT, "m.relates_to": {"rel_type": "m.replace", "event_id": "$x"}})
+    await _store("$image", 5, {"msgtype": "m.image", "body": "a.png", "url": "mxc://a/b"})
+    await _store("$refused", 6, TEXT)
+    room = Room(
+        results={"$edit": Skipped("the edited message was not bridged to Teams")},
+        always={"$refused": TeamsError(403, "Forbidden", "not a member")},
+    )
+    events = ["$post", "$reaction", "$redaction", "$edit", "$image", "$refused"]
+    await _run_until_finished(room, *events)
+    # Each kind went to its own handler, in order.
+    assert [(kind, e) for kind, e, _ in room.handled] == [
+        ("reaction", "$reaction"),
+        ("redaction", "$redaction"),
+        ("edit", "$edit"),
+        ("media", "$image"),
+        ("text", "$refused"),
+    ]
+    # A new message is mapped, with the Teams message id its echo will carry.
+    rows = {e: await dbm.MatrixEvent.get(e) for e in events}
+    [posted] = room.chat.messages
+    mapping = await dbm.Message.get_by_mxid("$post", ROOM)
+    assert (mapping.message_id, mapping.sender_mri, mapping.thread_id) == (
+        posted.id,
+        ADA_MRI,
+        CHAT,
+    )
+    sent = await dbm.SentMessage.get(rows["$post"].client_message_id)
+    assert sent.message_id == posted.id and sent.mxid == "$post"
+    assert mapping.timestamp == sent.created_at
+    assert {e: rows[e].status for e in events} == {
+        "$post": DONE,
+        "$reaction": DONE,
+        "$redaction": DONE,
+        "$edit": FAILED,
+        "$image": DONE,
+        "$refused": FAILED,
+    }
+    assert rows["$edit"].error == "the edited message was not bridged to Teams"
+    assert rows["$refused"].error == "Teams refused the message (HTTP 403 Forbidden: not a member)"
+    # Successes get SUCCESS; a skip is not reported; a failure gets its status and a notice.
+    for event_id in ("$post", "$reaction", "$redaction", "$image"):
+        [status] = room.statuses(event_id)
+        assert status == {
+            "m.relates_to": {"rel_type": "m.reference", "event_id": event_id},
+            "network": "teams",
+            "status": "SUCCESS",
+        }
+    assert room.statuses("$edit") == []
+    [refused] = room.statuses("$refused")
+    assert refused["status"] == "FAIL_PERMANENT"
+    assert refused["reason"] == "m.foreign_network_error"
+    assert refused["message"] == rows["$refused"].error
+    assert room.notices() == [f"Your message could not be delivered to Teams: {refused['error']}"]
+    checkpoints = {c.event_id: (c.step.value, c.status.value) for c in room.checkpoints}
+    assert checkpoints == {
+        "$post": ("REMOTE", "SUCCESS"),
+        "$reaction": ("REMOTE", "SUCCESS"),
+        "$redaction": ("REMOTE", "SUCCESS"),
+        "$image": ("REMOTE", "SUCCESS"),
+        "$refused": ("REMOTE", "PERM_FAILURE"),
+    }
+
+
+async def test_a_send_that_may_have_reached_teams_is_looked_up_not_repeated(database: Database):
+    # Teams took the message, but the answer was lost: the retry finds it by its
+    # clientmessageid instead of posting it again.
+    await _store("$post", 1, TEXT)
+    room = Room(once={"$post": [TimeoutError()]})
+    await _run_until_finished(room, "$post")
+    [posted] = room.chat.messages
+    row = await dbm.MatrixEvent.get("$post")
+    assert (row.status, row.attempts) == (DONE, 1)
+    assert posted.client_message_id == row.client_message_id
+    assert (await dbm.Message.get_by_mxid("$post", ROOM)).message_id == posted.id
+    assert [s["status"] for s in room.statuses("$post")] == ["SUCCESS"]
+
+
+ENCRYPTED_CONTENT = {
+    "algorithm": "m.megolm.v1.aes-sha2",
+    "ciphertext": "AwgAEnAC",
+    "session_id": "session",
+}
+
+
+async def test_an_encrypted_message_fails_with_a_reason_when_encryption_is_off(
+    database: Database,
+):
+    await _store("$secret", 1, ENCRYPTED_CONTENT, event_type="m.room.encrypted")
+    await _store("$next", 2, TEXT)
+    room = Room(e2ee=None)
+    await _run_until_finished(room, "$secret", "$next")
+    secret = await dbm.MatrixEvent.get("$secret")
+    assert (secret.status, secret.error) == (FAILED, NO_ENCRYPTION)
+    [status] = room.statuses("$secret")
+    assert status["status"] == "FAIL_PERMANENT" and status["error"] == NO_ENCRYPTION
+    assert room.notices() == [f"Your message could not be delivered to Teams: {NO_ENCRYPTION}"]
+    assert [e for _, e, _ in room.handled] == ["$next"]
+
+
+class FakeEncryption:
+    """Decrypts by looking the plaintext up; the first try of `late_keys` finds no session."""
+
+    def __init__(self, plaintext: dict[str, dict[str, Any]], late_keys: set[str]) -> None:
+        self.plaintext = plaintext
+        self.late_keys = set(late_keys)
+        self.tries: list[str] = []
+
+    async def decrypt(self, evt: Any) -> Event:
+        assert evt.content.session_id == "session"
+        self.tries.append(evt.event_id)
+        if evt.event_id in self.late_keys:
+            self.late_keys.discard(evt.event_id)
+            raise SessionNotFound(evt.content.session_id, evt.content.sender_key)
+        event_type, content = self.plaintext[evt.event_id]
+        return Event.deserialize(
+            {
+                "type": event_type,
+                "room_id": evt.room_id,
+                "event_id": evt.event_id,
+                "sender": evt.sender,
+                "origin_server_ts": evt.timestamp,
+                "content": content,
+            }
+        )
+
+
+async def test_an_encrypted_event_is_decrypted_then_delivered_by_its_kind(database: Database):
+    reaction = {"m.relates_to": {"rel_type": "m.annotation", "event_id": "$x", "key": "👍"}}
+    e2ee = FakeEncryption(
+        {
+            "$text": ("m.room.message", {"msgtype": "m.text", "body": "secret"}),
+            "$reaction": ("m.reaction", reaction),
+            "$command": ("m.room.message", {"msgtype": "m.text", "body": "!teams ping"}),
+            "$echo": (
+                "m.room.message",
+                {"msgtype": "m.text", "body": "mine", DOUBLE_PUPPET_SOURCE_KEY: "teams-bridge"},
+            ),
+        },
+        late_keys={"$text"},
+    )
+    for seq, event_id in enumerate(["$text", "$reaction", "$command", "$echo"]):
+        await _store(event_id, seq, ENCRYPTED_CONTENT, event_type="m.room.encrypted")
+    room = Room(e2ee=e2ee)
+    await _run_until_finished(room, "$text", "$reaction", "$command", "$echo")
+    # The handlers got the plaintext; the keys of the first came late (a counted try).
+    handled = {e: (kind, raw) for kind, e, raw in room.handled}
+    assert handled.keys() == {"$text", "$reaction"}
+    assert handled["$text"][0] == "text"
+    assert handled["$text"][1]["content"]["body"] == "secret"
+    assert handled["$text"][1]["sender"] == ADA
+    assert handled["$reaction"] == ("reaction", handled["$reaction"][1])
+    assert e2ee.tries.count("$text") == 2
+    text = await dbm.MatrixEvent.get("$text")
+    assert (text.status, text.attempts) == (DONE, 1)
+    assert [s["status"] for s in room.statuses("$text")] == ["SUCCESS"]
+    # A command and the bridge's own double-puppeted send are left alone, silently.
+    for event_id, why in (("$command", "command"), ("$echo", "double puppeting")):
+        row = await dbm.MatrixEvent.get(event_id)
+        assert row.status == FAILED and why in row.error
+        assert room.statuses(event_id) == []
+    assert room.notices() == []
+
+
+@pytest.mark.parametrize("event_type", ["m.room.message", "m.sticker"])
+def test_handler_kinds(event_type):
+    def kind(content: dict[str, Any], etype: str = event_type) -> str:
+        return handler_kind({"type": etype, "content": content})
+
+    assert kind({"msgtype": "m.text"}) == "text"
+    assert kind({"msgtype": "m.emote"}) == "text"
+    assert kind({"msgtype": "m.image"}) == "media"
+    assert kind({"msgtype": "m.location"}) == "media"  # (refused there)
+    assert kind({"msgtype": "m.text", "m.relates_to": {"rel_type": "m.replace"}}) == "edit"
+    assert kind({}, "m.reaction") == "reaction"
+    assert kind({}, "m.room.redaction") == "redaction"
