@@ -21,6 +21,7 @@ from .config import Config
 from .db import upgrade_table
 from .db.files import restrict_sqlite_files
 from .delivery.intake import Intake, is_for_teams, queue_row
+from .delivery.prune import QueuePruner
 from .delivery.worker import Services
 from .disruption import Disruptions, HomeserverWatch
 from .matrix import MatrixHandler
@@ -148,6 +149,7 @@ class TeamsBridge(Bridge):
 
     async def _resume_outbound(self) -> None:
         self.homeserver_watch.start()
+        self.queue_pruner.start()
         for room_id in await dbm.MatrixEvent.rooms_with_pending():
             portal = await Portal.get_by_mxid(room_id)
             if portal:
@@ -171,6 +173,9 @@ class TeamsBridge(Bridge):
             self._probe_homeserver,
             interval=self.config["bridge.homeserver_watch_seconds"],
             timeout=5.0,
+        )
+        self.queue_pruner = QueuePruner(
+            self.config["bridge.matrix_event_retention_hours"], self.disruptions
         )
         self.delivery_services = Services(
             intake=self.intake,
@@ -247,6 +252,7 @@ class TeamsBridge(Bridge):
 
     async def stop(self) -> None:
         await self.homeserver_watch.stop()
+        await self.queue_pruner.stop()
         await super().stop()
         if hasattr(self, "teams_session"):
             await self.teams_session.close()

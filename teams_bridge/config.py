@@ -51,6 +51,7 @@ class Config(BaseBridgeConfig):
         copy("bridge.portal_queue_size")
         copy("bridge.matrix_order_hold_seconds")
         copy("bridge.homeserver_watch_seconds")
+        copy("bridge.matrix_event_retention_hours")
         copy("bridge.private_chat_portal_meta")
         copy("bridge.sync_direct_chat_list")
         copy("bridge.command_prefix")

@@ -63,3 +63,14 @@ async def execute_batch(db: Database, queries: Sequence[Query]) -> None:
         async with db.acquire() as conn, conn.transaction():
             for q, args in queries:
                 await conn.execute(q, *args)
+
+
+def rows_affected(status: object) -> int:
+    """The rows a statement changed: asyncpg returns 'INSERT 0 n' (or 'DELETE n'), the SQLite
+    wrapper a cursor with rowcount."""
+    if isinstance(status, str):
+        try:
+            return int(status.rsplit(" ", 1)[-1])
+        except ValueError:
+            return 0
+    return getattr(status, "rowcount", 0) or 0

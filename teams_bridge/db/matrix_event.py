@@ -8,6 +8,8 @@ from asyncpg import Record
 from mautrix.types import EventID, RoomID, UserID
 from mautrix.util.async_db import Database
 
+from .batch import rows_affected
+
 PENDING = "pending"
 DONE = "done"
 FAILED = "failed"
@@ -135,6 +137,13 @@ class MatrixEvent:
             if await cls.db.fetchval("SELECT 1 FROM matrix_event WHERE event_id=$1", event_id):
                 found.add(event_id)
         return found
+
+    @classmethod
+    async def prune(cls, before_ms: int) -> int:
+        """Forget finished events (done or failed) received before ``before_ms``; how many.
+        Pending ones stay whatever their age."""
+        q = "DELETE FROM matrix_event WHERE status IN ($1, $2) AND received_at < $3"
+        return rows_affected(await cls.db.execute(q, DONE, FAILED, before_ms))
 
     @classmethod
     async def rooms_with_pending(cls) -> list[RoomID]:

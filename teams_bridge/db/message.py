@@ -7,7 +7,12 @@ from asyncpg import Record
 from mautrix.types import EventID, RoomID
 from mautrix.util.async_db import Database
 
+from .batch import rows_affected
 from .sent_message import SentMessage
+
+# Where a bridged message came from.
+FROM_MATRIX = "matrix"
+FROM_TEAMS = "teams"
 
 
 class Incoming(NamedTuple):
@@ -33,9 +38,13 @@ class Message:
     sender_mri: str | None
     timestamp: int
     version: str | None
+    # FROM_MATRIX: sent from Matrix to Teams (its Matrix event is a real user's);
+    # FROM_TEAMS: bridged from Teams.
+    origin: str
 
     _columns = (
-        "thread_id, receiver, message_id, part, mxid, mx_room, sender_mri, timestamp, version"
+        "thread_id, receiver, message_id, part, mxid, mx_room, sender_mri, timestamp, version, "
+        "origin"
     )
 
     @classmethod
@@ -109,10 +118,15 @@ class Message:
         q = "SELECT COUNT(*) FROM message WHERE thread_id=$1 AND receiver=$2"
         return await cls.db.fetchval(q, thread_id, receiver)
 
+    @property
+    def from_matrix(self) -> bool:
+        return self.origin == FROM_MATRIX
+
     def insert_query(self) -> tuple[str, tuple[Any, ...]]:
         """Insert unless the Teams part is already mapped."""
         q = (
-            f"INSERT INTO message ({self._columns}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) "
+            f"INSERT INTO message ({self._columns}) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) "
             "ON CONFLICT (thread_id, receiver, message_id, part) DO NOTHING"
         )
         return q, (
@@ -125,20 +139,11 @@ class Message:
             self.sender_mri,
             self.timestamp,
             None if self.version is None else str(self.version),
+            self.origin,
         )
 
     async def insert(self) -> bool:
         """Insert unless the Teams part is already mapped; return whether it was new."""
         q, args = self.insert_query()
         status = await self.db.execute(q, *args)
-        return _rows_affected(status) > 0
-
-
-def _rows_affected(status: object) -> int:
-    """asyncpg returns 'INSERT 0 n'; the SQLite wrapper returns a cursor with rowcount."""
-    if isinstance(status, str):
-        try:
-            return int(status.rsplit(" ", 1)[-1])
-        except ValueError:
-            return 0
-    return getattr(status, "rowcount", 0) or 0
+        return rows_affected(status) > 0

@@ -8,6 +8,8 @@ from asyncpg import Record
 from mautrix.types import EventID, RoomID
 from mautrix.util.async_db import Database
 
+from .batch import rows_affected
+
 
 @dataclass
 class Reaction:
@@ -48,6 +50,11 @@ class Reaction:
         sent_at = int(time.time() * 1000) if from_matrix else 0
         return cls(thread_id, receiver, message_id, sender_mri, emotion_key, mxid, mx_room, sent_at)
 
+    @property
+    def from_matrix(self) -> bool:
+        """Sent from Matrix (by a real user), rather than bridged from Teams."""
+        return self.sent_at != 0
+
     @classmethod
     def _from_row(cls, row: Record | None) -> Reaction | None:
         return cls(**row) if row else None
@@ -85,7 +92,7 @@ class Reaction:
             self.mx_room,
             self.sent_at,
         )
-        return _rows_affected(status) > 0
+        return rows_affected(status) > 0
 
     async def delete(self) -> None:
         q = (
@@ -95,12 +102,3 @@ class Reaction:
         await self.db.execute(
             q, self.thread_id, self.receiver, self.message_id, self.sender_mri, self.emotion_key
         )
-
-
-def _rows_affected(status: object) -> int:
-    if isinstance(status, str):
-        try:
-            return int(status.rsplit(" ", 1)[-1])
-        except ValueError:
-            return 0
-    return getattr(status, "rowcount", 0) or 0

@@ -39,6 +39,7 @@ from mautrix.util.message_send_checkpoint import (
 from .. import db as dbm
 from ..db.batch import Query, execute_batch
 from ..db.matrix_event import DONE, FAILED, PENDING
+from ..db.message import FROM_MATRIX
 from ..teams.chat import new_client_message_id
 from .content_check import content_problem
 from .errors import Permanent, Transient, call_teams, classify
@@ -255,7 +256,12 @@ class DeliveryWorker:
             return Done()
         raw = json.loads(row.content)
         if isinstance(raw, dict) and raw.get("type") == ENCRYPTED:
-            raw = await self._decrypt(row, raw)
+            try:
+                raw = await self.decrypt(raw)
+            except Transient:
+                # The keys may still come; counted, so a message that never gets them fails.
+                await row.count_attempt()
+                raise
             reason = skip_reason(raw, self.services.intake)
             if reason is not None:
                 return Skipped(reason)
@@ -284,8 +290,9 @@ class DeliveryWorker:
         }
         return handlers[kind]
 
-    async def _decrypt(self, row: dbm.MatrixEvent, raw: dict[str, Any]) -> dict[str, Any]:
-        """The plaintext event of an encrypted one, through the bridge's encryption helper."""
+    async def decrypt(self, raw: dict[str, Any]) -> dict[str, Any]:
+        """The plaintext event of an encrypted one, through the bridge's encryption helper:
+        `Transient` while its keys have not arrived, `Permanent` when it cannot be."""
         e2ee = self.services.e2ee()
         if e2ee is None:
             raise Permanent(NO_ENCRYPTION)
@@ -296,8 +303,6 @@ class DeliveryWorker:
         try:
             decrypted = await e2ee.decrypt(encrypted)
         except SessionNotFound as e:
-            # The keys may still come; counted, so a message that never gets them fails.
-            await row.count_attempt()
             raise Transient(f"{e.human_message} yet") from e
         except DecryptionError as e:
             raise Permanent(f"the message could not be decrypted ({e})") from e
@@ -421,6 +426,7 @@ class DeliveryWorker:
             sender_mri=sent.sender_mri,
             timestamp=sent.timestamp,
             version=sent.message_id,
+            origin=FROM_MATRIX,
         )
         queries: list[Query] = []
         if row.client_message_id:

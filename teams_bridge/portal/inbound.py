@@ -14,6 +14,7 @@ from mautrix.types import (
 
 from .. import db as dbm
 from ..db.batch import Query, execute_batch
+from ..db.message import FROM_MATRIX, FROM_TEAMS
 from ..formatter import teams_to_matrix
 from ..puppet import Puppet
 from ..teams import ResourceType
@@ -107,6 +108,7 @@ class InboundMixin:
                 sender_mri=message.sender_mri,
                 timestamp=message_timestamp_ms(message),
                 version=message.version,
+                origin=FROM_MATRIX,
             ).insert_query()
         )
         await self._store_with_cursor(message, queries)
@@ -173,6 +175,7 @@ class InboundMixin:
             sender_mri=message.sender_mri,
             timestamp=message_timestamp_ms(message),
             version=message.version,
+            origin=FROM_TEAMS,
         ).insert_query()
         if last:
             await self._store_with_cursor(message, [mapping])

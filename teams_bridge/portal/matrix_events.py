@@ -7,15 +7,17 @@ state), so the echo Teams pushes back is recognised as ours, however fast it com
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+from mautrix.api import Method, Path
+from mautrix.errors import MatrixRequestError
 from mautrix.types import EventID, UserID
 
 from .. import db as dbm
-from ..delivery.errors import NotSupported, call_teams
+from ..delivery.errors import NotSupported, Permanent, Transient, call_teams
+from ..delivery.intake import ENCRYPTED
 from ..delivery.results import Done, Result, Skipped
 from ..puppet import Puppet
 from ..teams import unicode_to_reaction_key
@@ -100,22 +102,42 @@ class MatrixEventsMixin:
     async def _original_of(
         self: Portal, event_id: EventID
     ) -> tuple[dbm.Message, dict[str, Any] | None] | None:
-        """The bridged message an edit targets (following an edit of an edit) and the
-        content of the Matrix event it came from, when it came from Matrix."""
+        """The bridged message an edit targets (following an edit of an edit) and, for a
+        message sent from Matrix, the content it was sent with."""
         assert self.mxid
         for _ in range(5):
             message = await dbm.Message.get_by_mxid(event_id, self.mxid)
-            stored = await dbm.MatrixEvent.get(event_id)
-            content = json.loads(stored.content).get("content") if stored else None
             if message is not None:
                 if not is_chat_message_id(message.message_id):
                     return None
-                return message, content if isinstance(content, dict) else None
-            target = _relation(content).get("event_id") if isinstance(content, dict) else None
-            if not target or _relation(content).get("rel_type") != "m.replace":
+                if not message.from_matrix:
+                    return message, None
+                return message, await self._event_content(event_id)
+            relates = _relation(await self._event_content(event_id) or {})
+            target = relates.get("event_id")
+            if relates.get("rel_type") != "m.replace" or not isinstance(target, str) or not target:
                 return None
-            event_id = EventID(str(target))
+            event_id = EventID(target)
         return None
+
+    async def _event_content(self: Portal, event_id: EventID) -> dict[str, Any] | None:
+        """An event's content as the homeserver has it (decrypted, when the bridge can);
+        None for an event it does not show the bridge, or cannot be decrypted."""
+        assert self.mxid
+        path = Path.v3.rooms[self.mxid].event[event_id]
+        try:
+            raw = await self.az.intent.api.request(Method.GET, path)
+        except MatrixRequestError as e:
+            if 400 <= e.http_status < 500 and e.http_status != 429:
+                return None
+            raise Transient(f"the homeserver did not answer ({e})") from e
+        if isinstance(raw, dict) and raw.get("type") == ENCRYPTED:
+            try:
+                raw = await self.delivery.decrypt(raw)
+            except Permanent:
+                return None
+        content = raw.get("content") if isinstance(raw, dict) else None
+        return content if isinstance(content, dict) else None
 
     # -- reactions -------------------------------------------------------------------------
 
@@ -207,7 +229,7 @@ class MatrixEventsMixin:
         ):
             if part.mxid != event_id:
                 try:
-                    await self._redact_as(sender.mri, part.mxid)
+                    await self._redact_as(sender.mri, part.mxid, from_matrix=part.from_matrix)
                 except Exception as e:
                     self.log.warning("Could not redact %s: %s", part.mxid, e)
         return Done()

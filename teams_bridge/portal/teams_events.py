@@ -15,6 +15,7 @@ from mautrix.types import (
 )
 
 from .. import db as dbm
+from ..db.message import FROM_TEAMS
 from ..puppet import Puppet
 from ..teams import parse_call_event
 from .calls import CALL_LOG_PREFIX, CALL_LOGS_ID, call_notice, is_call_outcome
@@ -117,6 +118,7 @@ class TeamsEventsMixin(UpdatesMixin, RosterMixin):
                 sender_mri=call.originator,
                 timestamp=timestamp,
                 version=None,
+                origin=FROM_TEAMS,
             ).insert()
         if not from_log:
             await self._advance_cursor(message.id)

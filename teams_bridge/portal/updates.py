@@ -134,7 +134,7 @@ class UpdatesMixin:
             return  # already redacted (or deleted from Matrix: this is the echo)
         sender: Sender = parts[0].sender_mri or Voice.ROOM
         for part in reversed(parts):
-            await self._redact_as(sender, part.mxid)
+            await self._redact_as(sender, part.mxid, from_matrix=part.from_matrix)
         # Marked only now: if a redaction fails, the retry redacts again.
         await dbm.MessageState(
             self.thread_id,
@@ -145,13 +145,13 @@ class UpdatesMixin:
             True,
         ).upsert()
 
-    async def _redact_as(self: Portal, sender: Sender, event_id: EventID) -> None:
+    async def _redact_as(
+        self: Portal, sender: Sender, event_id: EventID, *, from_matrix: bool
+    ) -> None:
         """Redact as the Teams user. An event a real user sent from Matrix (and deleted in
         a Teams client) is redacted by the bridge bot, which has the power to in every
         portal; in a DM it would otherwise seem to be the other person's doing."""
-        if await dbm.MatrixEvent.get(event_id) is not None:
-            sender = Voice.BOT
-        await self.writer.redact(sender, event_id)
+        await self.writer.redact(Voice.BOT if from_matrix else sender, event_id)
 
     # -- edits ---------------------------------------------------------------------------
 
@@ -181,7 +181,7 @@ class UpdatesMixin:
             self.log.debug("Not bridging an edit of non-text message %s", message.id)
             await new_state.upsert()
             return
-        if await dbm.MatrixEvent.get(target.mxid) is not None:
+        if target.from_matrix:
             # Sent from Matrix and edited in a Teams client: only the Matrix sender could
             # replace the event, so the new text is told in a reply instead, from the ghost
             # that bridges what the user writes in Teams.
@@ -211,7 +211,7 @@ class UpdatesMixin:
             if row.sent_at and row.sent_at + REACTION_GRACE_MS >= update_ms:
                 continue  # sent from Matrix just now; this update may predate it
             try:
-                await self._redact_as(row.sender_mri, row.mxid)
+                await self._redact_as(row.sender_mri, row.mxid, from_matrix=row.from_matrix)
             except MatrixRequestError as e:
                 if e.http_status >= 500 or e.http_status == 429:
                     raise  # retried with the whole update

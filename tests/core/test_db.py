@@ -50,7 +50,7 @@ async def test_puppet_round_trip(database: Database):
 
 
 async def test_upgrade_from_v3_keeps_rows_and_adds_the_picture_columns(database: Database):
-    # A v3 database: the v4 columns gone, the version set back.
+    # A v3 database: the later columns gone, the version set back.
     await _portal()
     await dbm.Puppet(
         "8:orgid:b", "Bob", "profile", True, None, False, False, None, None, None, None
@@ -59,11 +59,12 @@ async def test_upgrade_from_v3_keeps_rows_and_adds_the_picture_columns(database:
         ("puppet", "avatar_hash"),
         ("puppet", "avatar_checked_at"),
         ("portal", "avatar_source"),
+        ("message", "origin"),
     ):
         await database.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
     await database.execute("UPDATE version SET version=3")
     await upgrade_table.upgrade(database)
-    assert await database.fetchval("SELECT version FROM version") == LATEST_VERSION == 4
+    assert await database.fetchval("SELECT version FROM version") == LATEST_VERSION
     puppet = await dbm.Puppet.get_by_mri("8:orgid:b")
     assert (puppet.name, puppet.avatar_hash, puppet.avatar_checked_at) == ("Bob", None, 0)
     portal = await dbm.Portal.get_by_thread("19:abc@thread.v2")
@@ -104,12 +105,27 @@ async def test_portal_and_membership(database: Database):
 async def test_message_insert_reports_duplicates(database: Database):
     await _portal()
     message = dbm.Message(
-        "19:abc@thread.v2", "", "1000", 0, "$e1", "!p:localhost", "8:orgid:b", 1000, "1000"
+        "19:abc@thread.v2", "", "1000", 0, "$e1", "!p:localhost", "8:orgid:b", 1000, "1000", "teams"
     )
     assert await message.insert() is True
     assert await message.insert() is False
     assert await dbm.Message.count_in_thread("19:abc@thread.v2") == 1
     assert (await dbm.Message.get("19:abc@thread.v2", "", "1000")).mxid == "$e1"
+    mine = dbm.Message(
+        "19:abc@thread.v2",
+        "",
+        "1001",
+        0,
+        "$e2",
+        "!p:localhost",
+        "8:orgid:a",
+        1001,
+        "1001",
+        "matrix",
+    )
+    await mine.insert()
+    assert (await dbm.Message.get_by_mxid("$e2", "!p:localhost")).from_matrix is True
+    assert (await dbm.Message.get_by_mxid("$e1", "!p:localhost")).from_matrix is False
     assert (await dbm.Message.get_by_mxid("$e1", "!p:localhost")).message_id == "1000"
     assert await dbm.Message.get("19:abc@thread.v2", "", "1000", part=1) is None
 
@@ -132,7 +148,9 @@ async def test_lookup_incoming_answers_every_check_at_once(database: Database):
     await sent.insert()
     seen = await dbm.Message.lookup_incoming(thread, "", "1000", "1234567890123456789")
     assert seen.sent == sent and not seen.bridged
-    await dbm.Message(thread, "", "1000", 0, "$m", "!p:localhost", "8:orgid:b", 1, "1").insert()
+    await dbm.Message(
+        thread, "", "1000", 0, "$m", "!p:localhost", "8:orgid:b", 1, "1", "matrix"
+    ).insert()
     await dbm.MessageState(thread, "", "1000", None, "digest", False).insert_if_absent()
     seen = await dbm.Message.lookup_incoming(thread, "", "1000", "unknown")
     assert seen == dbm.Incoming(bridged=True, has_state=True, sent=None)
@@ -141,7 +159,7 @@ async def test_lookup_incoming_answers_every_check_at_once(database: Database):
 async def test_batch_writes_all_or_nothing(database: Database):
     portal = await _portal()
     message = dbm.Message(
-        "19:abc@thread.v2", "", "1000", 0, "$e1", "!p:localhost", "8:orgid:b", 1000, "1000"
+        "19:abc@thread.v2", "", "1000", 0, "$e1", "!p:localhost", "8:orgid:b", 1000, "1000", "teams"
     )
     state = dbm.MessageState("19:abc@thread.v2", "", "1000", None, "digest", False)
     queries = [message.insert_query(), state.insert_if_absent_query(), portal.cursor_query("1000")]
@@ -153,7 +171,7 @@ async def test_batch_writes_all_or_nothing(database: Database):
     sent = dbm.SentMessage.new("1234567890123456789", "19:abc@thread.v2", "", "$m", "!p:x")
     await sent.insert()
     later = dbm.Message(
-        "19:abc@thread.v2", "", "2000", 0, "$e2", "!p:localhost", "8:orgid:b", 2000, "2000"
+        "19:abc@thread.v2", "", "2000", 0, "$e2", "!p:localhost", "8:orgid:b", 2000, "2000", "teams"
     )
     with pytest.raises((asyncpg.UniqueViolationError, sqlite3.IntegrityError)):
         await execute_batch(

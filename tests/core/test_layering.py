@@ -63,3 +63,17 @@ def test_portal_writes_to_matrix_only_through_its_writer():
     assert any(p.name == "worker.py" for p in files)
     offenders = [w for p in files if p.name != "writer.py" for w in _room_writes(p)]
     assert offenders == []
+
+
+def test_the_matrix_event_queue_is_read_only_by_the_delivery_package():
+    """Finished `matrix_event` rows are pruned: what outlives delivery (where a message came
+    from) is in `message.origin`, so nothing outside delivery/ looks events up there."""
+    core = TEAMS.parent
+    offenders = [
+        f"{path.relative_to(core)}:{number}"
+        for path in sorted(core.rglob("*.py"))
+        if path.parent.name not in ("delivery", "db")
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if "MatrixEvent.get(" in line or "MatrixEvent.known_ids(" in line
+    ]
+    assert offenders == []

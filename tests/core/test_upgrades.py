@@ -127,6 +127,13 @@ async def test_upgrade_from_a_shipped_version(backend, version, request, tmp_pat
             assert await upgraded.fetchval("SELECT emotion_key FROM reaction") == "like"
         if version >= 4:
             assert puppet.avatar_hash == "ff"
+        # Where each message came from, worked out from what the old version recorded: the
+        # messages the bridge posted (sent_message) and the events it took from Matrix
+        # (matrix_event, since v2).
+        origins = {r["mxid"]: r["origin"] for r in await upgraded.fetch("SELECT * FROM message")}
+        expected = {"$m1": "teams", "$s1": "matrix"} | ({"$e1": "matrix"} if version >= 2 else {})
+        assert origins == expected
+        assert (await dbm.Message.get_by_mxid("$s1", "!room:example.org")).from_matrix
     finally:
         await upgraded.stop()
         await fresh.stop()

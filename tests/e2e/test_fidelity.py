@@ -239,7 +239,7 @@ async def test_text_mentions_replies_edits_deletes_both_ways(
 
     # 3. Replies, Matrix -> Teams: the Teams quote block (author, time, preview) plus
     # properties.qtdMsgs; a client's reply fallback is not sent.
-    await _matrix_sends(
+    agreed = await _matrix_sends(
         s,
         {
             "msgtype": "m.text",
@@ -249,15 +249,32 @@ async def test_text_mentions_replies_edits_deletes_both_ways(
     )
     (send,) = await _requests(s, "POST", f"{s.chat}/messages")
     hi_id = str(hi.timestamp)
-    assert send["json"]["content"] == (
+    quote_block = (
         f'<blockquote itemscope="" itemtype="{REPLY}" itemid="{hi_id}"><strong itemprop="mri" '
         f'itemid="{s.ada["mri"]}">Ada Lovelace</strong><span itemprop="time" itemid="{hi_id}">'
         '</span><p itemprop="preview">Hi Bob Babbage, ping Grace Hopper</p></blockquote>'
-        "<p>agreed</p>"
     )
-    assert json.loads(send["json"]["properties"]["qtdMsgs"]) == [
-        {"messageId": hi_id, "sender": s.ada["mri"], "time": int(hi_id)}
-    ]
+    assert send["json"]["content"] == quote_block + "<p>agreed</p>"
+    qtd_msgs = [{"messageId": hi_id, "sender": s.ada["mri"], "time": int(hi_id)}]
+    assert json.loads(send["json"]["properties"]["qtdMsgs"]) == qtd_msgs
+    # An edit of the reply keeps its quote; so does an edit that names the previous edit
+    # rather than the message (as some clients send).
+    agreed_id = (await wait_for(lambda: _own_message(s, "agreed")))["id"]
+    previous = agreed
+    for text in ("agreed!", "agreed!!"):
+        previous = await _matrix_sends(
+            s,
+            {
+                "msgtype": "m.text",
+                "body": f"* {text}",
+                "m.new_content": {"msgtype": "m.text", "body": text},
+                "m.relates_to": {"rel_type": "m.replace", "event_id": previous},
+            },
+        )
+        (put,) = await _requests(s, "PUT", f"/messages/{agreed_id}")
+        assert put["json"]["content"] == f"{quote_block}<p>{text}</p>"
+        assert json.loads(put["json"]["properties"]["qtdMsgs"]) == qtd_msgs
+    await s.control.clear_requests()
 
     # 4. Edits, Teams -> Matrix: m.replace from the puppet; an edit of the edit; neither a
     # reaction-only update nor an older version makes another.

@@ -67,6 +67,8 @@ async def upgrade_latest(conn: Connection, scheme: Scheme) -> None:
                 ON DELETE CASCADE ON UPDATE CASCADE
         )"""
     )
+    # A Teams message part <-> a Matrix event; `origin` is where the message came from
+    # ('matrix' or 'teams').
     await conn.execute(
         """CREATE TABLE message (
             thread_id  TEXT NOT NULL,
@@ -78,6 +80,7 @@ async def upgrade_latest(conn: Connection, scheme: Scheme) -> None:
             sender_mri TEXT,
             timestamp  BIGINT NOT NULL,
             version    TEXT,
+            origin     TEXT NOT NULL DEFAULT 'teams',
             PRIMARY KEY (thread_id, receiver, message_id, part),
             UNIQUE (mxid, mx_room),
             FOREIGN KEY (thread_id, receiver) REFERENCES portal(thread_id, receiver)

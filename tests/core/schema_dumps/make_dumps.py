@@ -2,16 +2,20 @@
 
     .venv/bin/python -m tests.core.schema_dumps.make_dumps
 
-For each version, the schema module exactly as that version's commit shipped it (read from
-git) creates a fresh database on PostgreSQL and on SQLite; a few rows of every table are
-added, and the database is dumped (`pg_dump`, SQLite's own dump) to `vN.postgres.sql` and
+For each version, the schema code exactly as that version's commit shipped it (read from
+git: `teams_bridge/db/upgrade.py` up to v4, the `teams_bridge/db/upgrade/` package since)
+creates a fresh database on PostgreSQL and on SQLite; a few rows of every table are added,
+and the database is dumped (`pg_dump`, SQLite's own dump) to `vN.postgres.sql` and
 `vN.sqlite.sql` beside this file. tests/core/test_upgrades.py upgrades those dumps.
-Run it again only when a new schema version ships (add its commit below).
+Run it again only when a new schema version ships: add it below with its commit, or with
+None while it is being written (its schema is then read from the working tree), and pin the
+commit once it is made.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import importlib.util
 import re
 import sqlite3
@@ -26,8 +30,11 @@ from mautrix.util.async_db import Database
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[2]
 
-# Schema version -> the commit that shipped it (the last commit before the next version).
-VERSIONS = {1: "4bdba81", 2: "76cbaef", 3: "1fd2682", 4: "a3de64c"}
+# Schema version -> the commit that shipped it (the last commit before the next version);
+# None: the working tree.
+VERSIONS: dict[int, str | None] = {1: "4bdba81", 2: "76cbaef", 3: "1fd2682", 4: "a3de64c", 5: None}
+SINGLE_FILE = "teams_bridge/db/upgrade.py"
+PACKAGE = "teams_bridge/db/upgrade"
 
 # Rows for each table, added once the table exists (version it appeared in, SQL).
 ROWS: list[tuple[int, str]] = [
@@ -59,6 +66,13 @@ ROWS: list[tuple[int, str]] = [
         "timestamp, version) VALUES ('19:abc@thread.v2', '', '1700000000001', 0, '$m1', "
         "'!room:example.org', '8:orgid:bob', 1700000000001, '1700000000001')",
     ),
+    # Sent from Matrix: known as such by its sent_message row.
+    (
+        1,
+        "INSERT INTO message (thread_id, receiver, message_id, part, mxid, mx_room, sender_mri, "
+        "timestamp, version) VALUES ('19:abc@thread.v2', '', '1700000000002', 0, '$s1', "
+        "'!room:example.org', '8:orgid:ada', 1700000000002, '1700000000002')",
+    ),
     (
         1,
         "INSERT INTO sent_message (client_message_id, thread_id, receiver, mxid, mx_room, "
@@ -72,6 +86,19 @@ ROWS: list[tuple[int, str]] = [
         '\'{"msgtype":"m.text","body":"hi"}\', \'done\')',
     ),
     (2, "INSERT INTO bridge_state_kv (key, value) VALUES ('last_txn', '17')"),
+    # Sent from Matrix: known as such by its matrix_event row only.
+    (
+        2,
+        "INSERT INTO matrix_event (event_id, room_id, sender, seq, event_type, content, status) "
+        "VALUES ('$e1', '!room:example.org', '@ada:example.org', 2, 'm.room.message', "
+        '\'{"msgtype":"m.text","body":"yo"}\', \'done\')',
+    ),
+    (
+        2,
+        "INSERT INTO message (thread_id, receiver, message_id, part, mxid, mx_room, sender_mri, "
+        "timestamp, version) VALUES ('19:abc@thread.v2', '', '1700000000003', 0, '$e1', "
+        "'!room:example.org', '8:orgid:ada', 1700000000003, '1700000000003')",
+    ),
     (
         3,
         "INSERT INTO reaction (thread_id, receiver, message_id, sender_mri, emotion_key, mxid, "
@@ -84,22 +111,53 @@ ROWS: list[tuple[int, str]] = [
         "deleted) VALUES ('19:abc@thread.v2', '', '1700000000001', NULL, 'abc', false)",
     ),
     (4, "UPDATE puppet SET avatar_hash = 'ff', avatar_checked_at = 1700000000000"),
+    (5, "UPDATE message SET origin = 'matrix' WHERE mxid IN ('$s1', '$e1')"),
 ]
 
 
+def _git(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["git", *args], cwd=ROOT, check=True, capture_output=True, text=True)
+
+
+def _schema_files(ref: str | None) -> dict[str, str] | str:
+    """The schema code of `ref` (None: the working tree): the source of the single module,
+    or the package's files by name."""
+    if ref is None:
+        return {p.name: p.read_text() for p in sorted((ROOT / PACKAGE).glob("*.py"))}
+    listed = _git("ls-tree", "--name-only", ref, f"{PACKAGE}/").stdout.split()
+    if not listed:
+        return _git("show", f"{ref}:{SINGLE_FILE}").stdout
+    return {
+        Path(path).name: _git("show", f"{ref}:{path}").stdout
+        for path in listed
+        if path.endswith(".py")
+    }
+
+
+@functools.cache
 def load_schema(version: int) -> types.ModuleType:
-    """The schema module of that version's commit, as a standalone module."""
-    source = subprocess.run(
-        ["git", "show", f"{VERSIONS[version]}:teams_bridge/db/upgrade.py"],
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    spec = importlib.util.spec_from_loader(f"schema_v{version}", loader=None)
-    assert spec is not None
-    module = importlib.util.module_from_spec(spec)
-    exec(compile(source, f"schema_v{version}", "exec"), module.__dict__)
+    """The schema code of that version's commit, as a standalone module (once: a package's
+    modules register themselves with its upgrade table when first imported)."""
+    name = f"schema_v{version}"
+    files = _schema_files(VERSIONS[version])
+    if isinstance(files, str):
+        spec = importlib.util.spec_from_loader(name, loader=None)
+        assert spec is not None
+        module = importlib.util.module_from_spec(spec)
+        exec(compile(files, name, "exec"), module.__dict__)
+    else:
+        # A package whose modules import each other relatively: written out and imported.
+        where = Path(tempfile.mkdtemp()) / name
+        where.mkdir()
+        for filename, source in files.items():
+            (where / filename).write_text(source)
+        spec = importlib.util.spec_from_file_location(
+            name, where / "__init__.py", submodule_search_locations=[str(where)]
+        )
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
     assert module.LATEST_VERSION == version
     return module
 

@@ -75,6 +75,7 @@ CREATE TABLE public.version (
 INSERT INTO public.database_owner VALUES (0, 'teams-bridge');
 
 INSERT INTO public.message VALUES ('19:abc@thread.v2', '', '1700000000001', 0, '$m1', '!room:example.org', '8:orgid:bob', 1700000000001, '1700000000001');
+INSERT INTO public.message VALUES ('19:abc@thread.v2', '', '1700000000002', 0, '$s1', '!room:example.org', '8:orgid:ada', 1700000000002, '1700000000002');
 
 INSERT INTO public.portal VALUES ('19:abc@thread.v2', '', '!room:example.org', 'group', 'Engines', true, NULL, NULL, false, NULL, '1700000000001', NULL);
 

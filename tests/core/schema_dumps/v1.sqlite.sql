@@ -20,6 +20,7 @@ CREATE TABLE message (
                 ON DELETE CASCADE ON UPDATE CASCADE
         );
 INSERT INTO "message" VALUES('19:abc@thread.v2','','1700000000001',0,'$m1','!room:example.org','8:orgid:bob',1700000000001,'1700000000001');
+INSERT INTO "message" VALUES('19:abc@thread.v2','','1700000000002',0,'$s1','!room:example.org','8:orgid:ada',1700000000002,'1700000000002');
 CREATE TABLE portal (
             thread_id       TEXT NOT NULL,
             receiver        TEXT NOT NULL DEFAULT '',

@@ -120,8 +120,11 @@ INSERT INTO public.bridge_state_kv VALUES ('last_txn', '17');
 INSERT INTO public.database_owner VALUES (0, 'teams-bridge');
 
 INSERT INTO public.matrix_event VALUES ('$s1', '!room:example.org', '@ada:example.org', 1, 'm.room.message', '{"msgtype":"m.text","body":"hi"}', 'done', 0, NULL, NULL, NULL, 0);
+INSERT INTO public.matrix_event VALUES ('$e1', '!room:example.org', '@ada:example.org', 2, 'm.room.message', '{"msgtype":"m.text","body":"yo"}', 'done', 0, NULL, NULL, NULL, 0);
 
 INSERT INTO public.message VALUES ('19:abc@thread.v2', '', '1700000000001', 0, '$m1', '!room:example.org', '8:orgid:bob', 1700000000001, '1700000000001');
+INSERT INTO public.message VALUES ('19:abc@thread.v2', '', '1700000000002', 0, '$s1', '!room:example.org', '8:orgid:ada', 1700000000002, '1700000000002');
+INSERT INTO public.message VALUES ('19:abc@thread.v2', '', '1700000000003', 0, '$e1', '!room:example.org', '8:orgid:ada', 1700000000003, '1700000000003');
 
 INSERT INTO public.message_state VALUES ('19:abc@thread.v2', '', '1700000000001', NULL, 'abc', false);
 

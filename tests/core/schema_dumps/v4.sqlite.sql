@@ -24,6 +24,7 @@ CREATE TABLE matrix_event (
             received_at       BIGINT NOT NULL DEFAULT 0
         );
 INSERT INTO "matrix_event" VALUES('$s1','!room:example.org','@ada:example.org',1,'m.room.message','{"msgtype":"m.text","body":"hi"}','done',0,NULL,NULL,NULL,0);
+INSERT INTO "matrix_event" VALUES('$e1','!room:example.org','@ada:example.org',2,'m.room.message','{"msgtype":"m.text","body":"yo"}','done',0,NULL,NULL,NULL,0);
 CREATE TABLE message (
             thread_id  TEXT NOT NULL,
             receiver   TEXT NOT NULL DEFAULT '',
@@ -40,6 +41,8 @@ CREATE TABLE message (
                 ON DELETE CASCADE ON UPDATE CASCADE
         );
 INSERT INTO "message" VALUES('19:abc@thread.v2','','1700000000001',0,'$m1','!room:example.org','8:orgid:bob',1700000000001,'1700000000001');
+INSERT INTO "message" VALUES('19:abc@thread.v2','','1700000000002',0,'$s1','!room:example.org','8:orgid:ada',1700000000002,'1700000000002');
+INSERT INTO "message" VALUES('19:abc@thread.v2','','1700000000003',0,'$e1','!room:example.org','8:orgid:ada',1700000000003,'1700000000003');
 CREATE TABLE message_state (
             thread_id    TEXT NOT NULL,
             receiver     TEXT NOT NULL DEFAULT '',
