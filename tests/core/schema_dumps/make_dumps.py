@@ -32,7 +32,13 @@ ROOT = HERE.parents[2]
 
 # Schema version -> the commit that shipped it (the last commit before the next version);
 # None: the working tree.
-VERSIONS: dict[int, str | None] = {1: "4bdba81", 2: "76cbaef", 3: "1fd2682", 4: "a3de64c", 5: None}
+VERSIONS: dict[int, str | None] = {
+    1: "4bdba81",
+    2: "76cbaef",
+    3: "1fd2682",
+    4: "a3de64c",
+    5: "cd5ac4f",
+}
 SINGLE_FILE = "teams_bridge/db/upgrade.py"
 PACKAGE = "teams_bridge/db/upgrade"
 
