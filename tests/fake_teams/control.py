@@ -435,8 +435,12 @@ class ControlClient:
         retry_after: float | str | None = None,
         body: str | None = None,
         delay: float = 0.0,
+        body_contains: str | None = None,
     ) -> dict[str, Any]:
-        """Fail (or, with status 0 and a delay, slow down) the next `count` matches."""
+        """Fail (or, with status 0 and a delay, slow down) the next `count` matches.
+
+        `body_contains` narrows the match to requests whose body holds that text (an
+        AMS content upload is streamed, its body never matches)."""
         return await self._call(
             "POST",
             "/faults",
@@ -448,6 +452,7 @@ class ControlClient:
                 "retry_after": retry_after,
                 "body": body,
                 "delay": delay,
+                "body_contains": body_contains,
             },
         )
 
