@@ -674,9 +674,15 @@ async def test_membership_topics_calls_and_names(
 
     _, bobby = await _teams_says(s, s.bob, "<p>call me Bobby</p>", imdisplayname="Bobby")
     assert (await mx.client.get_profile(bob_p)).displayname == "Bob Babbage (Teams)"
-    await control.add_fault("fetchShortProfile", status=403, count=1)
+    # Only the lookup of Ada alone fails (the bridge posts a compact JSON list of MRIs):
+    # a lookup of anyone else, or of a roster naming her, must not use the fault up.
+    only_ada = json.dumps([s.ada["mri"]], separators=(",", ":"))
+    await control.add_fault(
+        "fetchShortProfile", status=403, count=1, method="POST", body_contains=only_ada
+    )
     await _teams_says(s, s.ada, "<p>new name</p>", imdisplayname="Ada Byron")
     await displayname(ada_p, "Ada Byron (Teams)")
+    await control.clear_faults()
     await _teams_says(
         s,
         s.ada,
