@@ -30,7 +30,9 @@ async def login_through_bot(matrix_user, bridge_reg, control, mri: str) -> str:
     return dm
 
 
-async def wait_for(predicate, timeout: float = 30, interval: float = 0.2):
+async def wait_for(predicate, timeout: float = 60, interval: float = 0.2):
+    """Until `predicate()` (a coroutine function) returns something true; that result.
+    The timeout only bounds a failure (a busy machine is slow)."""
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
         result = await predicate()

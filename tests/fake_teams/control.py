@@ -366,7 +366,7 @@ class ControlClient:
         return await self._call("POST", "/device_codes/decline", {"user_code": user_code})
 
     async def wait_for_device_code(
-        self, kind: str | None = None, timeout: float = 10.0
+        self, kind: str | None = None, timeout: float = 30.0
     ) -> dict[str, Any]:
         """The first pending code (of `kind`), polling until one shows up."""
         deadline = time.monotonic() + timeout
@@ -394,7 +394,7 @@ class ControlClient:
     async def connections(self) -> dict[str, Any]:
         return await self._call("GET", "/connections")
 
-    async def wait_for_registration(self, mri: str, timeout: float = 10.0) -> dict[str, Any]:
+    async def wait_for_registration(self, mri: str, timeout: float = 30.0) -> dict[str, Any]:
         """Until `mri` has a live connection with an unexpired registration pointing at it."""
         deadline = time.monotonic() + timeout
         while True:

@@ -144,7 +144,7 @@ async def test_slow_consumer_gets_every_event_in_order(
                 if m.content.startswith("<p>")
             ]
 
-        await rec.wait(lambda: len(received()) >= 30, timeout=20)
+        await rec.wait(lambda: len(received()) >= 30)
         assert received() == expected
     finally:
         await client.stop()

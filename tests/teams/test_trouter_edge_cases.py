@@ -53,7 +53,7 @@ class Harness:
         self.rec = rec
         self.tokens = tokens
 
-    async def socket(self, index: int = 0, timeout: float = 5.0) -> StubSocket:
+    async def socket(self, index: int = 0, timeout: float = 30.0) -> StubSocket:
         async def wait() -> StubSocket:
             while len(self.stub.sockets) <= index:
                 await asyncio.sleep(0.01)
@@ -258,7 +258,7 @@ async def test_consumer_errors_do_not_kill_the_connection(start: Any) -> None:
 async def test_a_silent_socket_is_declared_dead_and_replaced(start: Any) -> None:
     h = await start()
     h.stub.answer_pings = False
-    await h.rec.wait(lambda: h.connected() >= 2, timeout=10)
+    await h.rec.wait(lambda: h.connected() >= 2)
     errors = [e for s, e in h.rec.states if s is TrouterState.DISCONNECTED]
     assert errors and "pong" in (errors[0] or "")
     assert h.stub.allocations >= 2
