@@ -197,17 +197,6 @@ class RawTrouter:
             "3:::" + json.dumps({"id": envelope["id"], "status": status, "headers": {}, "body": ""})
         )
 
-    async def expect_silence(self, seconds: float) -> None:
-        """No `3:::` request arrives within `seconds` (heartbeats are fine)."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + seconds
-        while (left := deadline - loop.time()) > 0:
-            try:
-                frame = await self.next_frame(left)
-            except TimeoutError:
-                return
-            assert not frame.startswith("3:::"), f"unexpected delivery: {frame[:200]}"
-
     async def close(self) -> None:
         if self.ws is not None:
             await self.ws.close()
