@@ -46,7 +46,17 @@ async def test_login_portals_and_text_both_ways(
     await matrix_user.join(group_room)
     await matrix_user.join(direct_room)
 
+    # The puppets join after the room is made (and the user invited): wait for them.
     ada_puppet = puppet_mxid(reg, ada["mri"])
+    for puppet in (ada_puppet, puppet_mxid(reg, bob["mri"])):
+        await matrix_user.wait_for_event(
+            group_room,
+            lambda e, p=puppet: (
+                e.type == EventType.ROOM_MEMBER
+                and e.state_key == p
+                and e.content.membership == Membership.JOIN
+            ),
+        )
     members = await matrix_user.members(group_room)
     assert members.get(ada_puppet) == "join"
     assert members.get(puppet_mxid(reg, bob["mri"])) == "join"
