@@ -21,7 +21,7 @@ from mautrix.types import EventID, RelationType
 
 from .. import db as dbm
 from ..formatter import RoomMention
-from ..teams import TeamsError
+from ..teams import TeamsError, is_channel_id
 from .calls import is_chat_message_id
 from .replies import reply_event_id
 
@@ -77,7 +77,7 @@ class ChannelsMixin:
 
     @property
     def is_channel(self: Portal) -> bool:
-        return self.kind == "channel" or self.thread_id.lower().endswith("@thread.tacv2")
+        return self.kind == "channel" or is_channel_id(self.thread_id)
 
     def remember_team(self: Portal, team_id: str | None, team_name: str | None) -> None:
         self.team_id = team_id or self.team_id

@@ -18,7 +18,7 @@ from ..media_util import (
 )
 from ..names import MEMBER_IN_ROOM_NAME_MAX_BYTES, ROOM_NAME_MAX_BYTES, clean_name, clean_topic
 from ..puppet import Puppet
-from ..teams import Conversation, ConversationKind, Profile, Thread
+from ..teams import Conversation, ConversationKind, Profile, Thread, is_one_to_one_id
 
 if TYPE_CHECKING:
     from ..user import User
@@ -87,7 +87,7 @@ class RoomMixin:
         async with self._room_lock:
             if self.mxid:
                 return self.mxid
-            if self.thread_id.endswith("@unq.gbl.spaces") or "uni01_" in self.thread_id:
+            if is_one_to_one_id(self.thread_id):
                 self.kind = "one_to_one"
             elif self.is_channel:
                 self.kind = "channel"

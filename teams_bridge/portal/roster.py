@@ -12,7 +12,7 @@ from mautrix.types import EventID
 from .. import db as dbm
 from ..names import clean_topic
 from ..puppet import Puppet
-from ..teams import ThreadActivityKind, parse_thread_activity
+from ..teams import ThreadActivityKind, is_participant_mri, parse_thread_activity
 
 if TYPE_CHECKING:
     from ..teams import ActivityMember, ConsumptionHorizon, Message, ThreadActivity
@@ -21,12 +21,6 @@ if TYPE_CHECKING:
 
 # Teams sends no "stopped typing"; clients expire a typing notice after about 15 s.
 TYPING_TIMEOUT_MS = 15_000
-# Thread ids are not users: notices "from the conversation" carry the chat's id as sender.
-NON_USER_PREFIXES = ("19:", "48:")
-
-
-def is_user_mri(mri: str | None) -> bool:
-    return bool(mri) and not mri.startswith(NON_USER_PREFIXES)  # type: ignore[union-attr]
 
 
 class RosterMixin:
@@ -120,7 +114,7 @@ class RosterMixin:
         from ..user import User
 
         assert self.mxid
-        if not horizon.mri or not horizon.message_id or not is_user_mri(horizon.mri):
+        if not horizon.mri or not horizon.message_id or not is_participant_mri(horizon.mri):
             return
         if User.get_cached_by_mri(horizon.mri) is not None:
             return  # a bridge user's Matrix client sends its own receipts
@@ -147,7 +141,7 @@ class RosterMixin:
         from ..user import User
 
         sender = message.sender_mri
-        if not self.mxid or not is_user_mri(sender):
+        if not self.mxid or not is_participant_mri(sender):
             return
         assert sender is not None
         if User.get_cached_by_mri(sender) is not None:
