@@ -16,6 +16,7 @@ from . import db as dbm
 from .config import Config
 from .log_filter import register_secret
 from .portal import Portal
+from .portal.key import PortalKey
 from .puppet import Puppet
 from .teams import (
     AuthError,
@@ -275,7 +276,9 @@ class User(dbm.User, BaseUser):
         ref = evt.conversation_ref
         if ref is None or evt.conversation is not None:
             return  # no chat's, or a conversation update (nothing in it is bridged yet)
-        portal = await Portal.get_by_thread(ref.id, create=ref.opens_chat)
+        portal = await Portal.for_conversation(
+            ref.id, self.mri, one_to_one=ref.one_to_one, create=ref.opens_chat
+        )
         if portal is None or not (ref.opens_chat or portal.mxid):
             return  # what is about a chat (its picture, a call log) makes no room
         await portal.queue_teams_event(self, evt)
@@ -287,7 +290,7 @@ class User(dbm.User, BaseUser):
                 return
             total = 0
             for row in await Portal.for_user(self.mxid):
-                portal = await Portal.get_by_thread(row.thread_id, row.receiver)
+                portal = await Portal.get_by_key(PortalKey(row.thread_id, row.receiver))
                 if portal is None or not portal.mxid:
                     continue
                 try:
@@ -309,7 +312,10 @@ class User(dbm.User, BaseUser):
             if conversation.kind not in BRIDGED_KINDS:
                 continue
             try:
-                portal = await Portal.get_by_thread(conversation.id, create=True)
+                one_to_one = conversation.kind is ConversationKind.ONE_TO_ONE
+                portal = await Portal.for_conversation(
+                    conversation.id, self.mri, one_to_one=one_to_one, create=True
+                )
                 if portal:
                     await portal.sync_with_teams(self, conversation)
             except Exception:

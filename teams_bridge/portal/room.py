@@ -187,6 +187,10 @@ class RoomMixin:
         if thread and thread.kind is ConversationKind.CHANNEL:
             self.kind = "channel"
             self.remember_team(thread.team_id, thread.team_name)
+        elif thread and thread.kind is ConversationKind.ONE_TO_ONE:
+            self.kind = "one_to_one"
+        if self.is_direct and not self.receiver and source.mri:
+            await self.make_private(source.mri)
         puppets = await self._update_puppets(source, members, thread)
         avatar: ContentURI | None = None
         if thread and thread.picture and not self.is_direct:

@@ -49,10 +49,8 @@ class RosterMixin:
     # -- membership ------------------------------------------------------------------------
 
     async def _teams_member_added(self: Portal, source: User, member: ActivityMember) -> None:
-        from ..user import User
-
         assert self.mxid
-        user = User.get_cached_by_mri(member.mri)
+        user = self.user_in_room(member.mri)
         if user is not None:
             # Someone who uses this bridge: invite their own Matrix account.
             if user.mxid not in self._known_users:
@@ -72,10 +70,8 @@ class RosterMixin:
     async def _teams_member_removed(
         self: Portal, member: ActivityMember, activity: ThreadActivity
     ) -> None:
-        from ..user import User
-
         assert self.mxid
-        user = User.get_cached_by_mri(member.mri)
+        user = self.user_in_room(member.mri)
         left = activity.initiator in (None, member.mri)
         if user is not None:
             reason = "Left the Teams chat" if left else "Removed from the Teams chat"
@@ -111,12 +107,10 @@ class RosterMixin:
     # -- read positions --------------------------------------------------------------------
 
     async def _teams_read(self: Portal, horizon: ConsumptionHorizon) -> None:
-        from ..user import User
-
         assert self.mxid
         if not horizon.mri or not horizon.message_id or not is_participant_mri(horizon.mri):
             return
-        if User.get_cached_by_mri(horizon.mri) is not None:
+        if self.user_in_room(horizon.mri) is not None:
             return  # a bridge user's Matrix client sends its own receipts
         event_id = await self._event_read_up_to(horizon.message_id)
         if event_id is None:
@@ -138,14 +132,12 @@ class RosterMixin:
     # -- typing ----------------------------------------------------------------------------
 
     async def bridge_teams_typing(self: Portal, message: Message) -> None:
-        from ..user import User
-
         sender = message.sender_mri
         if not self.mxid or not is_participant_mri(sender):
             return
         assert sender is not None
-        if User.get_cached_by_mri(sender) is not None:
-            return  # our own typing coming back, or another bridge user's
+        if self.user_in_room(sender) is not None:
+            return  # our own typing coming back, or that of a bridge user in the room
         typing = message.message_type.lower() == "control/typing"
         try:
             await self.writer.typing(sender, TYPING_TIMEOUT_MS if typing else 0)
