@@ -58,7 +58,7 @@ class RoomMixin:
     async def sync_with_teams(self: Portal, source: User, conversation: Conversation) -> None:
         """Make sure the room exists, is up to date and the user is in it."""
         async with self._room_lock:
-            before = (self.kind, self.topic)
+            before = (self.kind, self.topic, self.team_id, self.team_name)
             self.kind = KIND_NAMES.get(conversation.kind, "group")
             if conversation.topic:
                 self.topic = clean_topic(conversation.topic)
@@ -71,7 +71,7 @@ class RoomMixin:
                     self.last_message_id = conversation.last_message.id
                 await self._create_room(source, conversation.members)
             else:
-                if (self.kind, self.topic) != before:
+                if (self.kind, self.topic, self.team_id, self.team_name) != before:
                     await self.save()
                 await self._ensure_user_invited(source)
                 await self._refresh_room(source)
@@ -252,6 +252,21 @@ class RoomMixin:
             room_id, source.mxid, extra_content={"is_direct": True} if self.is_direct else None
         )
         self._known_users.add(source.mxid)
+
+    async def update_bridge_info(self: Portal) -> None:
+        """Send the room's bridge state again, after what it names changed."""
+        if not self.mxid:
+            return
+        for event_type in ("m.bridge", "uk.half-shot.bridge"):
+            try:
+                await self.main_intent.send_state_event(
+                    self.mxid,
+                    EventType(event_type, EventType.Class.STATE),
+                    self.bridge_info,
+                    state_key=self.bridge_info_state_key,
+                )
+            except Exception:
+                self.log.warning("Could not update the %s state", event_type, exc_info=True)
 
     async def _join(self: Portal, member: IntentAPI, room_id: RoomID) -> None:
         try:

@@ -10,7 +10,7 @@ from mautrix.errors import MatrixRequestError
 from mautrix.types import EventID
 
 from .. import db as dbm
-from ..names import clean_topic
+from ..names import ROOM_NAME_MAX_BYTES, clean_name, clean_topic
 from ..puppet import Puppet
 from ..teams import ThreadActivityKind, is_participant_mri, parse_thread_activity
 
@@ -95,14 +95,21 @@ class RosterMixin:
         if topic == self.topic:
             return  # unchanged, or the echo of a rename made in Matrix
         self.topic = topic
-        name = topic
+        # A channel's room is named after its team as well.
+        name = (
+            clean_name(self.channel_room_name(), ROOM_NAME_MAX_BYTES) if self.is_channel else topic
+        )
         if not name and source.client is not None:
             members, thread = await self._fetch_members(source, [])
             name = self._room_name(await self._update_puppets(source, members, thread), source.mri)
+        renamed = False
         if name and name != self.name:
             await self.main_intent.set_room_name(self.mxid, name)
-            self.name, self.name_set = name, True
+            self.name, self.name_set, renamed = name, True, True
         await self.save()
+        if renamed and self.is_channel:
+            # It names the channel and its team, for a space to gather the room by.
+            await self.update_bridge_info()
 
     # -- read positions --------------------------------------------------------------------
 
