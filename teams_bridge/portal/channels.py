@@ -2,9 +2,10 @@
 everyone in the room.
 
 A channel is one room for now (a later space per team can adopt these rooms: the team is
-named in the room's ``m.bridge`` state as its ``network``). Its root posts are ordinary
-messages; a reply in a channel thread is a Matrix thread event (``m.thread``) under the
-root post's event, with the reply fallback pointing at the newest event of the thread.
+stored with the portal and named in the room's ``m.bridge`` state as its ``network``). Its
+root posts are ordinary messages; a reply in a channel thread is a Matrix thread event
+(``m.thread``) under the root post's event, with the reply fallback pointing at the newest
+event of the thread.
 Which thread a Teams message is in is remembered in memory only: after a restart it is
 asked of the homeserver (the newest thread event) or of Teams (a message's root).
 """
@@ -21,7 +22,7 @@ from mautrix.types import EventID, RelationType
 
 from .. import db as dbm
 from ..formatter import RoomMention
-from ..teams import TeamsError
+from ..teams import TeamsError, is_channel_id
 from .calls import is_chat_message_id
 from .replies import reply_event_id
 
@@ -70,16 +71,17 @@ class ThreadTarget:
 
 
 class ChannelsMixin:
-    team_id: str | None = None
-    team_name: str | None = None
+    team_id: str | None  # stored with the portal
+    team_name: str | None
     _thread_roots: _Bounded[str, str] | None = None  # Teams message id -> its thread root
     _thread_latest: _Bounded[str, EventID] | None = None  # root id -> newest thread event
 
     @property
     def is_channel(self: Portal) -> bool:
-        return self.kind == "channel" or self.thread_id.lower().endswith("@thread.tacv2")
+        return self.kind == "channel" or is_channel_id(self.thread_id)
 
     def remember_team(self: Portal, team_id: str | None, team_name: str | None) -> None:
+        """Note the channel's team as Teams names it (stored with the portal's next save)."""
         self.team_id = team_id or self.team_id
         self.team_name = team_name or self.team_name
 

@@ -90,8 +90,11 @@ class InboundMixin:
         return [content]
 
     async def _claim_echo(self: Portal, message: Message, sent: dbm.SentMessage) -> bool:
-        """An echo of something this bridge posted maps onto the existing Matrix event."""
-        if sent.thread_id != self.thread_id:
+        """An echo of something this bridge posted maps onto the existing Matrix event.
+
+        Only in the portal it was sent from: in another bridge user's own room of the same
+        1:1 chat, it is a new message from the sender's ghost."""
+        if (sent.thread_id, sent.receiver) != self.key:
             return False
         queries: list[Query] = []
         if sent.message_id is None:
@@ -137,9 +140,7 @@ class InboundMixin:
         return content
 
     def _resolve_mention(self: Portal, mri: str) -> tuple[str, str] | None:
-        from ..user import User
-
-        user = User.get_cached_by_mri(mri)
+        user = self.user_in_room(mri)
         puppet = Puppet.by_mri.get(mri)
         name = (puppet.name if puppet else None) or (user.display_name if user else None)
         if user:

@@ -50,7 +50,7 @@ async def test_puppet_round_trip(database: Database):
 
 
 async def test_upgrade_from_v3_keeps_rows_and_adds_the_picture_columns(database: Database):
-    # A v3 database: the v4 columns gone, the version set back.
+    # A v3 database: the v4 and v5 columns gone, the version set back.
     await _portal()
     await dbm.Puppet(
         "8:orgid:b", "Bob", "profile", True, None, False, False, None, None, None, None
@@ -59,11 +59,13 @@ async def test_upgrade_from_v3_keeps_rows_and_adds_the_picture_columns(database:
         ("puppet", "avatar_hash"),
         ("puppet", "avatar_checked_at"),
         ("portal", "avatar_source"),
+        ("portal", "team_id"),
+        ("portal", "team_name"),
     ):
         await database.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
     await database.execute("UPDATE version SET version=3")
     await upgrade_table.upgrade(database)
-    assert await database.fetchval("SELECT version FROM version") == LATEST_VERSION == 4
+    assert await database.fetchval("SELECT version FROM version") == LATEST_VERSION == 5
     puppet = await dbm.Puppet.get_by_mri("8:orgid:b")
     assert (puppet.name, puppet.avatar_hash, puppet.avatar_checked_at) == ("Bob", None, 0)
     portal = await dbm.Portal.get_by_thread("19:abc@thread.v2")

@@ -1,4 +1,5 @@
-"""The protocol client must stay independent of Matrix and of the bridge core."""
+"""The protocol client must stay independent of Matrix and of the bridge core, and the
+core independent of what Teams ids look like."""
 
 import ast
 from pathlib import Path
@@ -58,4 +59,44 @@ def test_portal_writes_to_matrix_only_through_its_writer():
     files = sorted(PORTAL.glob("*.py"))
     assert any(p.name == "writer.py" for p in files)
     offenders = [w for p in files if p.name != "writer.py" for w in _room_writes(p)]
+    assert offenders == []
+
+
+CORE = TEAMS.parent
+# What Teams ids look like: MRI and conversation prefixes, and the telling parts of
+# conversation ids. Only teams_bridge/teams/ knows them; the core asks it (teams/ids.py).
+ID_PREFIXES = ("8:", "19:", "28:", "48:")
+ID_PARTS = ("@thread.", "@unq.gbl.spaces", "uni01_", "orgid:", "meeting_")
+
+
+def _docstrings(tree: ast.AST) -> set[int]:
+    """The ids of the docstring constants (documentation may show ids)."""
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            body = node.body
+            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+                found.add(id(body[0].value))
+    return found
+
+
+def _id_literals(path: Path) -> list[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    docs = _docstrings(tree)
+    found = []
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Constant) and isinstance(node.value, str)):
+            continue
+        if id(node) in docs:
+            continue
+        text = node.value.lower()
+        if text.startswith(ID_PREFIXES) or any(part in text for part in ID_PARTS):
+            found.append(f"{path.relative_to(CORE)}:{node.lineno}: {node.value!r}")
+    return found
+
+
+def test_teams_ids_are_known_only_to_the_protocol_client():
+    files = [p for p in sorted(CORE.rglob("*.py")) if TEAMS not in p.parents]
+    assert any(p.name == "user.py" for p in files)
+    offenders = [found for path in files for found in _id_literals(path)]
     assert offenders == []

@@ -15,9 +15,15 @@ from mautrix.util.async_db import UpgradeTable
 
 upgrade_table = UpgradeTable()
 
-LATEST_VERSION = 4
+LATEST_VERSION = 5
 
 # Registered in order: the latest revision first, then each version's upgrade.
-from . import v00_latest, v02_matrix_events, v03_fidelity, v04_avatars  # noqa: E402, F401
+from . import (  # noqa: E402, F401
+    v00_latest,
+    v02_matrix_events,
+    v03_fidelity,
+    v04_avatars,
+    v05_portal_keys,
+)
 
 __all__ = ["LATEST_VERSION", "upgrade_table"]
