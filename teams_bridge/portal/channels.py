@@ -24,7 +24,7 @@ from .. import db as dbm
 from ..formatter import RoomMention
 from ..teams import TeamsError, is_channel_id
 from .calls import is_chat_message_id
-from .replies import reply_event_id
+from .rules import channel_room_name, thread_relation
 
 if TYPE_CHECKING:
     from mautrix.types import MessageEventContent
@@ -87,10 +87,7 @@ class ChannelsMixin:
 
     def channel_room_name(self: Portal) -> str | None:
         """``Design (Contoso)``: the channel, and its team while there are no spaces."""
-        channel = self.topic
-        if channel and self.team_name and channel != self.team_name:
-            return f"{channel} ({self.team_name})"
-        return channel or self.team_name
+        return channel_room_name(self.topic, self.team_name)
 
     # -- mentions of everyone --------------------------------------------------------------
 
@@ -210,12 +207,7 @@ class ChannelsMixin:
         thread). ``None``: a new root post (also when the target never reached Teams)."""
         if not self.is_channel or not self.mxid:
             return None
-        relates = content.get("m.relates_to")
-        target = None
-        if isinstance(relates, dict) and relates.get("rel_type") == RelationType.THREAD.value:
-            target = relates.get("event_id")
-        in_thread = isinstance(target, str) and bool(target)
-        target = target if in_thread else reply_event_id(content)
+        target, in_thread = thread_relation(content)
         if not target:
             return None
         row = await dbm.Message.get_by_mxid(EventID(target), self.mxid)

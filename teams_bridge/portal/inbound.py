@@ -17,6 +17,7 @@ from ..db.batch import Query, execute_batch
 from ..formatter import teams_to_matrix
 from ..puppet import Puppet
 from ..teams import ResourceType
+from .rules import Incoming, incoming_action
 from .writer import txn_id
 
 if TYPE_CHECKING:
@@ -54,12 +55,19 @@ class InboundMixin:
         seen = await dbm.Message.lookup_incoming(
             self.thread_id, self.receiver, message.id, message.client_message_id or None
         )
-        if seen.bridged:
-            if not seen.has_state:
-                # E.g. the echo of a message sent from Matrix, mapped when it was sent.
-                await execute_batch(self.db, self.bridged_version_queries(message))
+        sent_from = (seen.sent.thread_id, seen.sent.receiver) if seen.sent else None
+        action = incoming_action(
+            bridged=seen.bridged, has_state=seen.has_state, sent_from=sent_from, portal_key=self.key
+        )
+        if action is Incoming.SEEN:
             return
-        if seen.sent and await self._claim_echo(message, seen.sent):
+        if action is Incoming.NOTE_STATE:
+            # E.g. the echo of a message sent from Matrix, mapped when it was sent.
+            await execute_batch(self.db, self.bridged_version_queries(message))
+            return
+        if action is Incoming.CLAIM_ECHO:
+            assert seen.sent is not None
+            await self._claim_echo(message, seen.sent)
             return
         if not message.sender_mri:
             self.log.warning("Message %s has no sender; skipping", message.id)
@@ -89,13 +97,9 @@ class InboundMixin:
             )
         return [content]
 
-    async def _claim_echo(self: Portal, message: Message, sent: dbm.SentMessage) -> bool:
-        """An echo of something this bridge posted maps onto the existing Matrix event.
-
-        Only in the portal it was sent from: in another bridge user's own room of the same
-        1:1 chat, it is a new message from the sender's ghost."""
-        if (sent.thread_id, sent.receiver) != self.key:
-            return False
+    async def _claim_echo(self: Portal, message: Message, sent: dbm.SentMessage) -> None:
+        """An echo of something this bridge posted from this portal maps onto the existing
+        Matrix event (which portal may claim it: `rules.incoming_action`)."""
         queries: list[Query] = []
         if sent.message_id is None:
             queries.append(sent.set_message_id_query(message.id))
@@ -114,7 +118,6 @@ class InboundMixin:
         )
         await self._store_with_cursor(message, queries)
         sent.message_id = message.id
-        return True
 
     def _convert_text(self: Portal, message: Message) -> TextMessageEventContent | None:
         if message.message_type not in TEXT_TYPES:

@@ -16,9 +16,10 @@ from ..media_util import (
     is_inline_image,
     sniff_mimetype,
 )
-from ..names import MEMBER_IN_ROOM_NAME_MAX_BYTES, ROOM_NAME_MAX_BYTES, clean_name, clean_topic
+from ..names import clean_topic
 from ..puppet import Puppet
 from ..teams import Conversation, ConversationKind, Profile, Thread, is_one_to_one_id
+from .rules import Member, room_name
 
 if TYPE_CHECKING:
     from ..user import User
@@ -159,26 +160,14 @@ class RoomMixin:
             await intent.set_power_levels(self.mxid, levels)
 
     def _room_name(self: Portal, puppets: list[Puppet], own_mri: str | None) -> str | None:
-        """The room's name, made from Teams names: cleaned and cut to fit (see names.py)."""
-        name = self._name_from_teams(puppets, own_mri)
-        return clean_name(name, ROOM_NAME_MAX_BYTES) or None
-
-    def _name_from_teams(self: Portal, puppets: list[Puppet], own_mri: str | None) -> str | None:
-        if self.kind == "channel":
-            return self.channel_room_name()
-        if self.topic:
-            return self.topic
-        others = [p for p in puppets if p.mri != own_mri]
-        if self.is_direct:
-            if not self.config["bridge.private_chat_portal_meta"]:
-                return None
-            return others[0].name if others and others[0].name else None
-        names = sorted(clean_name(p.name, MEMBER_IN_ROOM_NAME_MAX_BYTES) or p.mri for p in others)
-        if not names:
-            return None
-        if len(names) > 5:
-            return ", ".join(names[:5]) + f" and {len(names) - 5} others"
-        return ", ".join(names)
+        return room_name(
+            kind=self.kind,
+            topic=self.topic,
+            team=self.team_name,
+            members=[Member(p.mri, p.name) for p in puppets],
+            own_mri=own_mri,
+            private_chat_meta=bool(self.config["bridge.private_chat_portal_meta"]),
+        )
 
     async def _create_room(self: Portal, source: User, hint: list[str]) -> None:
         members, thread = await self._fetch_members(source, hint)
