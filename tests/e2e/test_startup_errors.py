@@ -187,6 +187,8 @@ async def test_homeserver_and_registration_errors(tmp_path: Path, synapse):
 
     # The listener port is taken.
     with socket.socket() as squatter:
+        # (Earlier bridges' connections may linger on the port in TIME_WAIT.)
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         squatter.bind(("127.0.0.1", reg.port))
         squatter.listen()
         _refused(
