@@ -27,6 +27,7 @@ from prometheus_client import (
     disable_created_metrics,
     generate_latest,
 )
+from yarl import URL
 
 from .teams.services import service_of
 
@@ -99,8 +100,8 @@ def failed(direction: str) -> None:
     FAILED.labels(direction).inc()
 
 
-def teams_request(url: object, status: int | str) -> None:
-    TEAMS_REQUESTS.labels(service_of(str(url)), str(status)).inc()
+def teams_request(url: str | URL, status: int | str) -> None:
+    TEAMS_REQUESTS.labels(service_of(url), str(status)).inc()
 
 
 def teams_trace_config() -> aiohttp.TraceConfig:
