@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import os
 import re
@@ -189,6 +190,8 @@ def _bind_problem(host: str, port: int) -> str | None:
             try:
                 sock.bind(address)
             except OSError as e:
+                if e.errno == errno.EADDRNOTAVAIL:
+                    continue  # that address family is off here; the listener skips it too
                 return e.strerror or str(e)
     return None
 
@@ -269,10 +272,17 @@ async def check_homeserver(config: Any) -> None:
             ) from e
 
         headers = {"Authorization": f"Bearer {config['appservice.as_token']}"}
-        async with session.get(
-            f"{address}/_matrix/client/v3/account/whoami", headers=headers
-        ) as resp:
-            body = await _json(resp)
+        try:
+            async with session.get(
+                f"{address}/_matrix/client/v3/account/whoami", headers=headers
+            ) as resp:
+                body = await _json(resp)
+        except (aiohttp.ClientError, TimeoutError) as e:
+            raise StartupError(
+                f"the homeserver at {address} (homeserver.address) stopped answering "
+                f"({_describe(e)}). Check that the homeserver is running.",
+                EXIT_HOMESERVER,
+            ) from e
         errcode = body.get("errcode")
         if resp.status == 401 or errcode == "M_UNKNOWN_TOKEN":
             raise StartupError(
