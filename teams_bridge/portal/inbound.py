@@ -13,6 +13,7 @@ from mautrix.types import (
 )
 
 from .. import db as dbm
+from .. import metrics
 from ..db.batch import Query, execute_batch
 from ..formatter import teams_to_matrix
 from ..puppet import Puppet
@@ -180,6 +181,7 @@ class InboundMixin:
         ).insert_query()
         if last:
             await self._store_with_cursor(message, [mapping])
+            metrics.delivered(metrics.TO_MATRIX, message_timestamp_ms(message))
         else:
             await execute_batch(self.db, [mapping])
 

@@ -26,6 +26,7 @@ from mautrix.types import (
 )
 
 from .. import db as dbm
+from .. import metrics
 from ..db.batch import Query, execute_batch
 from ..db.matrix_event import DONE, FAILED, PENDING
 from ..formatter import matrix_to_teams
@@ -135,6 +136,7 @@ class OutboundMixin:
             try:
                 await self._deliver(row)
                 delivered = True
+                metrics.delivered(metrics.TO_TEAMS, row.received_at)
                 backoff = 1.0
             except Transient as e:
                 if row.attempts >= MAX_ATTEMPTS:
@@ -257,6 +259,7 @@ class OutboundMixin:
         except Exception:
             self.log.warning("Could not mark %s as failed", row.event_id, exc_info=True)
             return
+        metrics.failed(metrics.TO_TEAMS)
         self.log.warning("Could not deliver %s to Teams: %s", row.event_id, reason)
         await self._send_status(row.event_id, ok=False, reason=reason)
         await self._notice(f"Your message could not be delivered to Teams: {reason}")

@@ -11,6 +11,7 @@ from mautrix.errors import MatrixRequestError
 from mautrix.types import RoomID, UserID
 
 from .. import db as dbm
+from .. import metrics
 from ..config import Config
 from ..teams import EventMessage as TeamsEventMessage
 from ..teams import ResourceType
@@ -293,6 +294,7 @@ class Portal(
             except MatrixRequestError as e:
                 if 400 <= e.http_status < 500 and e.http_status != 429:
                     self.log.warning("Homeserver refused Teams event %s: %s", evt.id, e)
+                    metrics.failed(metrics.TO_MATRIX)
                     return
                 error: Exception = e
             except Exception as e:
@@ -303,6 +305,7 @@ class Portal(
             await asyncio.sleep(delay)
             delay = min(delay * 2, 15)
         self.log.error("Giving up on Teams event %s after %d attempts", evt.id, INBOUND_ATTEMPTS)
+        metrics.failed(metrics.TO_MATRIX)
 
     async def wait_idle(self) -> None:
         await self._queue.join()
