@@ -14,7 +14,7 @@ from mautrix.types import RoomID, UserID
 from mautrix.util.async_db import Database
 from mautrix.util.message_send_checkpoint import MessageSendCheckpoint
 
-from . import __version__
+from . import __version__, metrics, startup
 from . import db as dbm
 from .appservice import DurableAppService, body_limit_bytes, describe
 from .config import Config
@@ -54,6 +54,31 @@ class TeamsBridge(Bridge):
     teams_endpoints: Endpoints
     intake: Intake
     delivery_services: Services
+
+    # -- start-up checks (startup.py) ------------------------------------------------------------
+
+    def load_and_update_config(self) -> None:
+        with startup.config_file(self.config.path):
+            super().load_and_update_config()
+
+    def prepare_log(self) -> None:
+        with startup.logging_setup():
+            super().prepare_log()
+
+    def check_config(self) -> None:
+        startup.check_config(self.config)
+
+    async def start_db(self) -> None:
+        # Started by the start-up checks, before anything else; not again by mautrix.
+        if not getattr(self, "_db_started", False):
+            await startup.start_database(super().start_db, self.config["appservice.database"])
+            self._db_started = True
+
+    def _log_db_error(self, e: Exception) -> None:
+        raise e  # explained by startup.start_database
+
+    def start_prometheus(self) -> None:
+        pass  # the metrics listener is ours (metrics.py), started in start()
 
     def prepare_db(self) -> None:
         opts = dict(self.config["appservice.database_opts"] or {})
@@ -187,6 +212,8 @@ class TeamsBridge(Bridge):
         )
 
     async def start(self) -> None:
+        await startup.preflight(self)
+        self.metrics_server = await startup.start_metrics(self)
         self.teams_session = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=120, connect=30),
             headers={"User-Agent": f"teams-bridge/{__version__}"},
@@ -194,6 +221,7 @@ class TeamsBridge(Bridge):
             # travel with another's requests, and the middle tier's hand-made picture cookie
             # must go out as written (a jar would re-serialise and quote it).
             cookie_jar=aiohttp.DummyCookieJar(),
+            trace_configs=[metrics.teams_trace_config()],
         )
         # Stop cleanly on SIGTERM/SIGINT from the event loop, instead of an interrupt raised
         # wherever the main thread happens to be (which can be swallowed in a callback).
@@ -256,6 +284,8 @@ class TeamsBridge(Bridge):
         await super().stop()
         if hasattr(self, "teams_session"):
             await self.teams_session.close()
+        if getattr(self, "metrics_server", None):
+            await self.metrics_server.stop()
 
     async def get_user(self, user_id: UserID, create: bool = True) -> User | None:
         return await User.get_by_mxid(user_id, create=create)

@@ -20,10 +20,38 @@ class Permissions(NamedTuple):
 class Config(BaseBridgeConfig):
     @property
     def forbidden_defaults(self) -> list[ForbiddenDefault]:
-        return [
-            *super().forbidden_defaults,
-            ForbiddenDefault("bridge.permissions", ForbiddenKey("example.com")),
+        """Example values that must have been replaced, each with how to fix it."""
+        address = (
+            "Set it to the address where the bridge reaches your homeserver, "
+            "e.g. http://localhost:8008."
+        )
+        registration = (
+            "It is written when you generate the registration: "
+            "python -m teams_bridge -c config.yaml -g -r registration.yaml"
+        )
+        defaults = [
+            ForbiddenDefault("homeserver.address", "https://example.com", address),
+            ForbiddenDefault("homeserver.address", "https://matrix.example.com", address),
+            ForbiddenDefault(
+                "homeserver.domain",
+                "example.com",
+                "Set it to your homeserver's server name (what follows ':' in user IDs).",
+            ),
         ]
+        if self._check_tokens:
+            placeholder = "This value is generated when generating the registration"
+            defaults += [
+                ForbiddenDefault("appservice.as_token", placeholder, registration),
+                ForbiddenDefault("appservice.hs_token", placeholder, registration),
+            ]
+        defaults.append(
+            ForbiddenDefault(
+                "bridge.permissions",
+                ForbiddenKey("example.com"),
+                "Replace the example entries with your own users or homeserver domain.",
+            )
+        )
+        return defaults
 
     def do_update(self, helper: ConfigUpdateHelper) -> None:
         super().do_update(helper)
@@ -58,6 +86,10 @@ class Config(BaseBridgeConfig):
         copy("bridge.max_file_size")
         copy("bridge.media_temp_dir")
         copy_dict("bridge.permissions")
+
+        copy("metrics.enabled")
+        copy("metrics.listen_port")
+        copy("metrics.hostname")
 
     def _get_permissions(self, key: str) -> Permissions:
         level = self["bridge.permissions"].get(key, "")

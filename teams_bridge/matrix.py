@@ -27,7 +27,10 @@ from mautrix.types import (
     UserID,
 )
 
-from . import commands  # noqa: F401  (registers the command handlers)
+from . import (
+    commands,  # noqa: F401  (registers the command handlers)
+    startup,
+)
 from .commands.secrets import forget_in_logs, secret_command
 from .portal import Portal
 from .user import User
@@ -43,6 +46,10 @@ class MatrixHandler(BaseMatrixHandler):
         self.user_id_prefix = f"@{prefix}"
         self.user_id_suffix = f"{suffix}:{homeserver}"
         super().__init__(bridge=bridge)
+
+    async def wait_for_connection(self) -> None:
+        await startup.check_homeserver_reaches_bridge(self.bridge)
+        await super().wait_for_connection()
 
     async def handle_message(self, evt: MessageEvent, was_encrypted: bool = False) -> None:
         """A message carrying a secret is redacted before any check can refuse it."""

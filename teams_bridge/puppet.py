@@ -83,7 +83,8 @@ class Puppet(dbm.Puppet, BasePuppet):
         self.default_mxid = self.get_mxid_from_mri(mri)
         self.default_mxid_intent = self.az.intent.user(self.default_mxid)
         self.intent = self._fresh_intent()
-        self._profile_checked_at = 0.0
+        # Never: the monotonic clock may start near zero (a freshly booted machine).
+        self._profile_checked_at = float("-inf")
         self._avatar_lock = asyncio.Lock()
         self._avatar_task: asyncio.Task | None = None
         self._avatar_retry_at = 0.0

@@ -16,7 +16,7 @@ from . import db as dbm
 from .config import Config
 from .log_filter import register_secret
 from .portal import Portal
-from .portal.calls import CALL_LOGS_ID, portal_for_call_log
+from .portal.key import PortalKey
 from .puppet import Puppet
 from .teams import (
     AuthError,
@@ -273,26 +273,14 @@ class User(dbm.User, BaseUser):
 
     async def _on_event(self, evt: EventMessage) -> None:
         """Route a Trouter event to its portal's queue; awaiting it slows the reader."""
-        if evt.thread is not None:
-            # Thread metadata (the chat picture) of a chat that already has a room.
-            thread_portal = await Portal.get_by_thread(evt.thread.id)
-            if thread_portal is not None and thread_portal.mxid:
-                await thread_portal.queue_teams_event(self, evt)
-            return
-        message = evt.message
-        if message is None:
-            return
-        if message.conversation_id == CALL_LOGS_ID:
-            # A call-log entry goes to the chat the call was in.
-            call_portal = await portal_for_call_log(message)
-            if call_portal is not None:
-                await call_portal.queue_teams_event(self, evt)
-            return
-        if not message.conversation_id or message.conversation_id.startswith("48:"):
-            return
-        portal = await Portal.get_by_thread(message.conversation_id, create=True)
-        if portal is None:
-            return
+        ref = evt.conversation_ref
+        if ref is None or evt.conversation is not None:
+            return  # no chat's, or a conversation update (nothing in it is bridged yet)
+        portal = await Portal.for_conversation(
+            ref.id, self.mri, one_to_one=ref.one_to_one, create=ref.opens_chat
+        )
+        if portal is None or not (ref.opens_chat or portal.mxid):
+            return  # what is about a chat (its picture, a call log) makes no room
         await portal.queue_teams_event(self, evt)
 
     async def _resync(self) -> None:
@@ -302,7 +290,7 @@ class User(dbm.User, BaseUser):
                 return
             total = 0
             for row in await Portal.for_user(self.mxid):
-                portal = await Portal.get_by_thread(row.thread_id, row.receiver)
+                portal = await Portal.get_by_key(PortalKey(row.thread_id, row.receiver))
                 if portal is None or not portal.mxid:
                     continue
                 try:
@@ -324,7 +312,10 @@ class User(dbm.User, BaseUser):
             if conversation.kind not in BRIDGED_KINDS:
                 continue
             try:
-                portal = await Portal.get_by_thread(conversation.id, create=True)
+                one_to_one = conversation.kind is ConversationKind.ONE_TO_ONE
+                portal = await Portal.for_conversation(
+                    conversation.id, self.mri, one_to_one=one_to_one, create=True
+                )
                 if portal:
                     await portal.sync_with_teams(self, conversation)
             except Exception:

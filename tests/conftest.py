@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 _ROOT = Path(__file__).resolve().parent.parent
 if str(_ROOT) not in sys.path:  # `tests.harness` also when pytest is started outside the repo
@@ -26,6 +27,11 @@ from tests.harness import (  # noqa: E402
     SynapseServer,
     write_registration,
 )
+
+# Property tests judge what comes out, not how fast: no per-example deadline (200 ms by
+# default), which the first example's warm-up or a busy machine can overrun.
+settings.register_profile("teams-bridge", deadline=None)
+settings.load_profile("teams-bridge")
 
 SERVER_NAME = "localhost"
 

@@ -151,6 +151,12 @@ class MatrixEvent:
         return [row["room_id"] for row in await cls.db.fetch(q, PENDING)]
 
     @classmethod
+    async def count_pending(cls) -> int:
+        """Events of every room still waiting for delivery."""
+        q = "SELECT COUNT(*) FROM matrix_event WHERE status=$1"
+        return int(await cls.db.fetchval(q, PENDING) or 0)
+
+    @classmethod
     async def count_by_status(cls, room_id: RoomID) -> dict[str, int]:
         q = "SELECT status, COUNT(*) AS n FROM matrix_event WHERE room_id=$1 GROUP BY status"
         return {row["status"]: row["n"] for row in await cls.db.fetch(q, room_id)}

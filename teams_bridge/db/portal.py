@@ -26,6 +26,9 @@ class Portal:
     relay_user_id: UserID | None
     # The Teams picture (thread property `picture`) behind avatar_url.
     avatar_source: str | None = None
+    # A channel's team: its id (the id of its General channel) and name.
+    team_id: str | None = None
+    team_name: str | None = None
 
     def __post_init__(self) -> None:
         # SQLite hands booleans back as integers.
@@ -34,7 +37,7 @@ class Portal:
 
     _columns = (
         "thread_id, receiver, mxid, kind, name, name_set, topic, avatar_url, encrypted, "
-        "other_user_mri, last_message_id, relay_user_id, avatar_source"
+        "other_user_mri, last_message_id, relay_user_id, avatar_source, team_id, team_name"
     )
 
     @classmethod
@@ -81,12 +84,14 @@ class Portal:
             self.last_message_id,
             self.relay_user_id,
             self.avatar_source,
+            self.team_id,
+            self.team_name,
         )
 
     async def insert(self) -> None:
         q = (
             f"INSERT INTO portal ({self._columns}) "
-            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
         )
         await self.db.execute(q, *self._values)
 
@@ -94,10 +99,16 @@ class Portal:
         q = (
             "UPDATE portal SET mxid=$3, kind=$4, name=$5, name_set=$6, topic=$7, avatar_url=$8, "
             "encrypted=$9, other_user_mri=$10, last_message_id=$11, relay_user_id=$12, "
-            "avatar_source=$13 "
+            "avatar_source=$13, team_id=$14, team_name=$15 "
             "WHERE thread_id=$1 AND receiver=$2"
         )
         await self.db.execute(q, *self._values)
+
+    async def set_receiver(self, receiver: str) -> None:
+        """Move the portal to another receiver (rows that refer to it follow)."""
+        q = "UPDATE portal SET receiver=$3 WHERE thread_id=$1 AND receiver=$2"
+        await self.db.execute(q, self.thread_id, self.receiver, receiver)
+        self.receiver = receiver
 
     def cursor_query(self, message_id: str) -> tuple[str, tuple[Any, ...]]:
         """Move the catch-up cursor (the caller sets ``last_message_id`` once it is stored)."""

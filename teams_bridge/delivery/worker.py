@@ -37,6 +37,7 @@ from mautrix.util.message_send_checkpoint import (
 )
 
 from .. import db as dbm
+from .. import metrics
 from ..db.batch import Query, execute_batch
 from ..db.matrix_event import DONE, FAILED, PENDING
 from ..db.message import FROM_MATRIX
@@ -399,8 +400,10 @@ class DeliveryWorker:
         if isinstance(outcome, Sent):
             await execute_batch(dbm.MatrixEvent.db, self._sent_queries(row, outcome))
             row.status, row.error = DONE, None
+            metrics.delivered(metrics.TO_TEAMS, row.received_at)
         elif isinstance(outcome, Done):
             await row.finish(DONE)
+            metrics.delivered(metrics.TO_TEAMS, row.received_at)
         elif isinstance(outcome, Skipped):
             self.log.info("Not bridging %s (%s): %s", row.event_id, row.event_type, outcome.reason)
             await row.finish(FAILED, outcome.reason)
@@ -411,6 +414,7 @@ class DeliveryWorker:
             except Exception:
                 self.log.warning("Could not mark %s as failed", row.event_id, exc_info=True)
                 return
+            metrics.failed(metrics.TO_TEAMS)
             self.log.warning("Could not deliver %s to Teams: %s", row.event_id, outcome.reason)
         self._report(row, outcome)
 

@@ -1,16 +1,15 @@
-"""Calls as room notices: ``Event/Call`` messages in a chat and ``48:calllogs`` entries."""
+"""Calls as room notices: ``Event/Call`` messages in a chat and entries of the call log
+(a feed of the user's calls, each naming the chat it was in)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..teams import CallEvent, CallEventKind, parse_call_event
+from ..teams import CallEvent, CallEventKind, is_call_log_id
 
 if TYPE_CHECKING:
     from ..teams import Message
-    from .portal import Portal
 
-CALL_LOGS_ID = "48:calllogs"
 # How a call ended is told once per call, whether it arrives as a call-log entry or as an
 # `Event/Call` in the chat, or both: that notice is stored under this prefix and the call
 # id (it stands for the call, not for one Teams message of the chat).
@@ -40,7 +39,7 @@ def format_duration(seconds: int) -> str:
 def is_call_outcome(message: Message, call: CallEvent) -> bool:
     """Whether ``call`` tells how a call ended, in a form that may come twice: a call-log
     entry, or an ``Event/Call`` that names its call."""
-    if message.conversation_id == CALL_LOGS_ID:
+    if is_call_log_id(message.conversation_id):
         return True
     return call.call_id is not None and call.kind is not CallEventKind.STARTED
 
@@ -55,14 +54,3 @@ def call_notice(call: CallEvent) -> str:
     if call.duration is not None:
         return f"Call ended, {format_duration(call.duration)}"
     return "Call ended"
-
-
-async def portal_for_call_log(message: Message) -> Portal | None:
-    """The existing portal a ``48:calllogs`` entry is about (call logs create no rooms)."""
-    from .portal import Portal
-
-    call = parse_call_event(message)
-    if call is None or call.conversation_id == CALL_LOGS_ID:
-        return None
-    portal = await Portal.get_by_thread(call.conversation_id)
-    return portal if portal is not None and portal.mxid else None

@@ -2,9 +2,10 @@
 everyone in the room.
 
 A channel is one room for now (a later space per team can adopt these rooms: the team is
-named in the room's ``m.bridge`` state as its ``network``). Its root posts are ordinary
-messages; a reply in a channel thread is a Matrix thread event (``m.thread``) under the
-root post's event, with the reply fallback pointing at the newest event of the thread.
+stored with the portal and named in the room's ``m.bridge`` state as its ``network``). Its
+root posts are ordinary messages; a reply in a channel thread is a Matrix thread event
+(``m.thread``) under the root post's event, with the reply fallback pointing at the newest
+event of the thread.
 Which thread a Teams message is in is remembered in memory only: after a restart it is
 asked of the homeserver (the newest thread event) or of Teams (a message's root).
 """
@@ -21,9 +22,9 @@ from mautrix.types import EventID, RelationType
 from .. import db as dbm
 from ..delivery.errors import Permanent, Transient, classify
 from ..formatter import RoomMention
-from ..teams import TeamsError
+from ..teams import TeamsError, is_channel_id
 from .calls import is_chat_message_id
-from .replies import reply_event_id
+from .rules import channel_room_name, thread_relation
 
 if TYPE_CHECKING:
     from mautrix.types import MessageEventContent
@@ -70,25 +71,23 @@ class ThreadTarget:
 
 
 class ChannelsMixin:
-    team_id: str | None = None
-    team_name: str | None = None
+    team_id: str | None  # stored with the portal
+    team_name: str | None
     _thread_roots: _Bounded[str, str] | None = None  # Teams message id -> its thread root
     _thread_latest: _Bounded[str, EventID] | None = None  # root id -> newest thread event
 
     @property
     def is_channel(self: Portal) -> bool:
-        return self.kind == "channel" or self.thread_id.lower().endswith("@thread.tacv2")
+        return self.kind == "channel" or is_channel_id(self.thread_id)
 
     def remember_team(self: Portal, team_id: str | None, team_name: str | None) -> None:
+        """Note the channel's team as Teams names it (stored with the portal's next save)."""
         self.team_id = team_id or self.team_id
         self.team_name = team_name or self.team_name
 
     def channel_room_name(self: Portal) -> str | None:
         """``Design (Contoso)``: the channel, and its team while there are no spaces."""
-        channel = self.topic
-        if channel and self.team_name and channel != self.team_name:
-            return f"{channel} ({self.team_name})"
-        return channel or self.team_name
+        return channel_room_name(self.topic, self.team_name)
 
     # -- mentions of everyone --------------------------------------------------------------
 
@@ -208,12 +207,7 @@ class ChannelsMixin:
         thread). ``None``: a new root post (also when the target never reached Teams)."""
         if not self.is_channel or not self.mxid:
             return None
-        relates = content.get("m.relates_to")
-        target = None
-        if isinstance(relates, dict) and relates.get("rel_type") == RelationType.THREAD.value:
-            target = relates.get("event_id")
-        in_thread = isinstance(target, str) and bool(target)
-        target = target if in_thread else reply_event_id(content)
+        target, in_thread = thread_relation(content)
         if not target:
             return None
         row = await dbm.Message.get_by_mxid(EventID(target), self.mxid)

@@ -13,11 +13,13 @@ from mautrix.types import (
 )
 
 from .. import db as dbm
+from .. import metrics
 from ..db.batch import Query, execute_batch
 from ..db.message import FROM_MATRIX, FROM_TEAMS
 from ..formatter import teams_to_matrix
 from ..puppet import Puppet
 from ..teams import ResourceType
+from .rules import Incoming, incoming_action
 from .writer import txn_id
 
 if TYPE_CHECKING:
@@ -55,12 +57,19 @@ class InboundMixin:
         seen = await dbm.Message.lookup_incoming(
             self.thread_id, self.receiver, message.id, message.client_message_id or None
         )
-        if seen.bridged:
-            if not seen.has_state:
-                # E.g. the echo of a message sent from Matrix, mapped when it was sent.
-                await execute_batch(self.db, self.bridged_version_queries(message))
+        sent_from = (seen.sent.thread_id, seen.sent.receiver) if seen.sent else None
+        action = incoming_action(
+            bridged=seen.bridged, has_state=seen.has_state, sent_from=sent_from, portal_key=self.key
+        )
+        if action is Incoming.SEEN:
             return
-        if seen.sent and await self._claim_echo(message, seen.sent):
+        if action is Incoming.NOTE_STATE:
+            # E.g. the echo of a message sent from Matrix, mapped when it was sent.
+            await execute_batch(self.db, self.bridged_version_queries(message))
+            return
+        if action is Incoming.CLAIM_ECHO:
+            assert seen.sent is not None
+            await self._claim_echo(message, seen.sent)
             return
         if not message.sender_mri:
             self.log.warning("Message %s has no sender; skipping", message.id)
@@ -90,10 +99,9 @@ class InboundMixin:
             )
         return [content]
 
-    async def _claim_echo(self: Portal, message: Message, sent: dbm.SentMessage) -> bool:
-        """An echo of something this bridge posted maps onto the existing Matrix event."""
-        if sent.thread_id != self.thread_id:
-            return False
+    async def _claim_echo(self: Portal, message: Message, sent: dbm.SentMessage) -> None:
+        """An echo of something this bridge posted from this portal maps onto the existing
+        Matrix event (which portal may claim it: `rules.incoming_action`)."""
         queries: list[Query] = []
         if sent.message_id is None:
             queries.append(sent.set_message_id_query(message.id))
@@ -113,7 +121,6 @@ class InboundMixin:
         )
         await self._store_with_cursor(message, queries)
         sent.message_id = message.id
-        return True
 
     def _convert_text(self: Portal, message: Message) -> TextMessageEventContent | None:
         if message.message_type not in TEXT_TYPES:
@@ -139,9 +146,7 @@ class InboundMixin:
         return content
 
     def _resolve_mention(self: Portal, mri: str) -> tuple[str, str] | None:
-        from ..user import User
-
-        user = User.get_cached_by_mri(mri)
+        user = self.user_in_room(mri)
         puppet = Puppet.by_mri.get(mri)
         name = (puppet.name if puppet else None) or (user.display_name if user else None)
         if user:
@@ -179,6 +184,7 @@ class InboundMixin:
         ).insert_query()
         if last:
             await self._store_with_cursor(message, [mapping])
+            metrics.delivered(metrics.TO_MATRIX, message_timestamp_ms(message))
         else:
             await execute_batch(self.db, [mapping])
 

@@ -11,12 +11,14 @@ from mautrix.errors import MatrixRequestError
 from mautrix.types import RoomID, UserID
 
 from .. import db as dbm
+from .. import metrics
 from ..config import Config
 from ..delivery.worker import DeliveryWorker
 from ..teams import EventMessage as TeamsEventMessage
 from ..teams import ResourceType
 from .channels import ChannelsMixin
 from .inbound import InboundMixin
+from .key import PortalKey
 from .matrix_events import MatrixEventsMixin
 from .media import MediaMixin
 from .outbound import OutboundMixin
@@ -54,7 +56,7 @@ class Portal(
     BasePortal,
 ):
     by_mxid: dict[RoomID, Portal] = {}
-    by_thread: dict[tuple[str, str], Portal] = {}
+    by_thread: dict[PortalKey, Portal] = {}
     config: Config
     bridge: TeamsBridge
 
@@ -78,6 +80,8 @@ class Portal(
         last_message_id: str | None = None,
         relay_user_id: UserID | None = None,
         avatar_source: str | None = None,
+        team_id: str | None = None,
+        team_name: str | None = None,
     ) -> None:
         super().__init__(
             thread_id=thread_id,
@@ -93,6 +97,8 @@ class Portal(
             last_message_id=last_message_id,
             relay_user_id=relay_user_id,
             avatar_source=avatar_source,
+            team_id=team_id,
+            team_name=team_name,
         )
         BasePortal.__init__(self)
         self.log = self.log.getChild(thread_id)
@@ -124,6 +130,10 @@ class Portal(
     # -- identity ----------------------------------------------------------------------------
 
     @property
+    def key(self) -> PortalKey:
+        return PortalKey(self.thread_id, self.receiver)
+
+    @property
     def is_direct(self) -> bool:
         return self.kind == "one_to_one"
 
@@ -135,6 +145,16 @@ class Portal(
             return self.az.intent.user(Puppet.get_mxid_from_mri(self.other_user_mri))
         return self.az.intent
 
+    def user_in_room(self, mri: str | None) -> User | None:
+        """The bridge user who is the Teams user ``mri`` in this room with their own Matrix
+        account: any bridge user in a shared room, only the receiver in a 1:1 room (there
+        the other person is a ghost, even if they use the bridge too)."""
+        from ..user import User
+
+        if not mri or (self.receiver and mri != self.receiver):
+            return None
+        return User.get_cached_by_mri(mri)
+
     async def _ghost_intent(self, mri: str) -> IntentAPI:
         from ..puppet import Puppet
 
@@ -144,7 +164,7 @@ class Portal(
         await self.update()
 
     def _add_to_cache(self) -> None:
-        self.by_thread[(self.thread_id, self.receiver)] = self
+        self.by_thread[self.key] = self
         if self.mxid:
             self.by_mxid[self.mxid] = self
 
@@ -162,12 +182,31 @@ class Portal(
         return None
 
     @classmethod
+    async def get_by_key(cls, key: PortalKey, *, create: bool = False) -> Portal | None:
+        return await cls.get_by_thread(key.thread_id, key.receiver, create=create)
+
+    @classmethod
+    async def for_conversation(
+        cls, thread_id: str, user_mri: str | None, *, one_to_one: bool, create: bool = False
+    ) -> Portal | None:
+        """The portal of a Teams conversation for a bridge user (see ``PortalKey``)."""
+        keys = PortalKey.candidates(thread_id, user_mri, one_to_one=one_to_one)
+        for key in keys:
+            if key in cls.by_thread:
+                return cls.by_thread[key]
+        for key in keys[1:]:
+            portal = await cls.get_by_key(key)
+            if portal is not None:
+                return portal
+        return await cls.get_by_key(keys[0], create=create)
+
+    @classmethod
     @async_getter_lock
     async def get_by_thread(
         cls, thread_id: str, receiver: str = "", *, create: bool = False
     ) -> Portal | None:
         try:
-            return cls.by_thread[(thread_id, receiver)]
+            return cls.by_thread[PortalKey(thread_id, receiver)]
         except KeyError:
             pass
         portal = cast(Portal, await super().get_by_thread(thread_id, receiver))
@@ -226,9 +265,21 @@ class Portal(
         while True:
             source, evt = await self._queue.get()
             try:
-                await self._handle_with_retry(source, evt)
+                if self.receiver and source.mri != self.receiver:
+                    await self._pass_on(source, evt)
+                else:
+                    await self._handle_with_retry(source, evt)
             finally:
                 self._queue.task_done()
+
+    async def _pass_on(self, source: User, evt: EventMessage) -> None:
+        """An event from another user's connection, queued while this portal was still
+        shared (see ``make_private``), belongs in that user's own portal of the chat."""
+        if not source.mri:
+            return
+        own = await Portal.get_by_key(PortalKey(self.thread_id, source.mri), create=True)
+        if own is not None and own is not self:
+            await own.queue_teams_event(source, evt)
 
     async def _handle_with_retry(self, source: User, evt: EventMessage) -> None:
         """Retry what fails for a passing reason (homeserver or database restarting)."""
@@ -240,6 +291,7 @@ class Portal(
             except MatrixRequestError as e:
                 if 400 <= e.http_status < 500 and e.http_status != 429:
                     self.log.warning("Homeserver refused Teams event %s: %s", evt.id, e)
+                    metrics.failed(metrics.TO_MATRIX)
                     return
                 error: Exception = e
             except Exception as e:
@@ -250,6 +302,7 @@ class Portal(
             await asyncio.sleep(delay)
             delay = min(delay * 2, 15)
         self.log.error("Giving up on Teams event %s after %d attempts", evt.id, INBOUND_ATTEMPTS)
+        metrics.failed(metrics.TO_MATRIX)
 
     async def wait_idle(self) -> None:
         await self._queue.join()
@@ -273,8 +326,22 @@ class Portal(
             info["network"] = {"id": self.team_id, "displayname": self.team_name}
         return info
 
+    async def make_private(self, receiver: str) -> None:
+        """Key a portal made as shared to its user, before its room exists: the chat
+        turned out to be 1:1 only when its details were read (the id did not show it)."""
+        if self.receiver == receiver or self.mxid:
+            return
+        old = self.key
+        try:
+            await self.set_receiver(receiver)
+        except Exception:
+            self.log.warning("Could not make the portal %s's own", receiver, exc_info=True)
+            return
+        self.by_thread.pop(old, None)
+        self._add_to_cache()
+
     async def delete(self) -> None:
-        self.by_thread.pop((self.thread_id, self.receiver), None)
+        self.by_thread.pop(self.key, None)
         if self.mxid:
             self.by_mxid.pop(self.mxid, None)
         await super().delete()

@@ -16,9 +16,10 @@ from ..media_util import (
     is_inline_image,
     sniff_mimetype,
 )
-from ..names import MEMBER_IN_ROOM_NAME_MAX_BYTES, ROOM_NAME_MAX_BYTES, clean_name, clean_topic
+from ..names import clean_topic
 from ..puppet import Puppet
-from ..teams import Conversation, ConversationKind, Profile, Thread
+from ..teams import Conversation, ConversationKind, Profile, Thread, is_one_to_one_id
+from .rules import Member, room_name
 
 if TYPE_CHECKING:
     from ..user import User
@@ -58,7 +59,7 @@ class RoomMixin:
     async def sync_with_teams(self: Portal, source: User, conversation: Conversation) -> None:
         """Make sure the room exists, is up to date and the user is in it."""
         async with self._room_lock:
-            before = (self.kind, self.topic)
+            before = (self.kind, self.topic, self.team_id, self.team_name)
             self.kind = KIND_NAMES.get(conversation.kind, "group")
             if conversation.topic:
                 self.topic = clean_topic(conversation.topic)
@@ -71,7 +72,7 @@ class RoomMixin:
                     self.last_message_id = conversation.last_message.id
                 await self._create_room(source, conversation.members)
             else:
-                if (self.kind, self.topic) != before:
+                if (self.kind, self.topic, self.team_id, self.team_name) != before:
                     await self.save()
                 await self._ensure_user_invited(source)
                 await self._refresh_room(source)
@@ -87,7 +88,7 @@ class RoomMixin:
         async with self._room_lock:
             if self.mxid:
                 return self.mxid
-            if self.thread_id.endswith("@unq.gbl.spaces") or "uni01_" in self.thread_id:
+            if is_one_to_one_id(self.thread_id):
                 self.kind = "one_to_one"
             elif self.is_channel:
                 self.kind = "channel"
@@ -159,26 +160,14 @@ class RoomMixin:
             await intent.set_power_levels(self.mxid, levels)
 
     def _room_name(self: Portal, puppets: list[Puppet], own_mri: str | None) -> str | None:
-        """The room's name, made from Teams names: cleaned and cut to fit (see names.py)."""
-        name = self._name_from_teams(puppets, own_mri)
-        return clean_name(name, ROOM_NAME_MAX_BYTES) or None
-
-    def _name_from_teams(self: Portal, puppets: list[Puppet], own_mri: str | None) -> str | None:
-        if self.kind == "channel":
-            return self.channel_room_name()
-        if self.topic:
-            return self.topic
-        others = [p for p in puppets if p.mri != own_mri]
-        if self.is_direct:
-            if not self.config["bridge.private_chat_portal_meta"]:
-                return None
-            return others[0].name if others and others[0].name else None
-        names = sorted(clean_name(p.name, MEMBER_IN_ROOM_NAME_MAX_BYTES) or p.mri for p in others)
-        if not names:
-            return None
-        if len(names) > 5:
-            return ", ".join(names[:5]) + f" and {len(names) - 5} others"
-        return ", ".join(names)
+        return room_name(
+            kind=self.kind,
+            topic=self.topic,
+            team=self.team_name,
+            members=[Member(p.mri, p.name) for p in puppets],
+            own_mri=own_mri,
+            private_chat_meta=bool(self.config["bridge.private_chat_portal_meta"]),
+        )
 
     async def _create_room(self: Portal, source: User, hint: list[str]) -> None:
         members, thread = await self._fetch_members(source, hint)
@@ -187,6 +176,10 @@ class RoomMixin:
         if thread and thread.kind is ConversationKind.CHANNEL:
             self.kind = "channel"
             self.remember_team(thread.team_id, thread.team_name)
+        elif thread and thread.kind is ConversationKind.ONE_TO_ONE:
+            self.kind = "one_to_one"
+        if self.is_direct and not self.receiver and source.mri:
+            await self.make_private(source.mri)
         puppets = await self._update_puppets(source, members, thread)
         avatar: ContentURI | None = None
         if thread and thread.picture and not self.is_direct:
@@ -248,6 +241,21 @@ class RoomMixin:
             room_id, source.mxid, extra_content={"is_direct": True} if self.is_direct else None
         )
         self._known_users.add(source.mxid)
+
+    async def update_bridge_info(self: Portal) -> None:
+        """Send the room's bridge state again, after what it names changed."""
+        if not self.mxid:
+            return
+        for event_type in ("m.bridge", "uk.half-shot.bridge"):
+            try:
+                await self.main_intent.send_state_event(
+                    self.mxid,
+                    EventType(event_type, EventType.Class.STATE),
+                    self.bridge_info,
+                    state_key=self.bridge_info_state_key,
+                )
+            except Exception:
+                self.log.warning("Could not update the %s state", event_type, exc_info=True)
 
     async def _join(self: Portal, member: IntentAPI, room_id: RoomID) -> None:
         try:

@@ -10,9 +10,9 @@ from mautrix.errors import MatrixRequestError
 from mautrix.types import EventID
 
 from .. import db as dbm
-from ..names import clean_topic
+from ..names import ROOM_NAME_MAX_BYTES, clean_name, clean_topic
 from ..puppet import Puppet
-from ..teams import ThreadActivityKind, parse_thread_activity
+from ..teams import ThreadActivityKind, is_participant_mri, parse_thread_activity
 
 if TYPE_CHECKING:
     from ..teams import ActivityMember, ConsumptionHorizon, Message, ThreadActivity
@@ -21,12 +21,6 @@ if TYPE_CHECKING:
 
 # Teams sends no "stopped typing"; clients expire a typing notice after about 15 s.
 TYPING_TIMEOUT_MS = 15_000
-# Thread ids are not users: notices "from the conversation" carry the chat's id as sender.
-NON_USER_PREFIXES = ("19:", "48:")
-
-
-def is_user_mri(mri: str | None) -> bool:
-    return bool(mri) and not mri.startswith(NON_USER_PREFIXES)  # type: ignore[union-attr]
 
 
 class RosterMixin:
@@ -55,10 +49,8 @@ class RosterMixin:
     # -- membership ------------------------------------------------------------------------
 
     async def _teams_member_added(self: Portal, source: User, member: ActivityMember) -> None:
-        from ..user import User
-
         assert self.mxid
-        user = User.get_cached_by_mri(member.mri)
+        user = self.user_in_room(member.mri)
         if user is not None:
             # Someone who uses this bridge: invite their own Matrix account.
             if user.mxid not in self._known_users:
@@ -78,10 +70,8 @@ class RosterMixin:
     async def _teams_member_removed(
         self: Portal, member: ActivityMember, activity: ThreadActivity
     ) -> None:
-        from ..user import User
-
         assert self.mxid
-        user = User.get_cached_by_mri(member.mri)
+        user = self.user_in_room(member.mri)
         left = activity.initiator in (None, member.mri)
         if user is not None:
             reason = "Left the Teams chat" if left else "Removed from the Teams chat"
@@ -105,24 +95,29 @@ class RosterMixin:
         if topic == self.topic:
             return  # unchanged, or the echo of a rename made in Matrix
         self.topic = topic
-        name = topic
+        # A channel's room is named after its team as well.
+        name = (
+            clean_name(self.channel_room_name(), ROOM_NAME_MAX_BYTES) if self.is_channel else topic
+        )
         if not name and source.client is not None:
             members, thread = await self._fetch_members(source, [])
             name = self._room_name(await self._update_puppets(source, members, thread), source.mri)
+        renamed = False
         if name and name != self.name:
             await self.main_intent.set_room_name(self.mxid, name)
-            self.name, self.name_set = name, True
+            self.name, self.name_set, renamed = name, True, True
         await self.save()
+        if renamed and self.is_channel:
+            # It names the channel and its team, for a space to gather the room by.
+            await self.update_bridge_info()
 
     # -- read positions --------------------------------------------------------------------
 
     async def _teams_read(self: Portal, horizon: ConsumptionHorizon) -> None:
-        from ..user import User
-
         assert self.mxid
-        if not horizon.mri or not horizon.message_id or not is_user_mri(horizon.mri):
+        if not horizon.mri or not horizon.message_id or not is_participant_mri(horizon.mri):
             return
-        if User.get_cached_by_mri(horizon.mri) is not None:
+        if self.user_in_room(horizon.mri) is not None:
             return  # a bridge user's Matrix client sends its own receipts
         event_id = await self._event_read_up_to(horizon.message_id)
         if event_id is None:
@@ -144,14 +139,12 @@ class RosterMixin:
     # -- typing ----------------------------------------------------------------------------
 
     async def bridge_teams_typing(self: Portal, message: Message) -> None:
-        from ..user import User
-
         sender = message.sender_mri
-        if not self.mxid or not is_user_mri(sender):
+        if not self.mxid or not is_participant_mri(sender):
             return
         assert sender is not None
-        if User.get_cached_by_mri(sender) is not None:
-            return  # our own typing coming back, or another bridge user's
+        if self.user_in_room(sender) is not None:
+            return  # our own typing coming back, or that of a bridge user in the room
         typing = message.message_type.lower() == "control/typing"
         try:
             await self.writer.typing(sender, TYPING_TIMEOUT_MS if typing else 0)

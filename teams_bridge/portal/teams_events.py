@@ -17,11 +17,11 @@ from mautrix.types import (
 from .. import db as dbm
 from ..db.message import FROM_TEAMS
 from ..puppet import Puppet
-from ..teams import parse_call_event
-from .calls import CALL_LOG_PREFIX, CALL_LOGS_ID, call_notice, is_call_outcome
+from ..teams import is_call_log_id, is_participant_mri, parse_call_event
+from .calls import CALL_LOG_PREFIX, call_notice, is_call_outcome
 from .inbound import message_timestamp_ms
 from .replies import quoted_events
-from .roster import RosterMixin, is_user_mri
+from .roster import RosterMixin
 from .updates import UpdatesMixin
 from .writer import Sender, Voice, txn_id
 
@@ -40,9 +40,9 @@ class TeamsEventsMixin(UpdatesMixin, RosterMixin):
         if call is not None and is_call_outcome(message, call):
             await self._bridge_call_outcome(source, message, call)
             return
-        if message.conversation_id == CALL_LOGS_ID:
+        if is_call_log_id(message.conversation_id):
             return  # an unreadable call-log entry
-        if is_user_mri(message.sender_mri) and message.sender_mri != source.mri:
+        if is_participant_mri(message.sender_mri) and message.sender_mri != source.mri:
             puppet = await Puppet.get_by_mri(message.sender_mri or "")
             await puppet.sync_name_from_message(message.sender_name, source.client)
             puppet.schedule_avatar_sync(source.client)
@@ -89,7 +89,7 @@ class TeamsEventsMixin(UpdatesMixin, RosterMixin):
     ) -> None:
         """How a call ended becomes a notice once per call, however many call-log entries
         and ``Event/Call`` messages tell of it."""
-        from_log = message.conversation_id == CALL_LOGS_ID
+        from_log = is_call_log_id(message.conversation_id)
         if from_log and call.conversation_id != self.thread_id:
             return
         if not from_log and await dbm.Message.get(self.thread_id, self.receiver, message.id):
@@ -126,4 +126,4 @@ class TeamsEventsMixin(UpdatesMixin, RosterMixin):
     def _call_sender(self: Portal, call: CallEvent) -> Sender:
         """The caller, as for the messages they write in Teams."""
         mri = call.originator
-        return mri if mri and is_user_mri(mri) else Voice.ROOM
+        return mri if mri and is_participant_mri(mri) else Voice.ROOM

@@ -34,6 +34,13 @@ from .errors import (
     ReloginRequired,
     TeamsError,
 )
+from .ids import (
+    is_call_log_id,
+    is_channel_id,
+    is_feed_id,
+    is_one_to_one_id,
+    is_participant_mri,
+)
 from .kinds import AccountKind
 from .media import AmsStatus, MediaDownload, MediaError, MediaTooLarge, UploadedMedia, iter_file
 from .models import (
@@ -43,6 +50,7 @@ from .models import (
     CallParticipant,
     Conversation,
     ConversationKind,
+    ConversationRef,
     EventMessage,
     Message,
     Profile,
@@ -72,6 +80,7 @@ __all__ = [
     "ConsumptionHorizon",
     "Conversation",
     "ConversationKind",
+    "ConversationRef",
     "Credentials",
     "DeviceCodeFlow",
     "Endpoints",
@@ -108,6 +117,11 @@ __all__ = [
     "UriObject",
     "file_message",
     "image_message",
+    "is_call_log_id",
+    "is_channel_id",
+    "is_feed_id",
+    "is_one_to_one_id",
+    "is_participant_mri",
     "iter_file",
     "parse_attachments",
     "parse_call_event",

@@ -15,8 +15,6 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from .errors import InvalidId
-from .ids import check_id
 from .models import (
     ActivityMember,
     CallEvent,
@@ -28,6 +26,7 @@ from .models import (
 )
 from .parse import parse_time
 from .props import (
+    call_log_thread_id,
     int_value,
     json_value,
     ms_datetime,
@@ -365,13 +364,7 @@ def _from_call_log(message: Message) -> CallEvent | None:
         participant = _log_participant(mri_value, info)
         if participant is not None and all(p.mri != participant.mri for p in participants):
             participants.append(participant)
-    thread = text_value(_first(data, "threadId", "threadid"))
-    conversation = message.conversation_id
-    if thread:
-        try:
-            conversation = check_id(thread)
-        except InvalidId:
-            pass
+    conversation = call_log_thread_id(message.properties) or message.conversation_id
     call_id = text_value(_first(data, "callId", "callid"))
     return CallEvent(
         kind=kind,

@@ -16,6 +16,8 @@ from urllib.parse import quote, unquote, urlsplit
 from .errors import InvalidId
 
 MAX_ID_LENGTH = 1024
+# The feed of the signed-in user's calls; its entries name the chat a call was in.
+CALL_LOGS_ID = "48:calllogs"
 MSA_TENANT_ID = "9188040d-6c67-4c5b-b112-36a304b66dad"
 
 _FORBIDDEN_CHARS = frozenset("/\\?#")
@@ -191,6 +193,50 @@ def classify_conversation(conv_id: str) -> ConversationIdKind:
             return ConversationIdKind.MEETING
         return ConversationIdKind.GROUP
     return ConversationIdKind.UNKNOWN
+
+
+def _id_kind(conv_id: str) -> ConversationIdKind:
+    try:
+        return classify_conversation(conv_id)
+    except InvalidId:
+        return ConversationIdKind.UNKNOWN
+
+
+def is_one_to_one_id(conv_id: str) -> bool:
+    """Whether the id alone shows a private chat of two people (a chat created with
+    ``uniquerosterthread`` may have a group-shaped id: its properties tell, see
+    ``ConversationKind``)."""
+    return _id_kind(conv_id) in (
+        ConversationIdKind.ONE_TO_ONE,
+        ConversationIdKind.ONE_TO_ONE_UNI,
+        ConversationIdKind.DIRECT,
+    )
+
+
+def is_channel_id(conv_id: str) -> bool:
+    """Whether the id is a Teams channel's (a thread of it included)."""
+    return _id_kind(conv_id) is ConversationIdKind.CHANNEL
+
+
+def is_feed_id(conv_id: str) -> bool:
+    """Whether the id is one of the signed-in user's virtual feeds (``48:…``), which are
+    not chats."""
+    return _id_kind(conv_id) is ConversationIdKind.FEED
+
+
+def is_call_log_id(conv_id: str) -> bool:
+    """Whether the id is the call-log feed's."""
+    return conv_id.lower() == CALL_LOGS_ID
+
+
+def is_participant_mri(value: str | None) -> bool:
+    """Whether ``value`` can name someone acting in a chat (a person or a bot) rather
+    than a conversation or a feed: notices "from the conversation" carry the chat's id
+    where a sender would be."""
+    if not value:
+        return False
+    prefix = value.partition(":")[0]
+    return _PREFIX_KINDS.get(prefix) not in (MriKind.THREAD, MriKind.FEED)
 
 
 def members_from_conversation_id(conv_id: str) -> tuple[str, ...]:

@@ -9,10 +9,12 @@ from datetime import datetime
 from enum import Enum
 from typing import Any
 
+from .ids import is_call_log_id, is_feed_id, is_one_to_one_id
 from .props import (
     ConsumptionHorizon,
     Mention,
     Reaction,
+    call_log_thread_id,
     parse_emotions,
     parse_mentions,
     parse_quoted_message_ids,
@@ -177,6 +179,21 @@ class Thread:
 
 
 @dataclass(frozen=True)
+class ConversationRef:
+    """The chat an event belongs to.
+
+    ``one_to_one``: a private chat of two people, which each of them sees as a chat with
+    the other. ``opens_chat``: the event may be the first the client hears of the chat (a
+    message in it); otherwise it is about a chat that is already known (the chat's
+    metadata, or a call-log entry).
+    """
+
+    id: str
+    one_to_one: bool
+    opens_chat: bool
+
+
+@dataclass(frozen=True)
 class EventMessage:
     """A pushed event; ``resource`` is a ``Message``, ``Conversation`` or ``Thread`` when
     the resource type is one the client understands, else ``None``."""
@@ -198,6 +215,28 @@ class EventMessage:
     @property
     def thread(self) -> Thread | None:
         return self.resource if isinstance(self.resource, Thread) else None
+
+    @property
+    def conversation_ref(self) -> ConversationRef | None:
+        """The chat this event belongs to; ``None`` for events of no chat (presence, the
+        user's feeds, a call-log entry that names no chat)."""
+        if isinstance(self.resource, (Thread, Conversation)):
+            chat = self.resource
+            one_to_one = chat.kind is ConversationKind.ONE_TO_ONE or is_one_to_one_id(chat.id)
+            return ConversationRef(chat.id, one_to_one, opens_chat=False)
+        message = self.message
+        if message is None or not message.conversation_id:
+            return None
+        if is_call_log_id(message.conversation_id):
+            # A call-log entry is about the chat the call was in.
+            thread = call_log_thread_id(message.properties)
+            if thread is None or is_feed_id(thread):
+                return None
+            return ConversationRef(thread, is_one_to_one_id(thread), opens_chat=False)
+        if is_feed_id(message.conversation_id):
+            return None
+        conv_id = message.conversation_id
+        return ConversationRef(conv_id, is_one_to_one_id(conv_id), opens_chat=True)
 
 
 @dataclass(frozen=True)

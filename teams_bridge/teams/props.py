@@ -142,6 +142,20 @@ def user_mri(value: Any) -> str | None:
         return None
 
 
+def call_log_thread_id(properties: Mapping[str, Any]) -> str | None:
+    """The chat a call-log entry (its ``call-log`` property) is about, when it names one."""
+    data = json_value(properties.get("call-log"))
+    if not isinstance(data, Mapping):
+        return None
+    thread = text_value(_first(data, "threadId", "threadid"))
+    if thread is None:
+        return None
+    try:
+        return check_id(thread)
+    except InvalidId:
+        return None
+
+
 def _first(obj: Mapping[str, Any], *keys: str) -> Any:
     for key in keys:
         value = obj.get(key)

@@ -59,6 +59,8 @@ async def test_upgrade_from_v3_keeps_rows_and_adds_the_picture_columns(database:
         ("puppet", "avatar_hash"),
         ("puppet", "avatar_checked_at"),
         ("portal", "avatar_source"),
+        ("portal", "team_id"),
+        ("portal", "team_name"),
         ("message", "origin"),
     ):
         await database.execute(f"ALTER TABLE {table} DROP COLUMN {column}")

@@ -146,9 +146,11 @@ async def test_watch_runs_in_the_background_and_stops():
 
     watch = HomeserverWatch(d, probe, interval=0.01, timeout=1)
     watch.start()
-    await asyncio.sleep(0.1)
+    async with asyncio.timeout(30):  # only a failure waits this long
+        while len(probes) < 2:
+            await asyncio.sleep(0.01)
     await watch.stop()
-    assert len(probes) >= 2 and d.active
+    assert d.active and watch._task is None
     disabled = HomeserverWatch(d, probe, interval=0, timeout=1)
     disabled.start()
     assert disabled._task is None

@@ -1,4 +1,5 @@
-"""The protocol client must stay independent of Matrix and of the bridge core."""
+"""The protocol client must stay independent of Matrix and of the bridge core, and the
+core independent of what Teams ids look like."""
 
 import ast
 from pathlib import Path
@@ -65,13 +66,52 @@ def test_portal_writes_to_matrix_only_through_its_writer():
     assert offenders == []
 
 
+CORE = TEAMS.parent
+# What Teams ids look like: MRI and conversation prefixes, and the telling parts of
+# conversation ids. Only teams_bridge/teams/ knows them; the core asks it (teams/ids.py).
+ID_PREFIXES = ("8:", "19:", "28:", "48:")
+ID_PARTS = ("@thread.", "@unq.gbl.spaces", "uni01_", "orgid:", "meeting_")
+
+
+def _docstrings(tree: ast.AST) -> set[int]:
+    """The ids of the docstring constants (documentation may show ids)."""
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            body = node.body
+            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+                found.add(id(body[0].value))
+    return found
+
+
+def _id_literals(path: Path) -> list[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    docs = _docstrings(tree)
+    found = []
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Constant) and isinstance(node.value, str)):
+            continue
+        if id(node) in docs:
+            continue
+        text = node.value.lower()
+        if text.startswith(ID_PREFIXES) or any(part in text for part in ID_PARTS):
+            found.append(f"{path.relative_to(CORE)}:{node.lineno}: {node.value!r}")
+    return found
+
+
+def test_teams_ids_are_known_only_to_the_protocol_client():
+    files = [p for p in sorted(CORE.rglob("*.py")) if TEAMS not in p.parents]
+    assert any(p.name == "user.py" for p in files)
+    offenders = [found for path in files for found in _id_literals(path)]
+    assert offenders == []
+
+
 def test_the_matrix_event_queue_is_read_only_by_the_delivery_package():
     """Finished `matrix_event` rows are pruned: what outlives delivery (where a message came
     from) is in `message.origin`, so nothing outside delivery/ looks events up there."""
-    core = TEAMS.parent
     offenders = [
-        f"{path.relative_to(core)}:{number}"
-        for path in sorted(core.rglob("*.py"))
+        f"{path.relative_to(CORE)}:{number}"
+        for path in sorted(CORE.rglob("*.py"))
         if path.parent.name not in ("delivery", "db")
         for number, line in enumerate(path.read_text().splitlines(), 1)
         if "MatrixEvent.get(" in line or "MatrixEvent.known_ids(" in line

@@ -127,16 +127,56 @@ async def test_upgrade_from_a_shipped_version(backend, version, request, tmp_pat
             assert await upgraded.fetchval("SELECT emotion_key FROM reaction") == "like"
         if version >= 4:
             assert puppet.avatar_hash == "ff"
+        await _check_portal_keys(upgraded, version)
         # Where each message came from, worked out from what the old version recorded: the
         # messages the bridge posted (sent_message) and the events it took from Matrix
         # (matrix_event, since v2).
         origins = {r["mxid"]: r["origin"] for r in await upgraded.fetch("SELECT * FROM message")}
-        expected = {"$m1": "teams", "$s1": "matrix"} | ({"$e1": "matrix"} if version >= 2 else {})
+        expected = {"$m1": "teams", "$s1": "matrix", "$d1": "teams"}
+        if version >= 2:
+            expected["$e1"] = "matrix"
         assert origins == expected
         assert (await dbm.Message.get_by_mxid("$s1", "!room:example.org")).from_matrix
     finally:
         await upgraded.stop()
         await fresh.stop()
+
+
+async def _check_portal_keys(db: Database, version: int) -> None:
+    """A 1:1 chat's portal, with every row that belongs to it, is its bridge user's: the
+    user in it who is not the person the room is named after. Other portals are shared."""
+    rows = {
+        table: sorted(
+            tuple(r)
+            for r in await db.fetch(
+                f"SELECT DISTINCT thread_id, receiver FROM {table} ORDER BY 1, 2"
+            )
+        )
+        for table in ("portal", "message", "sent_message", "reaction", "message_state")
+    }
+    dm, dm2, group = "19:ada_bob@unq.gbl.spaces", "19:ada_cy@unq.gbl.spaces", "19:abc@thread.v2"
+    channel = "19:design@thread.tacv2"
+    assert rows["portal"] == [(group, ""), (dm, "8:orgid:ada"), (dm2, "8:orgid:cy"), (channel, "")]
+    assert rows["message"] == [(group, ""), (dm, "8:orgid:ada")]
+    assert rows["sent_message"] == [(group, ""), (dm, "8:orgid:ada")]
+    if version >= 3:
+        assert rows["reaction"] == rows["message_state"] == [(group, ""), (dm, "8:orgid:ada")]
+    # Ada is the other person in Cy's room: she is no longer in its portal.
+    members = sorted(tuple(r) for r in await db.fetch("SELECT * FROM user_portal"))
+    assert members == [
+        ("@ada:example.org", group, ""),
+        ("@ada:example.org", dm, "8:orgid:ada"),
+        ("@cy:example.org", dm2, "8:orgid:cy"),
+    ]
+    portal = await dbm.Portal.get_by_thread(dm, "8:orgid:ada")
+    assert (portal.mxid, portal.other_user_mri) == ("!dm:example.org", "8:orgid:bob")
+    assert [p.thread_id for p in await dbm.Portal.for_user("@cy:example.org")] == [dm2]
+    sent = await dbm.SentMessage.get("223456789")
+    assert (sent.thread_id, sent.receiver) == (dm, "8:orgid:ada")
+    # The team of a channel: stored from v5 on.
+    channel_portal = await dbm.Portal.get_by_thread(channel)
+    team = ("19:contoso@thread.tacv2", "Contoso") if version >= 5 else (None, None)
+    assert (channel_portal.team_id, channel_portal.team_name) == team
 
 
 def test_numbered_upgrades_are_frozen_scripts():

@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +61,13 @@ def build_config(
     return config
 
 
+@dataclass(frozen=True)
+class RunResult:
+    returncode: int
+    output: str  # stdout and stderr
+    log: str  # the bridge's log file
+
+
 class BridgeProcess:
     def __init__(self, workdir: Path, config: dict[str, Any]) -> None:
         self.workdir = Path(workdir)
@@ -97,6 +105,22 @@ class BridgeProcess:
                         return
             time.sleep(0.1)
         raise TimeoutError(f"bridge did not start in {timeout}s:\n{self.output_tail()}")
+
+    def run_once(self, timeout: float = 60) -> RunResult:
+        """Run the bridge to its exit (for a setup it must refuse to start with)."""
+        result = subprocess.run(
+            [sys.executable, "-m", "teams_bridge", "-c", str(self.config_path), "-n"],
+            cwd=self.workdir,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        log = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        return RunResult(result.returncode, result.stdout + result.stderr, log)
+
+    async def arun_once(self, timeout: float = 60) -> RunResult:
+        return await asyncio.to_thread(self.run_once, timeout)
 
     def stop(self, timeout: float = 20) -> None:
         if self.proc and self.proc.poll() is None:

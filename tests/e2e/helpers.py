@@ -53,7 +53,9 @@ async def refresh_token_for(sim_url: str, control, mri: str) -> str:
         return tokens["refresh_token"]
 
 
-async def wait_for(predicate, timeout: float = 30, interval: float = 0.2):
+async def wait_for(predicate, timeout: float = 60, interval: float = 0.2):
+    """Until `predicate()` (a coroutine function) returns something true; that result.
+    The timeout only bounds a failure (a busy machine is slow)."""
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
         result = await predicate()

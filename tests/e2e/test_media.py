@@ -239,7 +239,7 @@ async def test_image_pdf_video_and_voice_cross_both_ways_intact(
         found = await _teams_media_from(control, chat["id"], me["mri"])
         return found if len(found) >= 4 else None
 
-    image_m, file_m, video_m, voice_m = await wait_for(four_from_me, timeout=30)
+    image_m, file_m, video_m, voice_m = await wait_for(four_from_me)
     cid = chat["id"]
 
     assert image_m["message"]["messagetype"] == "RichText/Html"
@@ -376,7 +376,7 @@ async def test_caption_and_two_attachments_become_three_events(
         found = await _teams_media_from(control, direct["id"], me["mri"])
         return found[0] if found else None
 
-    sent = await wait_for(sent_in_dm, timeout=30)
+    sent = await wait_for(sent_in_dm)
     assert sent["message"]["messagetype"] == "RichText/Media_GenericFile"
     await _check_ams(
         control, sent["attachment"].object_id, "original",
@@ -437,7 +437,7 @@ async def test_over_limit_files_get_a_notice_on_the_sending_side(
     assert await _teams_media_from(control, chat["id"], me["mri"]) == []
     # The bridge still works afterwards.
     await matrix_user.send_text(room, "still here")
-    await wait_for(lambda: _has_text(control, chat["id"], me["mri"], "still here"), timeout=20)
+    await wait_for(lambda: _has_text(control, chat["id"], me["mri"], "still here"))
 
 
 async def _has_text(control, chat_id: str, mri: str, text: str) -> bool:

@@ -87,7 +87,7 @@ async def _teams_bodies(control, chat_id: str, mri: str) -> list[str]:
     return out
 
 
-async def _assert_exactly_once(matrix_user, control, room, chat, ada_puppet, me_mri) -> None:
+async def _assert_exactly_once(matrix_user, control, room, chat, ada, ada_puppet, me_mri) -> None:
     expected_t2m = [f"t2m-{i:03d}" for i in range(BURST)]
     expected_m2t = [f"m2t-{i:03d}" for i in range(BURST)]
 
@@ -107,9 +107,19 @@ async def _assert_exactly_once(matrix_user, control, room, chat, ada_puppet, me_
             f"Teams->Matrix {len(seen_m)}/{BURST} (missing {sorted(set(expected_t2m) - set(seen_m))[:10]}), "
             f"Matrix->Teams {len(seen_t)}/{BURST} (missing {sorted(set(expected_m2t) - set(seen_t))[:10]})"
         ) from None
-    # Give duplicates a chance to show up before counting.
-    await asyncio.sleep(3)
-    await matrix_user.sync_once()
+    # A duplicate would come before a message sent after the burst (each portal keeps its
+    # order): one each way, then count.
+    await control.post_message(chat["id"], sender=ada["mri"], content="<p>after the burst</p>")
+    await matrix_user.wait_for_message(room, sender=ada_puppet, body="after the burst")
+    await matrix_user.send_text(room, "after the burst")
+
+    async def teams_got_the_last() -> bool:
+        return any(
+            str(m.get("from", "")).endswith(me_mri) and "after the burst" in m.get("content", "")
+            for m in await control.list_messages(chat["id"])
+        )
+
+    await wait_for(teams_got_the_last)
     assert await _matrix_bodies(matrix_user, room, ada_puppet) == expected_t2m
     assert await _teams_bodies(control, chat["id"], me_mri) == expected_m2t
 
@@ -137,7 +147,7 @@ async def test_burst_survives_sigkill(backend, synapse, bridge_factory, control,
         _teams_burst(control, chat["id"], ada["mri"], {140: wait_for_restart}),
     )
     await _assert_exactly_once(
-        matrix_user, control, room, chat, puppet_mxid(reg, ada["mri"]), me["mri"]
+        matrix_user, control, room, chat, ada, puppet_mxid(reg, ada["mri"]), me["mri"]
     )
 
 
@@ -221,7 +231,7 @@ async def test_burst_survives_network_faults(
         _teams_burst(control, chat["id"], ada["mri"], teams_hooks),
     )
     await _assert_exactly_once(
-        matrix_user, control, room, chat, puppet_mxid(reg, ada["mri"]), me["mri"]
+        matrix_user, control, room, chat, ada, puppet_mxid(reg, ada["mri"]), me["mri"]
     )
 
 
@@ -268,7 +278,7 @@ async def test_burst_survives_homeserver_and_database_restarts(
             _teams_burst(control, chat["id"], ada["mri"], {100: restart_synapse}),
         )
         await _assert_exactly_once(
-            matrix_user, control, room, chat, puppet_mxid(reg, ada["mri"]), me["mri"]
+            matrix_user, control, room, chat, ada, puppet_mxid(reg, ada["mri"]), me["mri"]
         )
     finally:
         for bridge in bridges:

@@ -366,7 +366,7 @@ class ControlClient:
         return await self._call("POST", "/device_codes/decline", {"user_code": user_code})
 
     async def wait_for_device_code(
-        self, kind: str | None = None, timeout: float = 10.0
+        self, kind: str | None = None, timeout: float = 30.0
     ) -> dict[str, Any]:
         """The first pending code (of `kind`), polling until one shows up."""
         deadline = time.monotonic() + timeout
@@ -394,7 +394,7 @@ class ControlClient:
     async def connections(self) -> dict[str, Any]:
         return await self._call("GET", "/connections")
 
-    async def wait_for_registration(self, mri: str, timeout: float = 10.0) -> dict[str, Any]:
+    async def wait_for_registration(self, mri: str, timeout: float = 30.0) -> dict[str, Any]:
         """Until `mri` has a live connection with an unexpired registration pointing at it."""
         deadline = time.monotonic() + timeout
         while True:
@@ -435,8 +435,12 @@ class ControlClient:
         retry_after: float | str | None = None,
         body: str | None = None,
         delay: float = 0.0,
+        body_contains: str | None = None,
     ) -> dict[str, Any]:
-        """Fail (or, with status 0 and a delay, slow down) the next `count` matches."""
+        """Fail (or, with status 0 and a delay, slow down) the next `count` matches.
+
+        `body_contains` narrows the match to requests whose body holds that text (an
+        AMS content upload is streamed, its body never matches)."""
         return await self._call(
             "POST",
             "/faults",
@@ -448,6 +452,7 @@ class ControlClient:
                 "retry_after": retry_after,
                 "body": body,
                 "delay": delay,
+                "body_contains": body_contains,
             },
         )
 

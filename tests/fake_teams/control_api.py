@@ -474,6 +474,7 @@ async def faults(request: web.Request, c: SimContext, body: dict[str, Any]) -> A
             retry_after=None if retry is None else str(retry),
             body=body.get("body"),
             delay=float(body.get("delay", 0.0)),
+            body_contains=body.get("body_contains"),
         )
     )
     return {"faults": len(recorder.faults)}

@@ -26,9 +26,14 @@ class Fault:
     body: str | None = None
     # Seconds to stall before answering; with status 0 the request then goes through.
     delay: float = 0.0
+    # Only requests whose body holds this text (e.g. one user's MRI in a JSON list), so
+    # that a one-shot fault is not used up by another request to the same path.
+    body_contains: str | None = None
 
-    def matches(self, request: web.Request) -> bool:
+    def matches(self, request: web.Request, body: str) -> bool:
         if self.remaining <= 0 or self.path_contains not in request.path:
+            return False
+        if self.body_contains is not None and self.body_contains not in body:
             return False
         return self.method is None or self.method.upper() == request.method
 
@@ -87,7 +92,7 @@ class Recorder:
                 }
             )
             for fault in self.faults:
-                if fault.matches(request):
+                if fault.matches(request, body):
                     fault.remaining -= 1
                     if fault.delay:
                         await asyncio.sleep(fault.delay)

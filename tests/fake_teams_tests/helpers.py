@@ -163,13 +163,13 @@ class RawTrouter:
         assert self.ws is not None
         await self.ws.send_str(frame)
 
-    async def next_frame(self, timeout: float = 3.0) -> str:
+    async def next_frame(self, timeout: float = 10.0) -> str:
         assert self.ws is not None
         msg = await asyncio.wait_for(self.ws.receive(), timeout)
         assert msg.type == aiohttp.WSMsgType.TEXT, msg
         return msg.data
 
-    async def next_request(self, timeout: float = 3.0) -> dict[str, Any]:
+    async def next_request(self, timeout: float = 10.0) -> dict[str, Any]:
         """The next `3:::` envelope, skipping heartbeats and other frames."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
@@ -179,7 +179,7 @@ class RawTrouter:
                 return json.loads(frame[4:])
 
     async def next_event(
-        self, resource_type: str = "NewMessage", timeout: float = 3.0, ack: bool = True
+        self, resource_type: str = "NewMessage", timeout: float = 10.0, ack: bool = True
     ) -> tuple[dict[str, Any], dict[str, Any]]:
         """(envelope, decoded EventMessage) of the next event of `resource_type`, acking all."""
         loop = asyncio.get_running_loop()
@@ -196,17 +196,6 @@ class RawTrouter:
         await self.send(
             "3:::" + json.dumps({"id": envelope["id"], "status": status, "headers": {}, "body": ""})
         )
-
-    async def expect_silence(self, seconds: float) -> None:
-        """No `3:::` request arrives within `seconds` (heartbeats are fine)."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + seconds
-        while (left := deadline - loop.time()) > 0:
-            try:
-                frame = await self.next_frame(left)
-            except TimeoutError:
-                return
-            assert not frame.startswith("3:::"), f"unexpected delivery: {frame[:200]}"
 
     async def close(self) -> None:
         if self.ws is not None:

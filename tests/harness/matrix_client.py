@@ -41,6 +41,10 @@ SYNC_FILTER = json.dumps({"room": {"timeline": {"limit": 200}}})
 
 EventPredicate = Callable[[Event], bool]
 
+# How long a wait may take before it fails. Generous: a passing wait returns as soon as its
+# condition holds, and a machine running two test suites at once is slow.
+WAIT_TIMEOUT = 60.0
+
 
 @dataclass
 class Invite:
@@ -283,7 +287,7 @@ class MatrixTestClient:
             ) from None
 
     async def wait_for_invite(
-        self, predicate: Callable[[Invite], bool] | None = None, timeout: float = 30
+        self, predicate: Callable[[Invite], bool] | None = None, timeout: float = WAIT_TIMEOUT
     ) -> RoomID:
         """A pending (not yet joined) invite matching `predicate`; returns its room ID."""
 
@@ -299,7 +303,7 @@ class MatrixTestClient:
         self,
         room_id: RoomID,
         predicate: EventPredicate,
-        timeout: float = 30,
+        timeout: float = WAIT_TIMEOUT,
         *,
         after: EventID | None = None,
     ) -> Event:
@@ -334,7 +338,7 @@ class MatrixTestClient:
         contains: str | None = None,
         msgtype: MessageType | str | None = None,
         after: EventID | None = None,
-        timeout: float = 30,
+        timeout: float = WAIT_TIMEOUT,
     ) -> Event:
         """An `m.room.message` filtered by sender, exact body, substring and msgtype."""
 
@@ -363,7 +367,7 @@ class MatrixTestClient:
         self,
         room_id: RoomID,
         predicate: Callable[[EphemeralEvent | GenericEvent], bool],
-        timeout: float = 30,
+        timeout: float = WAIT_TIMEOUT,
     ) -> EphemeralEvent | GenericEvent:
         """A typing notification or receipt, for example."""
 
@@ -373,7 +377,7 @@ class MatrixTestClient:
         return await self._wait(find, timeout, f"a matching ephemeral event in {room_id}")
 
     # actions
-    async def join(self, room_id: RoomID, timeout: float = 30) -> RoomID:
+    async def join(self, room_id: RoomID, timeout: float = WAIT_TIMEOUT) -> RoomID:
         """Join and wait until our own join shows up in /sync."""
         await self.client.join_room_by_id(room_id)
         self.invites.pop(room_id, None)

@@ -57,7 +57,7 @@ async def test_user_sends_and_receives_own_message_via_sync(matrix_client_factor
     room_id = await alice.create_room(name="smoke")
     event_id = await alice.send_text(room_id, "hello", html="<b>hello</b>")
 
-    evt = await alice.wait_for_message(room_id, body="hello", timeout=15)
+    evt = await alice.wait_for_message(room_id, body="hello")
     assert evt.event_id == event_id
     assert evt.sender == alice.user_id
     assert evt.content.formatted_body == "<b>hello</b>"
@@ -71,7 +71,7 @@ async def test_dm_invite_join_and_notice_between_two_users(matrix_client_factory
     bob = await matrix_client_factory()
 
     room_id = await alice.create_dm(bob.user_id)
-    invited = await bob.wait_for_invite(lambda inv: inv.sender == alice.user_id, timeout=15)
+    invited = await bob.wait_for_invite(lambda inv: inv.sender == alice.user_id)
     assert invited == room_id
     assert bob.invites[room_id].is_direct
 
@@ -82,7 +82,7 @@ async def test_dm_invite_join_and_notice_between_two_users(matrix_client_factory
 
     first = await alice.send_text(room_id, "ping")
     await bob.send_text(room_id, "pong", notice=True)
-    reply = await alice.wait_for_notice(room_id, contains="pong", after=first, timeout=15)
+    reply = await alice.wait_for_notice(room_id, contains="pong", after=first)
     assert reply.sender == bob.user_id
     assert reply.content.msgtype == MessageType.NOTICE
 
@@ -133,10 +133,10 @@ async def test_client_rides_out_a_synapse_restart(matrix_client_factory, synapse
     carol = await matrix_client_factory()
     room_id = await carol.create_room()
     await carol.send_text(room_id, "before")
-    await carol.wait_for_message(room_id, body="before", timeout=15)
+    await carol.wait_for_message(room_id, body="before")
 
     synapse.restart()
 
     await carol.send_text(room_id, "after")
-    evt = await carol.wait_for_message(room_id, body="after", timeout=30)
+    evt = await carol.wait_for_message(room_id, body="after")
     assert evt.sender == carol.user_id

@@ -32,7 +32,7 @@ class Recorder:
             self.resyncs += 1
             self._changed.notify_all()
 
-    async def wait(self, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+    async def wait(self, predicate: Callable[[], bool], timeout: float = 30.0) -> None:
         async def check() -> None:
             async with self._changed:
                 await self._changed.wait_for(predicate)

@@ -30,7 +30,7 @@ class StubSocket:
         envelope = {"id": req_id, "method": "POST", "url": url, "headers": headers, "body": body}
         await self.send("3:::" + json.dumps(envelope))
 
-    async def wait_for(self, predicate: Callable[[str], bool], timeout: float = 5.0) -> str:
+    async def wait_for(self, predicate: Callable[[str], bool], timeout: float = 30.0) -> str:
         async def find() -> str:
             async with self._new:
                 while True:

@@ -16,6 +16,11 @@ from teams_bridge.teams.ids import (
     classify_conversation,
     escape_segment,
     id_from_link,
+    is_call_log_id,
+    is_channel_id,
+    is_feed_id,
+    is_one_to_one_id,
+    is_participant_mri,
     members_from_conversation_id,
     mri_from_skype_id,
     one_to_one_peer,
@@ -213,3 +218,35 @@ def test_classification_never_crashes_on_valid_ids(text: str) -> None:
         return
     assert isinstance(classify_conversation(text), ConversationIdKind)
     assert quote(text, safe="") == escape_segment(text)
+
+
+@pytest.mark.parametrize(
+    ("conv_id", "one_to_one", "channel", "feed"),
+    [
+        (f"19:{A}_{B}@unq.gbl.spaces", True, False, False),
+        ("19:uni01_abcdef@thread.v2", True, False, False),
+        ("8:live:ada", True, False, False),
+        ("19:abc@thread.v2", False, False, False),
+        ("19:meeting_abc@thread.v2", False, False, False),
+        ("19:abc@thread.tacv2", False, True, False),
+        ("19:abc@thread.tacv2;messageid=1700000000000", False, True, False),
+        ("48:calllogs", False, False, True),
+        ("48:notes", False, False, True),
+        ("", False, False, False),
+        ("19:a/b@thread.v2", False, False, False),  # hostile: nothing at all
+    ],
+)
+def test_what_a_conversation_id_tells(conv_id, one_to_one, channel, feed):
+    assert is_one_to_one_id(conv_id) is one_to_one
+    assert is_channel_id(conv_id) is channel
+    assert is_feed_id(conv_id) is feed
+
+
+def test_call_log_and_participant_ids():
+    assert is_call_log_id("48:calllogs") and is_call_log_id("48:CallLogs")
+    assert not is_call_log_id("48:notes") and not is_call_log_id("19:abc@thread.v2")
+    for mri in (f"8:orgid:{A}", "8:live:ada", f"28:{A}", "4:+15550100"):
+        assert is_participant_mri(mri), mri
+    # Notices "from the conversation" carry its id, or a feed's, as their sender.
+    for not_someone in ("19:abc@thread.v2", "48:calllogs", "", None):
+        assert not is_participant_mri(not_someone), not_someone

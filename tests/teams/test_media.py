@@ -187,7 +187,8 @@ async def test_too_large_by_content_length_reads_nothing(room: Room) -> None:
 
 
 async def _finished_download(sim: Sim, oid: str) -> dict[str, Any]:
-    for _ in range(200):
+    deadline = asyncio.get_running_loop().time() + 30  # only a failure waits this long
+    while asyncio.get_running_loop().time() < deadline:
         downloads = (await sim.control.ams_object(oid, include_bytes=False))["downloads"]
         if downloads and downloads[-1]["finished"]:
             return downloads[-1]

@@ -441,3 +441,45 @@ def test_parses_profiles() -> None:
     assert parse_profile({"objectId": B}).mri == f"8:orgid:{B}"
     with pytest.raises(ParseError):
         parse_profile({"displayName": "nobody"})
+
+
+def _call_log(thread_id: str | None) -> dict[str, Any]:
+    entry: dict[str, Any] = {"callState": "accepted", "originator": f"8:orgid:{A}"}
+    if thread_id is not None:
+        entry["threadId"] = thread_id
+    return wire_message(
+        conversationid="48:calllogs",
+        conversationLink=f"{HOST}/conversations/48:calllogs",
+        messagetype="Text",
+        properties={"call-log": json.dumps(entry)},
+    )
+
+
+def test_events_say_which_chat_they_belong_to() -> None:
+    def ref(resource_type: str, resource: Any) -> tuple[str, bool, bool] | None:
+        event = parse_event({"id": 1, "resourceType": resource_type, "resource": resource})
+        found = event.conversation_ref
+        return None if found is None else (found.id, found.one_to_one, found.opens_chat)
+
+    dm = f"19:{A}_{B}@unq.gbl.spaces"
+    chan = "19:design@thread.tacv2"
+    # A message is the first sign of its chat; the id tells whether it is a 1:1.
+    assert ref("NewMessage", wire_message()) == ("19:abc@thread.v2", False, True)
+    assert ref(
+        "NewMessage", wire_message(conversationid=dm, conversationLink=f"{HOST}/conversations/{dm}")
+    ) == (dm, True, True)
+    # A reply in a channel thread belongs to the channel.
+    reply = wire_message(conversationid=f"{chan};messageid=1", conversationLink=None)
+    assert ref("MessageUpdate", reply) == (chan, False, True)
+    # A call-log entry is about the chat the call was in, which it does not open.
+    assert ref("NewMessage", _call_log(dm)) == (dm, True, False)
+    assert ref("NewMessage", _call_log(None)) is None
+    # Other feeds are no chat's.
+    notes = wire_message(conversationid="48:notes", conversationLink=None)
+    assert ref("NewMessage", notes) is None
+    # A chat's metadata: its properties may tell a 1:1 that its id does not.
+    assert ref("ThreadUpdate", {"id": "19:t@thread.v2"}) == ("19:t@thread.v2", False, False)
+    one_to_one = {"id": "19:t@thread.v2", "properties": {"uniquerosterthread": "true"}}
+    assert ref("ThreadUpdate", one_to_one) == ("19:t@thread.v2", True, False)
+    assert ref("ConversationUpdate", wire_conversation()) == ("19:abc@thread.v2", False, False)
+    assert ref("UserPresence", {"status": "Online"}) is None

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 import pytest
@@ -14,6 +15,8 @@ from teams_bridge.teams import TeamsClient, TrouterState
 
 from .conftest import FAST_TROUTER, Sim, SimFactory, logged_in_client
 from .recorder import Recorder
+
+T = TypeVar("T")
 
 
 async def connected(
@@ -32,6 +35,18 @@ async def connected(
 
 def connected_count(rec: Recorder) -> int:
     return sum(1 for s, _ in rec.states if s is TrouterState.CONNECTED)
+
+
+def dropped(rec: Recorder) -> bool:
+    return any(s is TrouterState.DISCONNECTED for s, _ in rec.states)
+
+
+async def until(fetch: Callable[[], Awaitable[T]], done: Callable[[T], bool]) -> T:
+    """Poll `fetch()` until `done` says yes; generous bound, only a failure waits for it."""
+    async with asyncio.timeout(30):
+        while not done(value := await fetch()):
+            await asyncio.sleep(0.05)
+    return value
 
 
 async def test_uses_the_persisted_endpoint_id_everywhere(
@@ -66,10 +81,13 @@ async def test_message_loss_is_acked_and_triggers_resync(
         before = rec.resyncs
         await sim.control.message_loss(ada["mri"])
         await rec.wait(lambda: rec.resyncs > before)
-        frames = (await sim.control.connections())[ada["mri"]]["connections"][0][
-            "recent_client_frames"
-        ]
-        assert any(f.startswith("6:::") for f in frames)
+
+        async def frames() -> list[str]:
+            state = (await sim.control.connections())[ada["mri"]]
+            return state["connections"][0]["recent_client_frames"]
+
+        # The ack went out before the resync began; the simulator reads it on its own time.
+        await until(frames, lambda got: any(f.startswith("6:::") for f in got))
     finally:
         await client.stop()
 
@@ -144,7 +162,7 @@ async def test_slow_consumer_gets_every_event_in_order(
                 if m.content.startswith("<p>")
             ]
 
-        await rec.wait(lambda: len(received()) >= 30, timeout=20)
+        await rec.wait(lambda: len(received()) >= 30)
         assert received() == expected
     finally:
         await client.stop()
@@ -155,17 +173,22 @@ async def test_reregisters_before_the_ttl_runs_out(
 ) -> None:
     ada = await sim.control.create_user("Ada")
     client = await logged_in_client(http_session, sim, ada["mri"])
-    client.trouter_config = replace(FAST_TROUTER, registration_ttl=2)
+    # Every second, with a second's margin before the registration lapses.
+    client.trouter_config = replace(FAST_TROUTER, registration_ttl=2, reregister_fraction=0.5)
     await client.connect()
     rec = Recorder()
     client.start_trouter(rec.on_event, rec.on_state)
     try:
         await rec.wait(lambda: connected_count(rec) >= 1)
-        await asyncio.sleep(3.5)
-        regs = await sim.control.requests(path_contains="/registrar/")
-        assert len(regs) >= 3
-        assert connected_count(rec) == 1
-        await sim.control.wait_for_registration(ada["mri"], timeout=1)
+
+        async def registrations() -> list[float]:
+            found = await sim.control.requests(path_contains="/registrar/", method="POST")
+            return [r["time"] for r in found]
+
+        times = await until(registrations, lambda t: len(t) >= 3 or dropped(rec))
+        assert connected_count(rec) == 1 and not dropped(rec)  # all on one connection
+        gaps = [later - earlier for earlier, later in zip(times, times[1:], strict=False)]
+        assert all(gap < 2 for gap in gaps), gaps
     finally:
         await client.stop()
 
@@ -175,13 +198,17 @@ async def test_pings_are_answered_so_the_socket_stays_up(
 ) -> None:
     client, rec, ada, _bob = await connected(http_session, sim)
     try:
-        await asyncio.sleep(FAST_TROUTER.ping_interval * 3 + FAST_TROUTER.pong_timeout)
+
+        async def pings() -> int:
+            connections = (await sim.control.connections())[ada["mri"]]["connections"]
+            frames = connections[0]["recent_client_frames"] if connections else []
+            return sum('"name":"ping"' in f for f in frames)
+
+        # Four pings span four seconds: unanswered, the first would have killed the socket
+        # (after its pong timeout) before the last.
+        await until(pings, lambda n: n >= 4 or dropped(rec))
+        assert not dropped(rec)
         assert connected_count(rec) == 1
-        assert not any(s is TrouterState.DISCONNECTED for s, _ in rec.states)
-        frames = (await sim.control.connections())[ada["mri"]]["connections"][0][
-            "recent_client_frames"
-        ]
-        assert any('"name":"ping"' in f for f in frames)
     finally:
         await client.stop()
 

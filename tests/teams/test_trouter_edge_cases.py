@@ -7,7 +7,8 @@ import base64
 import gzip
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from typing import Any
 
 import aiohttp
@@ -22,7 +23,16 @@ from .fakes import FAST_RETRY, StaticTokens
 from .recorder import Recorder
 from .stub_trouter import Script, StubSocket, StubTrouter
 
-CONFIG = TrouterConfig(ping_interval=0.3, pong_timeout=0.4, backoff_initial=0.05, backoff_max=0.1)
+# A pong may be late on a busy machine: only the tests about silent sockets wait briefly.
+CONFIG = TrouterConfig(ping_interval=0.3, pong_timeout=5.0, backoff_initial=0.05, backoff_max=0.1)
+QUICK_DEATH = replace(CONFIG, pong_timeout=0.4)
+
+
+async def eventually(predicate: Callable[[], bool], timeout: float = 30.0) -> None:
+    """Until `predicate()` holds; the timeout only bounds a failure."""
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            await asyncio.sleep(0.01)
 
 
 def event_body(content: str, message_id: str = "1715842456893") -> str:
@@ -53,7 +63,7 @@ class Harness:
         self.rec = rec
         self.tokens = tokens
 
-    async def socket(self, index: int = 0, timeout: float = 5.0) -> StubSocket:
+    async def socket(self, index: int = 0, timeout: float = 30.0) -> StubSocket:
         async def wait() -> StubSocket:
             while len(self.stub.sockets) <= index:
                 await asyncio.sleep(0.01)
@@ -199,10 +209,7 @@ async def test_requests_are_answered_before_the_consumer_runs(start: Any) -> Non
     assert seen == ["<p>a</p>"]  # the reader waits for the slow consumer
     release.set()
     await sock.wait_for(lambda f: f.startswith("3:::") and '"id":11' in f)
-    for _ in range(100):
-        if len(seen) == 2:
-            break
-        await asyncio.sleep(0.01)
+    await eventually(lambda: len(seen) == 2)
     assert seen == ["<p>a</p>", "<p>b</p>"]
 
 
@@ -250,27 +257,35 @@ async def test_consumer_errors_do_not_kill_the_connection(start: Any) -> None:
     h = await start(script, on_event=failing)
     sock = await h.socket()
     await sock.wait_for(lambda f: '"id":2' in f and f.startswith("3:::"))
-    await asyncio.sleep(0.05)
+    # Answered first, consumed after: wait for the second call.
+    await eventually(lambda: len(calls) == 2)
     assert calls == ["<p>1</p>", "<p>2</p>"]
     assert h.connected() == 1
 
 
 async def test_a_silent_socket_is_declared_dead_and_replaced(start: Any) -> None:
-    h = await start()
+    h = await start(config=QUICK_DEATH)
     h.stub.answer_pings = False
-    await h.rec.wait(lambda: h.connected() >= 2, timeout=10)
+    await h.rec.wait(lambda: h.connected() >= 2)
     errors = [e for s, e in h.rec.states if s is TrouterState.DISCONNECTED]
     assert errors and "pong" in (errors[0] or "")
     assert h.stub.allocations >= 2
 
 
 async def test_answered_pings_keep_the_socket(start: Any) -> None:
-    h = await start()
+    config = replace(CONFIG, ping_interval=0.1, pong_timeout=1.0)
+    h = await start(config=config)
     await h.rec.wait(lambda: h.connected() == 1)
-    await asyncio.sleep(CONFIG.ping_interval * 4)
-    assert h.connected() == 1
     sock = await h.socket()
-    await sock.wait_for(lambda f: '"name":"ping"' in f)
+
+    # Thirty pings span three seconds; unanswered, the first would have killed the socket
+    # by the last (after the pong timeout, and at least two seconds of silence).
+    def dropped() -> bool:
+        return any(s is TrouterState.DISCONNECTED for s, _ in h.rec.states)
+
+    await eventually(lambda: dropped() or sum('"name":"ping"' in f for f in sock.received) >= 30)
+    assert not dropped()
+    assert h.connected() == 1
 
 
 async def test_disconnect_frame_and_close_cause_a_fresh_allocation(start: Any) -> None:
@@ -306,11 +321,7 @@ async def test_stop_reports_stopped_and_closes(start: Any) -> None:
     await h.trouter.stop()
     assert h.rec.states[-1] == (TrouterState.STOPPED, None)
     sock = await h.socket()
-    for _ in range(100):
-        if sock.ws.closed:
-            break
-        await asyncio.sleep(0.01)
-    assert sock.ws.closed
+    await eventually(lambda: sock.ws.closed)
 
 
 def test_allocation_parsing_and_ws_urls() -> None:
@@ -336,8 +347,6 @@ def test_allocation_parsing_and_ws_urls() -> None:
 
 
 async def test_sessions_are_refreshed_after_their_maximum_age(start: Any) -> None:
-    from dataclasses import replace
-
     h = await start(config=replace(CONFIG, max_session_age=0.3))
     await h.rec.wait(lambda: h.connected() >= 2)
     assert h.stub.allocations >= 2

@@ -15,7 +15,7 @@ from mautrix.util.async_db import UpgradeTable
 
 upgrade_table = UpgradeTable()
 
-LATEST_VERSION = 5
+LATEST_VERSION = 6
 
 # Registered in order: the latest revision first, then each version's upgrade.
 from . import (  # noqa: E402, F401
@@ -23,7 +23,8 @@ from . import (  # noqa: E402, F401
     v02_matrix_events,
     v03_fidelity,
     v04_avatars,
-    v05_message_origin,
+    v05_portal_keys,
+    v06_message_origin,
 )
 
 __all__ = ["LATEST_VERSION", "upgrade_table"]

@@ -37,7 +37,9 @@ async def upgrade_latest(conn: Connection, scheme: Scheme) -> None:
         )"""
     )
     # The table must be called portal and have mxid and encrypted: mautrix's crypto store
-    # joins on it.
+    # joins on it. The receiver is '' for a chat all bridge users in it share one room of,
+    # and the bridge user's MRI for a 1:1 chat, where each has a room of their own (see
+    # portal/key.py); every table keyed by a portal carries it.
     await conn.execute(
         """CREATE TABLE portal (
             thread_id       TEXT NOT NULL,
@@ -53,6 +55,8 @@ async def upgrade_latest(conn: Connection, scheme: Scheme) -> None:
             last_message_id TEXT,
             relay_user_id   TEXT,
             avatar_source   TEXT,
+            team_id         TEXT,
+            team_name       TEXT,
             PRIMARY KEY (thread_id, receiver)
         )"""
     )

@@ -3,13 +3,11 @@
     .venv/bin/python -m tests.core.schema_dumps.make_dumps
 
 For each version, the schema code exactly as that version's commit shipped it (read from
-git: `teams_bridge/db/upgrade.py` up to v4, the `teams_bridge/db/upgrade/` package since)
-creates a fresh database on PostgreSQL and on SQLite; a few rows of every table are added,
-and the database is dumped (`pg_dump`, SQLite's own dump) to `vN.postgres.sql` and
-`vN.sqlite.sql` beside this file. tests/core/test_upgrades.py upgrades those dumps.
-Run it again only when a new schema version ships: add it below with its commit, or with
-None while it is being written (its schema is then read from the working tree), and pin the
-commit once it is made.
+git; the newest version may be read from the working tree) creates a fresh database on
+PostgreSQL and on SQLite; a few rows of every table are added, and the database is dumped
+(`pg_dump`, SQLite's own dump) to `vN.postgres.sql` and `vN.sqlite.sql` beside this file.
+tests/core/test_upgrades.py upgrades those dumps.
+Run it again only when a new schema version ships (add it below).
 """
 
 from __future__ import annotations
@@ -31,16 +29,16 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[2]
 
 # Schema version -> the commit that shipped it (the last commit before the next version);
-# None: the working tree.
+# None for the newest version: its schema is read from the working tree. When the next
+# version comes, put the commit that shipped this one in its place.
 VERSIONS: dict[int, str | None] = {
     1: "4bdba81",
     2: "76cbaef",
     3: "1fd2682",
     4: "a3de64c",
-    5: "cd5ac4f",
+    5: "35c8c68",
+    6: None,
 }
-SINGLE_FILE = "teams_bridge/db/upgrade.py"
-PACKAGE = "teams_bridge/db/upgrade"
 
 # Rows for each table, added once the table exists (version it appeared in, SQL).
 ROWS: list[tuple[int, str]] = [
@@ -102,8 +100,8 @@ ROWS: list[tuple[int, str]] = [
     (
         2,
         "INSERT INTO message (thread_id, receiver, message_id, part, mxid, mx_room, sender_mri, "
-        "timestamp, version) VALUES ('19:abc@thread.v2', '', '1700000000003', 0, '$e1', "
-        "'!room:example.org', '8:orgid:ada', 1700000000003, '1700000000003')",
+        "timestamp, version) VALUES ('19:abc@thread.v2', '', '1700000000005', 0, '$e1', "
+        "'!room:example.org', '8:orgid:ada', 1700000000005, '1700000000005')",
     ),
     (
         3,
@@ -117,48 +115,120 @@ ROWS: list[tuple[int, str]] = [
         "deleted) VALUES ('19:abc@thread.v2', '', '1700000000001', NULL, 'abc', false)",
     ),
     (4, "UPDATE puppet SET avatar_hash = 'ff', avatar_checked_at = 1700000000000"),
-    (5, "UPDATE message SET origin = 'matrix' WHERE mxid IN ('$s1', '$e1')"),
+    # 1:1 chats: a bridge user's with Bob, and one between two bridge users whose room Cy's
+    # connection made (named after Ada); and a channel.
+    (
+        1,
+        """INSERT INTO "user" (mxid, mri, credentials, endpoint_id, management_room)
+        VALUES ('@cy:example.org', '8:orgid:cy', '{"refresh_token":"rt-cy"}', 'ep-2', NULL)""",
+    ),
+    (
+        1,
+        "INSERT INTO portal (thread_id, receiver, mxid, kind, name, name_set, other_user_mri, "
+        "last_message_id) VALUES ('19:ada_bob@unq.gbl.spaces', '', '!dm:example.org', "
+        "'one_to_one', 'Bob Babbage', true, '8:orgid:bob', '1700000000003')",
+    ),
+    (
+        1,
+        "INSERT INTO user_portal (user_mxid, thread_id, receiver) VALUES "
+        "('@ada:example.org', '19:ada_bob@unq.gbl.spaces', '')",
+    ),
+    (
+        1,
+        "INSERT INTO message (thread_id, receiver, message_id, part, mxid, mx_room, sender_mri, "
+        "timestamp, version) VALUES ('19:ada_bob@unq.gbl.spaces', '', '1700000000003', 0, "
+        "'$d1', '!dm:example.org', '8:orgid:bob', 1700000000003, '1700000000003')",
+    ),
+    (
+        1,
+        "INSERT INTO sent_message (client_message_id, thread_id, receiver, mxid, mx_room, "
+        "message_id, created_at) VALUES ('223456789', '19:ada_bob@unq.gbl.spaces', '', '$d2', "
+        "'!dm:example.org', '1700000000004', 1700000000004)",
+    ),
+    (
+        1,
+        "INSERT INTO portal (thread_id, receiver, mxid, kind, name, name_set, other_user_mri) "
+        "VALUES ('19:ada_cy@unq.gbl.spaces', '', '!dm2:example.org', 'one_to_one', "
+        "'Ada Lovelace', true, '8:orgid:ada')",
+    ),
+    (
+        1,
+        "INSERT INTO user_portal (user_mxid, thread_id, receiver) VALUES "
+        "('@ada:example.org', '19:ada_cy@unq.gbl.spaces', ''), "
+        "('@cy:example.org', '19:ada_cy@unq.gbl.spaces', '')",
+    ),
+    (
+        1,
+        "INSERT INTO portal (thread_id, receiver, mxid, kind, name, name_set, topic) VALUES "
+        "('19:design@thread.tacv2', '', '!chan:example.org', 'channel', 'Design (Contoso)', "
+        "true, 'Design')",
+    ),
+    (
+        3,
+        "INSERT INTO reaction (thread_id, receiver, message_id, sender_mri, emotion_key, mxid, "
+        "mx_room, sent_at) VALUES ('19:ada_bob@unq.gbl.spaces', '', '1700000000003', "
+        "'8:orgid:ada', 'heart', '$r2', '!dm:example.org', 0)",
+    ),
+    (
+        3,
+        "INSERT INTO message_state (thread_id, receiver, message_id, edit_time, content_hash, "
+        "deleted) VALUES ('19:ada_bob@unq.gbl.spaces', '', '1700000000003', NULL, 'def', false)",
+    ),
+    # From v5 a 1:1 chat's rows are under its bridge user's MRI (the foreign keys carry it
+    # to the rows of the portal; sent_message has none), and a channel's team is stored.
+    (
+        5,
+        "DELETE FROM user_portal WHERE user_mxid = '@ada:example.org' "
+        "AND thread_id = '19:ada_cy@unq.gbl.spaces'",
+    ),
+    (
+        5,
+        "UPDATE portal SET receiver = '8:orgid:ada' WHERE thread_id = '19:ada_bob@unq.gbl.spaces'",
+    ),
+    (
+        5,
+        "UPDATE sent_message SET receiver = '8:orgid:ada' "
+        "WHERE thread_id = '19:ada_bob@unq.gbl.spaces'",
+    ),
+    (
+        5,
+        "UPDATE portal SET receiver = '8:orgid:cy' WHERE thread_id = '19:ada_cy@unq.gbl.spaces'",
+    ),
+    (
+        5,
+        "UPDATE portal SET team_id = '19:contoso@thread.tacv2', team_name = 'Contoso' "
+        "WHERE thread_id = '19:design@thread.tacv2'",
+    ),
+    # From v6 each message says where it came from.
+    (6, "UPDATE message SET origin = 'matrix' WHERE mxid IN ('$s1', '$e1')"),
 ]
-
-
-def _git(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["git", *args], cwd=ROOT, check=True, capture_output=True, text=True)
-
-
-def _schema_files(ref: str | None) -> dict[str, str] | str:
-    """The schema code of `ref` (None: the working tree): the source of the single module,
-    or the package's files by name."""
-    if ref is None:
-        return {p.name: p.read_text() for p in sorted((ROOT / PACKAGE).glob("*.py"))}
-    listed = _git("ls-tree", "--name-only", ref, f"{PACKAGE}/").stdout.split()
-    if not listed:
-        return _git("show", f"{ref}:{SINGLE_FILE}").stdout
-    return {
-        Path(path).name: _git("show", f"{ref}:{path}").stdout
-        for path in listed
-        if path.endswith(".py")
-    }
 
 
 @functools.cache
 def load_schema(version: int) -> types.ModuleType:
-    """The schema code of that version's commit, as a standalone module (once: a package's
-    modules register themselves with its upgrade table when first imported)."""
+    """The schema code of that version: its commit's, as a standalone module or package
+    (the working tree's for the newest version). Loaded once: a package's modules register
+    themselves with its upgrade table only when first imported."""
+    commit = VERSIONS[version]
     name = f"schema_v{version}"
-    files = _schema_files(VERSIONS[version])
-    if isinstance(files, str):
+    if commit is None:
+        from teams_bridge.db import upgrade as module
+    elif _git("ls-tree", "--name-only", commit, "teams_bridge/db/upgrade.py").strip():
+        # One module up to v4.
         spec = importlib.util.spec_from_loader(name, loader=None)
         assert spec is not None
         module = importlib.util.module_from_spec(spec)
-        exec(compile(files, name, "exec"), module.__dict__)
+        source = _git("show", f"{commit}:teams_bridge/db/upgrade.py")
+        exec(compile(source, name, "exec"), module.__dict__)
     else:
-        # A package whose modules import each other relatively: written out and imported.
-        where = Path(tempfile.mkdtemp()) / name
-        where.mkdir()
-        for filename, source in files.items():
-            (where / filename).write_text(source)
+        # A package with one module per version since v5.
+        package = Path(tempfile.mkdtemp(prefix=f"{name}-"))
+        for path in _git("ls-tree", "--name-only", f"{commit}:teams_bridge/db/upgrade/").split():
+            if path.endswith(".py"):
+                source = _git("show", f"{commit}:teams_bridge/db/upgrade/{path}")
+                (package / path).write_text(source)
         spec = importlib.util.spec_from_file_location(
-            name, where / "__init__.py", submodule_search_locations=[str(where)]
+            name, package / "__init__.py", submodule_search_locations=[str(package)]
         )
         assert spec is not None and spec.loader is not None
         module = importlib.util.module_from_spec(spec)
@@ -166,6 +236,12 @@ def load_schema(version: int) -> types.ModuleType:
         spec.loader.exec_module(module)
     assert module.LATEST_VERSION == version
     return module
+
+
+def _git(*args: str) -> str:
+    return subprocess.run(
+        ["git", *args], cwd=ROOT, check=True, capture_output=True, text=True
+    ).stdout
 
 
 async def create(url: str, version: int) -> None:

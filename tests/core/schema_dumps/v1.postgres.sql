@@ -76,16 +76,25 @@ INSERT INTO public.database_owner VALUES (0, 'teams-bridge');
 
 INSERT INTO public.message VALUES ('19:abc@thread.v2', '', '1700000000001', 0, '$m1', '!room:example.org', '8:orgid:bob', 1700000000001, '1700000000001');
 INSERT INTO public.message VALUES ('19:abc@thread.v2', '', '1700000000002', 0, '$s1', '!room:example.org', '8:orgid:ada', 1700000000002, '1700000000002');
+INSERT INTO public.message VALUES ('19:ada_bob@unq.gbl.spaces', '', '1700000000003', 0, '$d1', '!dm:example.org', '8:orgid:bob', 1700000000003, '1700000000003');
 
 INSERT INTO public.portal VALUES ('19:abc@thread.v2', '', '!room:example.org', 'group', 'Engines', true, NULL, NULL, false, NULL, '1700000000001', NULL);
+INSERT INTO public.portal VALUES ('19:ada_bob@unq.gbl.spaces', '', '!dm:example.org', 'one_to_one', 'Bob Babbage', true, NULL, NULL, false, '8:orgid:bob', '1700000000003', NULL);
+INSERT INTO public.portal VALUES ('19:ada_cy@unq.gbl.spaces', '', '!dm2:example.org', 'one_to_one', 'Ada Lovelace', true, NULL, NULL, false, '8:orgid:ada', NULL, NULL);
+INSERT INTO public.portal VALUES ('19:design@thread.tacv2', '', '!chan:example.org', 'channel', 'Design (Contoso)', true, 'Design', NULL, false, NULL, NULL, NULL);
 
 INSERT INTO public.puppet VALUES ('8:orgid:bob', 'Bob Babbage', 'profile', true, NULL, false, false, NULL, NULL, NULL, NULL);
 
 INSERT INTO public.sent_message VALUES ('123456789', '19:abc@thread.v2', '', '$s1', '!room:example.org', '1700000000002', 1700000000002);
+INSERT INTO public.sent_message VALUES ('223456789', '19:ada_bob@unq.gbl.spaces', '', '$d2', '!dm:example.org', '1700000000004', 1700000000004);
 
 INSERT INTO public."user" VALUES ('@ada:example.org', '8:orgid:ada', '{"refresh_token":"rt-ada"}', 'ep-1', '!mgmt:example.org');
+INSERT INTO public."user" VALUES ('@cy:example.org', '8:orgid:cy', '{"refresh_token":"rt-cy"}', 'ep-2', NULL);
 
 INSERT INTO public.user_portal VALUES ('@ada:example.org', '19:abc@thread.v2', '');
+INSERT INTO public.user_portal VALUES ('@ada:example.org', '19:ada_bob@unq.gbl.spaces', '');
+INSERT INTO public.user_portal VALUES ('@ada:example.org', '19:ada_cy@unq.gbl.spaces', '');
+INSERT INTO public.user_portal VALUES ('@cy:example.org', '19:ada_cy@unq.gbl.spaces', '');
 
 INSERT INTO public.version VALUES (1);
 

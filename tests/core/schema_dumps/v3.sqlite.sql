@@ -42,7 +42,8 @@ CREATE TABLE message (
         );
 INSERT INTO "message" VALUES('19:abc@thread.v2','','1700000000001',0,'$m1','!room:example.org','8:orgid:bob',1700000000001,'1700000000001');
 INSERT INTO "message" VALUES('19:abc@thread.v2','','1700000000002',0,'$s1','!room:example.org','8:orgid:ada',1700000000002,'1700000000002');
-INSERT INTO "message" VALUES('19:abc@thread.v2','','1700000000003',0,'$e1','!room:example.org','8:orgid:ada',1700000000003,'1700000000003');
+INSERT INTO "message" VALUES('19:abc@thread.v2','','1700000000005',0,'$e1','!room:example.org','8:orgid:ada',1700000000005,'1700000000005');
+INSERT INTO "message" VALUES('19:ada_bob@unq.gbl.spaces','','1700000000003',0,'$d1','!dm:example.org','8:orgid:bob',1700000000003,'1700000000003');
 CREATE TABLE message_state (
             thread_id    TEXT NOT NULL,
             receiver     TEXT NOT NULL DEFAULT '',
@@ -55,6 +56,7 @@ CREATE TABLE message_state (
                 ON DELETE CASCADE ON UPDATE CASCADE
         );
 INSERT INTO "message_state" VALUES('19:abc@thread.v2','','1700000000001',NULL,'abc',0);
+INSERT INTO "message_state" VALUES('19:ada_bob@unq.gbl.spaces','','1700000000003',NULL,'def',0);
 CREATE TABLE portal (
             thread_id       TEXT NOT NULL,
             receiver        TEXT NOT NULL DEFAULT '',
@@ -71,6 +73,9 @@ CREATE TABLE portal (
             PRIMARY KEY (thread_id, receiver)
         );
 INSERT INTO "portal" VALUES('19:abc@thread.v2','','!room:example.org','group','Engines',1,NULL,NULL,0,NULL,'1700000000001',NULL);
+INSERT INTO "portal" VALUES('19:ada_bob@unq.gbl.spaces','','!dm:example.org','one_to_one','Bob Babbage',1,NULL,NULL,0,'8:orgid:bob','1700000000003',NULL);
+INSERT INTO "portal" VALUES('19:ada_cy@unq.gbl.spaces','','!dm2:example.org','one_to_one','Ada Lovelace',1,NULL,NULL,0,'8:orgid:ada',NULL,NULL);
+INSERT INTO "portal" VALUES('19:design@thread.tacv2','','!chan:example.org','channel','Design (Contoso)',1,'Design',NULL,0,NULL,NULL,NULL);
 CREATE TABLE puppet (
             mri          TEXT PRIMARY KEY,
             name         TEXT,
@@ -99,6 +104,7 @@ CREATE TABLE reaction (
                 ON DELETE CASCADE ON UPDATE CASCADE
         );
 INSERT INTO "reaction" VALUES('19:abc@thread.v2','','1700000000001','8:orgid:ada','like','$r1','!room:example.org',0);
+INSERT INTO "reaction" VALUES('19:ada_bob@unq.gbl.spaces','','1700000000003','8:orgid:ada','heart','$r2','!dm:example.org',0);
 CREATE TABLE sent_message (
             client_message_id TEXT PRIMARY KEY,
             thread_id   TEXT NOT NULL,
@@ -109,6 +115,7 @@ CREATE TABLE sent_message (
             created_at  BIGINT NOT NULL
         );
 INSERT INTO "sent_message" VALUES('123456789','19:abc@thread.v2','','$s1','!room:example.org','1700000000002',1700000000002);
+INSERT INTO "sent_message" VALUES('223456789','19:ada_bob@unq.gbl.spaces','','$d2','!dm:example.org','1700000000004',1700000000004);
 CREATE TABLE "user" (
             mxid            TEXT PRIMARY KEY,
             mri             TEXT UNIQUE,
@@ -117,6 +124,7 @@ CREATE TABLE "user" (
             management_room TEXT
         );
 INSERT INTO "user" VALUES('@ada:example.org','8:orgid:ada','{"refresh_token":"rt-ada"}','ep-1','!mgmt:example.org');
+INSERT INTO "user" VALUES('@cy:example.org','8:orgid:cy','{"refresh_token":"rt-cy"}','ep-2',NULL);
 CREATE TABLE user_portal (
             user_mxid TEXT NOT NULL,
             thread_id TEXT NOT NULL,
@@ -127,6 +135,9 @@ CREATE TABLE user_portal (
                 ON DELETE CASCADE ON UPDATE CASCADE
         );
 INSERT INTO "user_portal" VALUES('@ada:example.org','19:abc@thread.v2','');
+INSERT INTO "user_portal" VALUES('@ada:example.org','19:ada_bob@unq.gbl.spaces','');
+INSERT INTO "user_portal" VALUES('@ada:example.org','19:ada_cy@unq.gbl.spaces','');
+INSERT INTO "user_portal" VALUES('@cy:example.org','19:ada_cy@unq.gbl.spaces','');
 CREATE TABLE version (
                 version INTEGER PRIMARY KEY
             );

@@ -1,4 +1,4 @@
-"""v5: where each bridged message came from, so delivered Matrix events can be pruned."""
+"""v6: where each bridged message came from, so delivered Matrix events can be pruned."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from . import upgrade_table
 
 
 @upgrade_table.register(description="Message origin, so delivered Matrix events can be pruned")
-async def upgrade_v5(conn: Connection) -> None:
+async def upgrade_v6(conn: Connection) -> None:
     # 'matrix' for a message sent from Matrix to Teams, 'teams' for one bridged from Teams.
     # Until now the matrix_event queue (and the record of what the bridge posted) was the
     # only place that told them apart.

@@ -1,0 +1,116 @@
+"""The portal's subtle decisions as plain functions: given what is known, what to do.
+
+Nothing here reads the database, the homeserver or Teams, so each rule is unit-tested on
+its own (tests/core/test_portal_rules.py); the portal gathers the facts and acts.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from mautrix.types import RelationType
+
+from ..names import MEMBER_IN_ROOM_NAME_MAX_BYTES, ROOM_NAME_MAX_BYTES, clean_name
+from .replies import reply_event_id
+
+# A group room named after its members names this many, then "and N others".
+NAMED_MEMBERS = 5
+
+
+@dataclass(frozen=True)
+class Member:
+    mri: str
+    name: str | None
+
+
+def channel_room_name(channel: str | None, team: str | None) -> str | None:
+    """``Design (Contoso)``: the channel, and its team."""
+    if channel and team and channel != team:
+        return f"{channel} ({team})"
+    return channel or team
+
+
+def room_name(
+    *,
+    kind: str,
+    topic: str | None,
+    team: str | None,
+    members: Sequence[Member],
+    own_mri: str | None,
+    private_chat_meta: bool,
+) -> str | None:
+    """The room's name, made from Teams names: a channel is named with its team, a chat by
+    its topic, a 1:1 room after the other person (when `private_chat_meta`), an unnamed
+    group after its other members. Cleaned and cut to fit (names.py)."""
+    return (
+        clean_name(
+            _name(kind, topic, team, members, own_mri, private_chat_meta), ROOM_NAME_MAX_BYTES
+        )
+        or None
+    )
+
+
+def _name(
+    kind: str,
+    topic: str | None,
+    team: str | None,
+    members: Sequence[Member],
+    own_mri: str | None,
+    private_chat_meta: bool,
+) -> str | None:
+    if kind == "channel":
+        return channel_room_name(topic, team)
+    if topic:
+        return topic
+    others = [m for m in members if m.mri != own_mri]
+    if kind == "one_to_one":
+        if not private_chat_meta:
+            return None
+        return others[0].name if others and others[0].name else None
+    names = sorted(clean_name(m.name, MEMBER_IN_ROOM_NAME_MAX_BYTES) or m.mri for m in others)
+    if not names:
+        return None
+    if len(names) > NAMED_MEMBERS:
+        rest = len(names) - NAMED_MEMBERS
+        return ", ".join(names[:NAMED_MEMBERS]) + f" and {rest} others"
+    return ", ".join(names)
+
+
+class Incoming(enum.Enum):
+    """What to do with a Teams message that arrives in a portal."""
+
+    SEEN = "seen"  # bridged before, with its state: nothing to do
+    NOTE_STATE = "note_state"  # bridged (e.g. our own send, mapped when sent): note its version
+    CLAIM_ECHO = "claim_echo"  # the echo of our own send from this portal: map it, bridge nothing
+    BRIDGE = "bridge"  # new here: bridge it
+
+
+def incoming_action(
+    *,
+    bridged: bool,
+    has_state: bool,
+    sent_from: tuple[str, str] | None,
+    portal_key: tuple[str, str],
+) -> Incoming:
+    """`sent_from`: the portal key a send with this message's clientmessageid was made from
+    (None: the bridge never sent it). An echo is ours only in the portal it was sent from;
+    in another bridge user's own room of the same 1:1 chat it is a new message."""
+    if bridged:
+        return Incoming.SEEN if has_state else Incoming.NOTE_STATE
+    if sent_from is not None and sent_from == portal_key:
+        return Incoming.CLAIM_ECHO
+    return Incoming.BRIDGE
+
+
+def thread_relation(content: dict[str, Any]) -> tuple[str | None, bool]:
+    """The event a Matrix message's channel thread is found from, and whether the message
+    says it is in a thread: a thread event's root, else the event a reply answers."""
+    relates = content.get("m.relates_to")
+    if isinstance(relates, dict) and relates.get("rel_type") == RelationType.THREAD.value:
+        root = relates.get("event_id")
+        if isinstance(root, str) and root:
+            return root, True
+    return reply_event_id(content), False
