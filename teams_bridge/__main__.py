@@ -30,6 +30,7 @@ from .puppet import Puppet
 from .state_store import CachedStateStore
 from .teams import Endpoints
 from .user import User
+from .web import provisioning
 
 # Seconds after the homeserver's return before idle portals check their timelines.
 RECONCILE_DELAY = 5.0
@@ -132,6 +133,8 @@ class TeamsBridge(Bridge):
         )
         self.az.persist_events = self.persist_events
         self.az.app.router.add_post("/_matrix/app/com.beeper.bridge_state", self.get_bridge_state)
+        # The provisioning API shares the appservice listener (web/provisioning.py).
+        self.provisioning = provisioning.setup(self)
 
     async def persist_events(self, txn_id: str, events: list[dict[str, Any]]) -> None:
         """Store the events of a transaction that must reach Teams, then wake their portals."""

@@ -91,6 +91,14 @@ class Config(BaseBridgeConfig):
         copy("metrics.listen_port")
         copy("metrics.hostname")
 
+        copy("bridge.provisioning.enabled")
+        copy("bridge.provisioning.prefix")
+        secret = self["bridge.provisioning.shared_secret"]
+        if not secret or secret == "generate":
+            helper.base["bridge.provisioning.shared_secret"] = self._new_token()
+        else:
+            copy("bridge.provisioning.shared_secret")
+
     def _get_permissions(self, key: str) -> Permissions:
         level = self["bridge.permissions"].get(key, "")
         admin = level == "admin"

@@ -8,7 +8,14 @@ from typing import TYPE_CHECKING
 from mautrix.bridge.commands import HelpSection, command_handler
 from mautrix.types import EventID
 
-from ..teams import AccountKind, AuthClient, AuthError, LoginDeclined, LoginExpired
+from ..login import (
+    REFRESH_TOKEN_FIELD,
+    LoginCancelled,
+    LoginFlow,
+    LoginProcess,
+    flow_for,
+)
+from ..teams import AccountKind, AuthError, LoginDeclined, LoginExpired
 
 if TYPE_CHECKING:
     from mautrix.bridge.commands import CommandEvent
@@ -40,27 +47,38 @@ async def login(evt: CommandEvent) -> EventID | None:
             tenant = None
         elif evt.args[0].lower() not in ("work", "school"):
             tenant = evt.args[0]
-    auth = AuthClient(evt.bridge.teams_session, evt.bridge.teams_endpoints)  # type: ignore[attr-defined]
+    process = _process(evt, user, flow_for(kind, device_code=True), tenant)
     try:
-        flow = await auth.start_device_code(kind, tenant)
+        step = await process.start()
     except Exception as e:
         evt.log.warning("Could not start the device code login: %s", e)
         return await evt.reply(f"Could not start the login: {e}")
     user.command_status = {"action": "Login"}
     await evt.reply(
-        f"To log in, open {flow.verification_uri} in a browser and enter the code "
-        f"**{flow.user_code}**. The code is valid for {max(1, flow.expires_in // 60)} minutes. "
-        "Send `cancel` to stop."
+        f"To log in, open {step.verification_uri} in a browser and enter the code "
+        f"**{step.code}**. The code is valid for {max(1, (step.expires_in or 0) // 60)} "
+        "minutes. Send `cancel` to stop."
     )
-    user.login_task = asyncio.create_task(_finish_login(evt, user, auth, flow))
+    user.login_task = asyncio.create_task(_finish_login(evt, user, process))
     return None
 
 
-async def _finish_login(evt: CommandEvent, user: User, auth: AuthClient, flow) -> None:
+def _process(evt: CommandEvent, user: User, flow: LoginFlow, tenant: str | None) -> LoginProcess:
+    return LoginProcess(
+        user=user,
+        flow=flow,
+        session=evt.bridge.teams_session,  # type: ignore[attr-defined]
+        endpoints=evt.bridge.teams_endpoints,  # type: ignore[attr-defined]
+        tenant=tenant,
+        management_room=evt.room_id,
+    )
+
+
+async def _finish_login(evt: CommandEvent, user: User, process: LoginProcess) -> None:
     try:
-        credentials = await auth.poll_device_code(flow)
-        name = await user.login(credentials, evt.room_id)
-    except asyncio.CancelledError:
+        step = await process.wait()
+    except (asyncio.CancelledError, LoginCancelled):
+        process.cancel()
         return
     except LoginExpired:
         await evt.reply("The login code expired. Send `login` to try again.")
@@ -72,7 +90,7 @@ async def _finish_login(evt: CommandEvent, user: User, auth: AuthClient, flow) -
         evt.log.exception("Login failed")
         await evt.reply(f"Login failed: {e}")
     else:
-        await evt.reply(f"Successfully logged in as {name}.")
+        await evt.reply(step.instructions)
     finally:
         user.command_status = None
 
@@ -148,14 +166,14 @@ async def login_refresh(evt: CommandEvent) -> EventID | None:
         args = args[1:]
     if len(args) != 1:
         return await evt.reply("Usage: `login-refresh [personal] <refresh token>`")
-    auth = AuthClient(evt.bridge.teams_session, evt.bridge.teams_endpoints)  # type: ignore[attr-defined]
     tenant = None if kind == AccountKind.PERSONAL else evt.config["teams.default_tenant"]
+    process = _process(evt, user, flow_for(kind, device_code=False), tenant)
     try:
-        credentials = await auth.login_with_refresh_token(args[0], kind, tenant)
-        name = await user.login(credentials, evt.room_id)
+        await process.start()
+        step = await process.submit({REFRESH_TOKEN_FIELD: args[0]})
     except AuthError as e:
         return await evt.reply(f"Login failed: {e}.")
     except Exception as e:
         evt.log.exception("Refresh-token login failed")
         return await evt.reply(f"Login failed: {type(e).__name__}.")
-    return await evt.reply(f"Successfully logged in as {name}.")
+    return await evt.reply(step.instructions)

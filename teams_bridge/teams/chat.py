@@ -18,6 +18,7 @@ from .ids import (
     classify_conversation,
     escape_segment,
     id_from_link,
+    is_valid_id,
     split_message_id,
     thread_conversation_id,
 )
@@ -405,6 +406,53 @@ class ChatApi:
             if mri is not None and horizon is not None:
                 result.append(horizon)
         return result
+
+    async def create_thread(
+        self,
+        me: str,
+        members: list[str],
+        *,
+        topic: str | None = None,
+        one_to_one: bool = False,
+    ) -> str:
+        """Start a chat with ``members``, ``me`` (the signed-in user) as admin; its id.
+
+        A 1:1 is marked with a fixed, unique roster, as the Teams client marks one (§4.3).
+        The ``Location`` header is authoritative; the body may be empty, ``{"id"}`` or ``{"threadResource": {"id"}}``.
+        """
+        roster = [{"id": m, "role": "User"} for m in members if m != me]
+        roster.append({"id": me, "role": "Admin"})
+        props: dict[str, str] = {"threadType": "chat", "chatFilesIndexId": "2"}
+        if topic:
+            props["topic"] = topic
+        if one_to_one:
+            props.update(fixedRoster="true", uniquerosterthread="true")
+        resp = await self._send(
+            "POST", f"{await self._base()}/threads", {"members": roster, "properties": props}
+        )
+        thread_id = self._created_thread_id(resp)
+        if thread_id is None:
+            raise TeamsError(resp.status, "no_thread_id", "the service did not return a chat id")
+        return thread_id
+
+    @staticmethod
+    def _created_thread_id(resp: Response) -> str | None:
+        location = resp.headers.get("Location")
+        if location:
+            try:
+                return id_from_link(location)
+            except InvalidId:
+                pass
+        try:
+            data = resp.json()
+        except TeamsError:
+            return None
+        if isinstance(data, Mapping):
+            resource = data.get("threadResource")
+            raw = resource.get("id") if isinstance(resource, Mapping) else data.get("id")
+            if isinstance(raw, str) and is_valid_id(raw):
+                return raw
+        return None
 
     async def set_topic(self, conv_id: str, topic: str) -> None:
         """Rename a group chat (§4.3)."""

@@ -17,7 +17,7 @@ from .http import RetryPolicy, TeamsHttp
 from .ids import check_id, mri_from_skype_id
 from .media import AmsApi, AmsStatus, MediaDownload, Source, UploadedMedia
 from .models import Conversation, Message, Profile, ProfilePicture, SelfInfo, Thread
-from .profiles import fetch_profile_picture, fetch_short_profiles
+from .profiles import fetch_profile_picture, fetch_short_profiles, search_users
 from .props import ConsumptionHorizon
 from .tokens import CredentialsCallback, TokenManager
 from .trouter import EventCallback, ResyncCallback, StateCallback, Trouter, TrouterConfig
@@ -125,6 +125,24 @@ class TeamsClient:
 
     async def get_thread(self, conv_id: str) -> Thread:
         return await self.chat.get_thread(conv_id)
+
+    async def get_conversation(self, conv_id: str) -> Conversation:
+        return await self.chat.get_conversation(conv_id)
+
+    async def create_chat(
+        self, members: list[str], *, topic: str | None = None, one_to_one: bool = False
+    ) -> str:
+        """Start a chat with ``members`` (a 1:1 with ``one_to_one``); the new chat's id."""
+        if self.self_info is None:
+            raise TeamsError(None, "not_connected", "connect() first")
+        return await self.chat.create_thread(
+            self.self_info.mri, members, topic=topic, one_to_one=one_to_one
+        )
+
+    async def search_users(self, text: str) -> list[Profile]:
+        """People whose name or address matches ``text`` (the new-chat picker's search)."""
+        services = (await self.tokens.skype()).services
+        return await search_users(self.http, services.middle_tier, text)
 
     async def list_messages(
         self, conv_id: str, *, after_id: str | None = None, limit: int = 200

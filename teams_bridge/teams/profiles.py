@@ -78,6 +78,39 @@ async def fetch_short_profiles(
     return result
 
 
+SEARCH_QUERY = (
+    "includeDLs=true&includeBots=true&enableGuest=true&source=newChat&skypeTeamsInfo=true"
+)
+MAX_SEARCH_TEXT = 256
+
+
+async def search_users(http: TeamsHttp, middle_tier: str | None, text: str) -> list[Profile]:
+    """Middle-tier people search (``searchV2``, §8): the body is the raw search text.
+
+    Errors raise ``TeamsError``: an empty list must mean "nobody matched".
+    """
+    text = text.strip()[:MAX_SEARCH_TEXT]
+    if not text:
+        return []
+    if not middle_tier:
+        raise TeamsError(None, "no_middle_tier", "no middle tier was discovered at login")
+    url = f"{middle_tier.rstrip('/')}/beta/users/searchV2?{SEARCH_QUERY}"
+    resp = await http.request(
+        "POST",
+        url,
+        auth=Auth.SKYPE_BEARER,
+        data=text.encode(),
+        headers={"Content-Type": "text/plain; charset=utf-8"},
+    )
+    result: list[Profile] = []
+    for raw in _entries(resp.json()):
+        try:
+            result.append(parse_profile(raw))
+        except ParseError as exc:
+            log.debug("Skipping an unparsable search result: %s", exc)
+    return result
+
+
 async def fetch_profile_picture(
     http: TeamsHttp,
     middle_tier: str | None,

@@ -31,15 +31,16 @@ def _write_config(path: Path, drop: tuple[str, ...] = ()) -> None:
 def test_generate_registration(tmp_path: Path):
     config_path, reg_path = tmp_path / "config.yaml", tmp_path / "registration.yaml"
     _write_config(
-        config_path, drop=("bridge.initial_chat_sync", "teams.endpoints.trouter_consumer")
+        config_path,
+        drop=(
+            "bridge.initial_chat_sync",
+            "teams.endpoints.trouter_consumer",
+            "bridge.provisioning.shared_secret",
+        ),
     )
-    result = subprocess.run(
-        [sys.executable, "-m", "teams_bridge", "-c", str(config_path), "-g", "-r", str(reg_path)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=tmp_path,
-    )
+    command = [sys.executable, "-m", "teams_bridge", "-c", str(config_path)]
+    command += ["-g", "-r", str(reg_path)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     yaml = YAML()
     registration = yaml.load(reg_path.read_text())
@@ -56,6 +57,14 @@ def test_generate_registration(tmp_path: Path):
     assert config["bridge"]["initial_chat_sync"] == 20
     assert config["teams"]["endpoints"]["trouter_consumer"] == "https://go.trouter.skype.com/v4/a"
     assert config["bridge"]["permissions"] == {"matrix.test": "user"}
+    # A random provisioning secret is made once and then kept.
+    secret = config["bridge"]["provisioning"]["shared_secret"]
+    assert secret != "generate" and len(secret) >= 32
+    assert config["bridge"]["provisioning"]["prefix"] == "/_matrix/provision"
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    config = yaml.load(config_path.read_text())
+    assert config["bridge"]["provisioning"]["shared_secret"] == secret
 
 
 def test_refuses_to_start_with_placeholder_tokens(tmp_path: Path):

@@ -81,6 +81,30 @@ async def fetch_short_profile(request: web.Request) -> web.Response:
     return web.Response(text=compact_json(body), content_type="application/json")
 
 
+async def search_users(request: web.Request) -> web.Response:
+    """`searchV2`: the body is the raw search text; people of the caller's own kind whose
+    display name or address contains it (case-insensitive), the caller excluded."""
+    c = ctx(request)
+    caller = _caller(request, c)
+    if caller is None:
+        return unauthorized(c.options.error_bodies, c.rng)
+    viewer = c.world.users[caller.mri]
+    if viewer.kind == "personal" and c.options.consumer_middle_tier == "refuse":
+        return json_error(403, "Forbidden", "The user is not authorized to call this API.")
+    text = (await request.text()).strip().lower()
+    if not text:
+        return json_error(400, "BadRequest", "the body must be the search text")
+    found = [
+        u
+        for u in c.world.users.values()
+        if u.mri != viewer.mri
+        and u.kind == viewer.kind
+        and (text in u.display_name.lower() or text in u.email.lower())
+    ]
+    body = {"value": [profile_json(u, viewer) for u in found]}
+    return web.Response(text=compact_json(body), content_type="application/json")
+
+
 PICTURE_SIZES = {"HR64x64", "HR96x96", "HR128x128", "HR196x196"}
 _AUTHTOKEN_PREFIX = "Bearer="
 
@@ -124,4 +148,5 @@ async def profile_picture(request: web.Request) -> web.Response:
 def add_routes(app: web.Application) -> None:
     for base in ("/api/mt/part/{partition}/beta", "/api/mt/beta", "/api/mt/{region}/beta"):
         app.router.add_post(f"{base}/users/fetchShortProfile", fetch_short_profile)
+        app.router.add_post(f"{base}/users/searchV2", search_users)
         app.router.add_get(f"{base}/users/{{oid}}/profilepicturev2/{{mri}}", profile_picture)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
 import aiohttp
 import pytest
+from multidict import CIMultiDict, CIMultiDictProxy
 
 from teams_bridge.teams import (
     AccountKind,
@@ -17,6 +19,8 @@ from teams_bridge.teams import (
     TeamsClient,
     TeamsError,
 )
+from teams_bridge.teams.chat import ChatApi
+from teams_bridge.teams.http import Response
 
 from .conftest import Sim, SimFactory, device_login, logged_in_client
 from .fakes import FAST_RETRY
@@ -249,3 +253,57 @@ async def test_profile_pictures_with_the_cookie_and_none_without(
         await client.fetch_profile_picture("8:orgid:a/../../b")
     secrets = [v for values in (await sim.control.tokens()).values() for v in values]
     assert not [s for s in secrets if s in caplog.text]
+
+
+async def test_starting_chats_and_searching_people(
+    http_session: aiohttp.ClientSession, sim: Sim
+) -> None:
+    ada, bob = await two_users(sim)
+    carol = await sim.control.create_user("Carol Shaw", kind="work")
+    client = await logged_in_client(http_session, sim, ada["mri"])
+    await client.connect()
+    await sim.control.clear_requests()
+
+    # A 1:1: the peer as User, ourselves as Admin, a fixed unique roster (§4.3).
+    direct = await client.create_chat([bob["mri"]], one_to_one=True)
+    (req,) = await sim.control.requests(path_contains="/threads", method="POST")
+    body = json.loads(req["body"])
+    assert body["members"] == [
+        {"id": bob["mri"], "role": "User"},
+        {"id": ada["mri"], "role": "Admin"},
+    ]
+    assert body["properties"]["threadType"] == "chat"
+    assert body["properties"]["uniquerosterthread"] == "true"
+    assert body["properties"]["fixedRoster"] == "true"
+    assert (await sim.control.get_chat(direct))["kind"] == "one_to_one"
+    conversation = await client.get_conversation(direct)
+    assert conversation.kind is ConversationKind.ONE_TO_ONE
+
+    # A group with a topic; its id comes from the Location header.
+    group = await client.create_chat([bob["mri"], carol["mri"]], topic="Plans")
+    made = await sim.control.get_chat(group)
+    assert made["kind"] == "group" and made["topic"] == "Plans"
+    assert {m["mri"] for m in made["members"]} == {ada["mri"], bob["mri"], carol["mri"]}
+
+    # People search: by name or address, never the searcher; blank text asks nothing.
+    await sim.control.clear_requests()
+    assert [p.mri for p in await client.search_users("carol")] == [carol["mri"]]
+    assert [p.mri for p in await client.search_users(bob["email"].upper())] == [bob["mri"]]
+    assert await client.search_users("lovelace") == []
+    assert await client.search_users("   ") == []
+    searches = await sim.control.requests(path_contains="/users/searchV2", method="POST")
+    assert [s["body"] for s in searches] == ["carol", bob["email"].upper(), "lovelace"]
+
+
+def test_created_chat_id_from_any_answer_shape() -> None:
+    def answer(body: bytes, location: str | None = None) -> Response:
+        headers = CIMultiDictProxy(CIMultiDict({"Location": location} if location else {}))
+        return Response(201, headers, body)
+
+    read = ChatApi._created_thread_id
+    assert read(answer(b"{}", "https://x/v1/threads/19:abc@thread.v2")) == "19:abc@thread.v2"
+    assert read(answer(b'{"id": "19:abc@thread.v2"}')) == "19:abc@thread.v2"
+    wrapped = b'{"threadResource": {"id": "19:abc@thread.v2", "type": "Thread"}}'
+    assert read(answer(wrapped)) == "19:abc@thread.v2"
+    assert read(answer(b"")) is None
+    assert read(answer(b'{"id": "19:a/../b@thread.v2"}')) is None

@@ -1,0 +1,1 @@
+"""HTTP endpoints the bridge serves besides the appservice API (provisioning)."""
