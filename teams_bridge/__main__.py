@@ -196,6 +196,8 @@ class TeamsBridge(Bridge):
         )
         self.disruptions = Disruptions(self.config["bridge.matrix_order_hold_seconds"])
         self.disruptions.on_recovered.append(self._after_homeserver_return)
+        self._probe_session: aiohttp.ClientSession | None = None
+        self._probe_connections = 0
         self.homeserver_watch = HomeserverWatch(
             self.disruptions,
             self._probe_homeserver,
@@ -275,14 +277,31 @@ class TeamsBridge(Bridge):
         if endpoint:
             await checkpoint.send(endpoint, self.az.as_token, self.log)
 
-    async def _probe_homeserver(self) -> None:
+    async def _probe_homeserver(self) -> int:
+        """Ask the homeserver something cheap over the probe's own kept-alive connection;
+        which connection that was (a new one after the server closed the old)."""
+        if self._probe_session is None:
+            trace = aiohttp.TraceConfig()
+
+            async def opened(*_: object) -> None:
+                self._probe_connections += 1
+
+            trace.on_connection_create_end.append(opened)
+            self._probe_session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=1, keepalive_timeout=300),
+                trace_configs=[trace],
+            )
         api = self.az.intent.api
-        async with api.session.get(api.base_url / "_matrix/client/versions") as resp:
+        async with self._probe_session.get(api.base_url / "_matrix/client/versions") as resp:
+            await resp.read()
             if resp.status >= 500:
                 raise ConnectionError(f"HTTP {resp.status}")
+        return self._probe_connections
 
     async def stop(self) -> None:
         await self.homeserver_watch.stop()
+        if getattr(self, "_probe_session", None) is not None:
+            await self._probe_session.close()
         await self.queue_pruner.stop()
         await super().stop()
         if hasattr(self, "teams_session"):

@@ -119,14 +119,16 @@ class Disruptions:
         return self.active and bool(self.marks) and checked_ms < self.marks[-1]
 
 
+# A probe answers which connection it used (any value; None: it cannot tell).
 Probe = Callable[[], Awaitable[object]]
 
 
 class HomeserverWatch:
     """Probes the homeserver every `interval` seconds; a failed probe is a disruption.
 
-    A homeserver restart takes seconds, so a probe every couple of seconds sees it before the
-    restarted server sends anything.
+    A homeserver restart takes seconds, but a quick one can fall between two probes. So the
+    probe also says which connection it used: it keeps one open, and a restarted server has
+    closed it, so a probe that had to open a new connection is a disruption too.
     """
 
     def __init__(
@@ -138,6 +140,7 @@ class HomeserverWatch:
         self.timeout = timeout
         self._task: asyncio.Task | None = None
         self._down = False
+        self._connection: object = None
 
     def start(self) -> None:
         if self.interval > 0 and self.disruptions.window > 0 and self._task is None:
@@ -155,7 +158,7 @@ class HomeserverWatch:
     async def check(self) -> bool:
         """Probe once and note the result. Whether the homeserver answered."""
         try:
-            await asyncio.wait_for(self.probe(), timeout=self.timeout)
+            connection = await asyncio.wait_for(self.probe(), timeout=self.timeout)
         except asyncio.CancelledError:
             raise
         except Exception as e:
@@ -163,8 +166,20 @@ class HomeserverWatch:
             if not self._down:
                 log.warning("The homeserver does not answer: %s", type(e).__name__)
             self._down = True
+            self._connection = None
             return False
-        if self._down:
+        renewed = (
+            not self._down
+            and connection is not None
+            and self._connection is not None
+            and connection != self._connection
+        )
+        self._connection = connection
+        if renewed:
+            log.info("The homeserver closed the probe's connection (a restart?)")
+            self.disruptions.note_trouble()
+            self.disruptions.note_recovered()
+        elif self._down:
             log.info("The homeserver answers again")
             self.disruptions.note_recovered()
         self._down = False

@@ -189,3 +189,46 @@ def test_a_second_failure_in_the_window_asks_for_another_check():
     clock.advance(5)
     d.note_trouble()
     assert d.must_check(Row(received_at=clock.wall), checked_ms=checked)
+
+
+async def test_watch_sees_a_restart_between_two_probes_by_the_renewed_connection():
+    """A homeserver restart quicker than the probe interval closes the probe's connection:
+    the next probe answers on a new one, and that is a disruption."""
+    d, _ = make()
+    connections = [1, 1, 1, 2, 2, None, None]
+
+    async def probe() -> int | None:
+        return connections.pop(0)
+
+    watch = HomeserverWatch(d, probe, interval=0.01, timeout=1)
+    for _ in range(3):
+        assert await watch.check()
+    assert not d.active
+    assert await watch.check()  # a new connection: the old one was closed
+    assert d.active and d.marks
+    marks = list(d.marks)
+    assert await watch.check()  # the same connection again: nothing new
+    assert d.marks == marks
+    # A probe that cannot tell its connection never counts as a renewal.
+    assert await watch.check() and await watch.check()
+    assert d.marks == marks
+
+
+async def test_watch_does_not_count_the_reconnect_after_a_failure_twice():
+    d, _ = make()
+    answers: list[object] = [1, OSError(), 2, 2]
+
+    async def probe() -> object:
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    watch = HomeserverWatch(d, probe, interval=0.01, timeout=1)
+    assert await watch.check()
+    assert not await watch.check()
+    marks = list(d.marks)
+    assert await watch.check()  # back, on a new connection: the same disruption
+    assert d.marks == marks
+    assert await watch.check()
+    assert d.marks == marks
