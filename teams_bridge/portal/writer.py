@@ -14,14 +14,16 @@ import hashlib
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+from mautrix.api import Method, Path
 from mautrix.appservice import IntentAPI
-from mautrix.errors import MatrixRequestError
+from mautrix.errors import MatrixConnectionError, MatrixRequestError
 from mautrix.types import (
     EventContent,
     EventID,
     EventType,
     MessageType,
     RoomID,
+    Serializable,
     TextMessageEventContent,
 )
 
@@ -44,6 +46,34 @@ Sender = str | Voice
 
 # How a Matrix event's delivery to Teams went (MSC2544-style statuses clients show).
 SEND_STATUS = EventType("com.beeper.message_send_status", EventType.Class.MESSAGE)
+
+
+# How far back (pages of 100 events) a send whose outcome was unknown is looked for.
+LOOKUP_PAGES = 3
+# Fields that tell a bridged event from another by the same sender at the same time.
+IDENTIFYING = ("msgtype", "body", "m.relates_to", "status")
+
+
+def outcome_unknown(error: BaseException) -> bool:
+    """Whether a failed send may have reached the homeserver all the same: the connection
+    broke, or a proxy answered for a homeserver that was going away."""
+    if isinstance(error, MatrixRequestError):
+        return error.http_status >= 500
+    return isinstance(error, (MatrixConnectionError, OSError, TimeoutError))
+
+
+def same_event(
+    raw: dict[str, Any], sender: str, event_type: str, content: dict[str, Any], ts: int | None
+) -> bool:
+    """Whether `raw` (an event as the homeserver serves it) is the send described."""
+    if raw.get("sender") != sender or raw.get("type") != event_type:
+        return False
+    if ts is not None and raw.get("origin_server_ts") != ts:
+        return False
+    got = raw.get("content")
+    if not isinstance(got, dict):
+        return False
+    return all(got.get(key) == content[key] for key in IDENTIFYING if key in content)
 
 
 def txn_id(kind: str, seed: str) -> str:
@@ -74,6 +104,10 @@ class RoomWriter:
         self._ghost = ghost
         self._encrypted = encrypted
         self._e2ee = e2ee
+        # Transaction ids whose send failed with an unknown outcome. The homeserver keeps an
+        # appservice's transaction ids in memory only, so after a restart it would take the
+        # same send again as a new event: such a send is looked for before it is repeated.
+        self._uncertain: set[str] = set()
 
     @property
     def room_id(self) -> RoomID:
@@ -107,9 +141,51 @@ class RoomWriter:
         e2ee = self._e2ee()
         if self._encrypted() and e2ee is not None:
             event_type, content = await e2ee.encrypt(room, event_type, content)
-        return await intent.send_message_event(
-            room, event_type, content, txn_id=txn, timestamp=timestamp
-        )
+        if txn is not None and txn in self._uncertain:
+            found = await self._find_sent(intent, event_type, content, timestamp)
+            if found is not None:
+                self._uncertain.discard(txn)
+                return found
+        # With a transaction id, no silent retries below this: a retry is this method
+        # again, which looks first. (Without one, mautrix's own retries are all there is.)
+        retries: dict[str, Any] = {"retry_count": 0} if txn is not None else {}
+        try:
+            event_id = await intent.send_message_event(
+                room, event_type, content, txn_id=txn, timestamp=timestamp, **retries
+            )
+        except Exception as e:
+            if txn is not None and outcome_unknown(e):
+                self._uncertain.add(txn)
+            raise
+        if txn is not None:
+            self._uncertain.discard(txn)
+        return event_id
+
+    async def _find_sent(
+        self,
+        intent: IntentAPI,
+        event_type: EventType,
+        content: EventContent | dict[str, Any],
+        timestamp: int | None,
+    ) -> EventID | None:
+        """The event an earlier send with an unknown outcome made, if it is in the room."""
+        wanted = content.serialize() if isinstance(content, Serializable) else dict(content)
+        token = None
+        for _ in range(LOOKUP_PAGES):
+            query: dict[str, Any] = {"dir": "b", "limit": "100"}
+            if token:
+                query["from"] = token
+            path = Path.v3.rooms[self.room_id].messages
+            page = await intent.api.request(Method.GET, path, query_params=query)
+            for raw in page.get("chunk") or []:
+                if isinstance(raw, dict) and same_event(
+                    raw, intent.mxid, str(event_type), wanted, timestamp
+                ):
+                    return EventID(raw["event_id"])
+            token = page.get("end")
+            if not token:
+                break
+        return None
 
     async def notice(self, text: str) -> EventID:
         """A notice from the bridge bot."""

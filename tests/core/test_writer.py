@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from mautrix.errors import MForbidden
+from mautrix.errors import MatrixConnectionError, MForbidden
 from mautrix.types import EventID, EventType, MessageType, RoomID
 
 from teams_bridge.portal.writer import RoomWriter, Voice, txn_id
@@ -74,7 +74,7 @@ async def test_a_teams_user_speaks_through_their_joined_ghost():
     await writer.send("8:orgid:ada", {"body": "hi"}, txn="t1", timestamp=5)
     ada = ghosts["8:orgid:ada"]
     assert [c[0] for c in ada.calls] == ["join", "send"]
-    assert ada.calls[1][4] == {"txn_id": "t1", "timestamp": 5}
+    assert ada.calls[1][4] == {"txn_id": "t1", "timestamp": 5, "retry_count": 0}
     assert bot.calls == voice.calls == []
 
 
@@ -127,3 +127,63 @@ def test_transaction_ids_are_derived_from_the_seed_alone():
     assert txn_id("", "a|b") != txn_id("", "a|c")
     assert txn_id("edit", "a|b").startswith("teams-edit-")
     assert txn_id("", "a|b").startswith("teams-") and len(txn_id("", "a|b")) == 6 + 32
+
+
+class RestartingHomeserver(FakeIntent):
+    """Stores each send, but the first answer is lost (the homeserver went away after
+    storing it) and, restarted, it has forgotten the transaction ids it saw."""
+
+    def __init__(self, mxid: str) -> None:
+        super().__init__(mxid)
+        self.stored: list[dict[str, Any]] = []
+        self.fail_next = True
+        self.api = self
+
+    async def send_message_event(self, room, event_type, content, **kwargs) -> EventID:
+        assert kwargs.get("retry_count") == 0, "mautrix must not resend behind our back"
+        body = content.serialize() if hasattr(content, "serialize") else dict(content)
+        event_id = f"$stored{len(self.stored)}"
+        self.stored.append(
+            {
+                "event_id": event_id,
+                "sender": self.mxid,
+                "type": str(event_type),
+                "origin_server_ts": kwargs.get("timestamp"),
+                "content": body,
+            }
+        )
+        if self.fail_next:
+            self.fail_next = False
+            raise MatrixConnectionError("Server disconnected")
+        return EventID(event_id)
+
+    async def request(self, method, path, query_params=None, **_: Any) -> dict[str, Any]:
+        assert str(path).endswith("/messages") and query_params["dir"] == "b"
+        return {"chunk": list(reversed(self.stored)), "end": None}
+
+
+async def test_a_send_whose_answer_was_lost_is_looked_for_before_it_is_repeated():
+    homeserver = RestartingHomeserver("@g_ada:localhost")
+
+    async def ghost(mri: str) -> RestartingHomeserver:
+        return homeserver
+
+    writer = RoomWriter(
+        room_id=lambda: ROOM,
+        bot=homeserver,  # type: ignore[arg-type]
+        room_voice=lambda: homeserver,  # type: ignore[arg-type,return-value]
+        ghost=ghost,  # type: ignore[arg-type]
+        encrypted=lambda: False,
+        e2ee=lambda: None,
+    )
+    content = {"msgtype": "m.text", "body": "hello"}
+    with pytest.raises(MatrixConnectionError):
+        await writer.send("8:orgid:ada", content, txn="t1", timestamp=1000)
+    # The retry finds the event the lost answer was about instead of sending it again.
+    assert await writer.send("8:orgid:ada", content, txn="t1", timestamp=1000) == "$stored0"
+    assert len(homeserver.stored) == 1
+    # Another message at the same time is not mistaken for it, and a send that is not in
+    # doubt is not looked for.
+    other = {"msgtype": "m.text", "body": "other"}
+    assert await writer.send("8:orgid:ada", other, txn="t2", timestamp=1000) == "$stored1"
+    assert len(homeserver.stored) == 2
