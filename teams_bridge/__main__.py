@@ -23,6 +23,7 @@ from .db.files import restrict_sqlite_files
 from .delivery.intake import Intake, is_for_teams, queue_row
 from .delivery.prune import QueuePruner
 from .delivery.worker import Services
+from .directory import Directory
 from .disruption import Disruptions, HomeserverWatch
 from .matrix import MatrixHandler
 from .portal import Portal
@@ -155,7 +156,7 @@ class TeamsBridge(Bridge):
                 # forever, and the other events with it.
                 self.log.exception("Skipping event %s that could not be read", describe(raw))
                 continue
-            if row and await Portal.get_by_mxid(row.room_id) is not None:
+            if row and await self.directory.portal_by_mxid(row.room_id) is not None:
                 rows.append(row)
         # Noted before the rows can be seen, so a gap holds them back for a check.
         self.disruptions.record(txn_id, now)
@@ -171,7 +172,7 @@ class TeamsBridge(Bridge):
             self._store_failing = False
             self.disruptions.note_recovered()
         for room_id in {row.room_id for row in rows}:
-            portal = await Portal.get_by_mxid(room_id)
+            portal = await self.directory.portal_by_mxid(room_id)
             if portal:
                 portal.delivery.wake()
 
@@ -179,13 +180,21 @@ class TeamsBridge(Bridge):
         self.homeserver_watch.start()
         self.queue_pruner.start()
         for room_id in await dbm.MatrixEvent.rooms_with_pending():
-            portal = await Portal.get_by_mxid(room_id)
+            portal = await self.directory.portal_by_mxid(room_id)
             if portal:
                 portal.delivery.wake()
 
     def prepare_bridge(self) -> None:
         super().prepare_bridge()
         self.teams_endpoints = Endpoints.from_dict(dict(self.config["teams.endpoints"]))
+        self.directory = Directory(
+            portal_limit=self.config["bridge.cache.portals"],
+            puppet_limit=self.config["bridge.cache.puppets"],
+            user_class=User,
+            portal_class=Portal,
+            puppet_class=Puppet,
+            bot_mxid=self.az.bot_mxid,
+        )
         self._background: set[asyncio.Task] = set()
         self._store_failing = False
         self.intake = Intake(
@@ -210,7 +219,7 @@ class TeamsBridge(Bridge):
         self.delivery_services = Services(
             intake=self.intake,
             disruptions=self.disruptions,
-            get_user=User.get_by_mxid,
+            get_user=self.directory.user,
             timeline_page=self._timeline_page,
             e2ee=lambda: self.matrix.e2ee,
             send_checkpoint=self._send_checkpoint,
@@ -243,7 +252,7 @@ class TeamsBridge(Bridge):
             self.manual_stop(0)
 
     def prepare_stop(self) -> None:
-        for user in User.by_mxid.values():
+        for user in self.directory.users():
             self.add_shutdown_actions(user.disconnect())
 
     def _after_homeserver_return(self) -> None:
@@ -261,7 +270,7 @@ class TeamsBridge(Bridge):
             async with limit:
                 await portal.delivery.reconcile(None)
 
-        portals = [p for p in list(Portal.by_mxid.values()) if p.mxid]
+        portals = [p for p in self.directory.portals() if p.mxid]
         await asyncio.gather(*(one(p) for p in portals))
 
     async def _timeline_page(self, room_id: RoomID, token: str | None) -> dict[str, Any]:
@@ -310,22 +319,22 @@ class TeamsBridge(Bridge):
             await self.metrics_server.stop()
 
     async def get_user(self, user_id: UserID, create: bool = True) -> User | None:
-        return await User.get_by_mxid(user_id, create=create)
+        return await self.directory.user(user_id, create=create)
 
     async def get_portal(self, room_id: RoomID) -> Portal | None:
-        return await Portal.get_by_mxid(room_id)
+        return await self.directory.portal_by_mxid(room_id)
 
     async def get_puppet(self, user_id: UserID, create: bool = False) -> Puppet | None:
-        return await Puppet.get_by_mxid(user_id, create=create)
+        return await self.directory.puppet_by_mxid(user_id, create=create)
 
     async def get_double_puppet(self, user_id: UserID) -> Puppet | None:
-        return await Puppet.get_by_custom_mxid(user_id)
+        return await self.directory.puppet_by_custom_mxid(user_id)
 
     def is_bridge_ghost(self, user_id: UserID) -> bool:
         return Puppet.get_mri_from_mxid(user_id) is not None
 
     async def count_logged_in_users(self) -> int:
-        return sum(1 for user in User.by_mxid.values() if user.client is not None)
+        return sum(1 for user in self.directory.users() if user.client is not None)
 
 
 def main() -> None:

@@ -77,6 +77,8 @@ class Config(BaseBridgeConfig):
         copy("bridge.avatar_refresh_hours")
         copy("bridge.initial_chat_sync")
         copy("bridge.portal_queue_size")
+        copy("bridge.cache.portals")
+        copy("bridge.cache.puppets")
         copy("bridge.matrix_order_hold_seconds")
         copy("bridge.homeserver_watch_seconds")
         copy("bridge.matrix_event_retention_hours")

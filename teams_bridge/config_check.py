@@ -183,6 +183,8 @@ CHECKS: list[tuple[str, Check]] = [
     ("bridge.avatar_refresh_hours", number(0)),
     ("bridge.initial_chat_sync", integer(0)),
     ("bridge.portal_queue_size", integer(1)),
+    ("bridge.cache.portals", integer(0)),
+    ("bridge.cache.puppets", integer(0)),
     ("bridge.matrix_order_hold_seconds", number(0)),
     ("bridge.homeserver_watch_seconds", number(0)),
     ("bridge.private_chat_portal_meta", boolean),

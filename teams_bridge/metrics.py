@@ -29,6 +29,8 @@ from prometheus_client import (
 )
 from yarl import URL
 
+from . import db as dbm
+from .teams import TrouterState
 from .teams.services import service_of
 
 if TYPE_CHECKING:
@@ -126,17 +128,11 @@ Refresh = Callable[[], Awaitable[None]]
 
 async def refresh_bridge_gauges(bridge: TeamsBridge) -> None:
     """Read the present state into the gauges (before a scrape)."""
-    from . import db as dbm
-    from .portal import Portal
-    from .teams import TrouterState
-    from .user import User
-
+    directory = bridge.directory
     CONNECTED_USERS.set(
-        sum(1 for user in User.by_mxid.values() if user.trouter_state == TrouterState.CONNECTED)
+        sum(1 for user in directory.users() if user.trouter_state == TrouterState.CONNECTED)
     )
-    QUEUE_DEPTH.labels(TO_MATRIX).set(
-        sum(portal._queue.qsize() for portal in list(Portal.by_thread.values()))
-    )
+    QUEUE_DEPTH.labels(TO_MATRIX).set(sum(portal.queue_depth for portal in directory.portals()))
     QUEUE_DEPTH.labels(TO_TEAMS).set(await dbm.MatrixEvent.count_pending())
 
 

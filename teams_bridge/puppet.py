@@ -9,7 +9,7 @@ from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING, cast
 
 from mautrix.appservice import IntentAPI
-from mautrix.bridge import BasePuppet, async_getter_lock
+from mautrix.bridge import BasePuppet
 from mautrix.types import SyncToken, UserID
 from yarl import URL
 
@@ -27,6 +27,7 @@ from .names import DISPLAYNAME_MAX_BYTES, clean_name
 
 if TYPE_CHECKING:
     from .__main__ import TeamsBridge
+    from .directory import Directory
     from .teams import TeamsClient
 
 # How often a name seen on messages may trigger a new profile lookup for one user.
@@ -38,8 +39,7 @@ AVATAR_RETRY_SECONDS = 3600.0
 
 
 class Puppet(dbm.Puppet, BasePuppet):
-    by_mri: dict[str, Puppet] = {}
-    by_custom_mxid: dict[UserID, Puppet] = {}
+    directory: Directory
     hs_domain: str
     mxid_template: str
     config: Config
@@ -93,6 +93,7 @@ class Puppet(dbm.Puppet, BasePuppet):
     def init_cls(cls, bridge: TeamsBridge) -> AsyncGenerator:
         cls.bridge = bridge
         cls.config = bridge.config
+        cls.directory = bridge.directory
         cls.loop = bridge.loop
         cls.mx = bridge.matrix
         cls.az = bridge.az
@@ -101,10 +102,14 @@ class Puppet(dbm.Puppet, BasePuppet):
         cls.login_device_name = "Teams bridge"
         return (puppet.try_start() async for puppet in cls.all_with_custom_mxid())
 
-    def _add_to_cache(self) -> None:
-        self.by_mri[self.mri] = self
-        if self.custom_mxid:
-            self.by_custom_mxid[self.custom_mxid] = self
+    def is_idle(self) -> bool:
+        """Not a double puppet (whose sync runs), and no profile picture being fetched:
+        the directory may drop this object, to be loaded again when next needed."""
+        return (
+            not self.custom_mxid
+            and (self._avatar_task is None or self._avatar_task.done())
+            and not self._avatar_lock.locked()
+        )
 
     async def save(self) -> None:
         await self.update()
@@ -240,50 +245,31 @@ class Puppet(dbm.Puppet, BasePuppet):
         self.avatar_checked_at = int(time.time() * 1000)
         await self.save()
 
+    # -- loading (the cache is the directory's) ----------------------------------------------
+
     @classmethod
-    @async_getter_lock
+    async def load_by_mri(cls, mri: str) -> Puppet | None:
+        return cast(Puppet, await super().get_by_mri(mri))
+
+    @classmethod
+    async def load_by_custom_mxid(cls, mxid: UserID) -> Puppet | None:
+        return cast(Puppet, await super().get_by_custom_mxid(mxid))
+
+    @classmethod
     async def get_by_mri(cls, mri: str, *, create: bool = True) -> Puppet | None:
-        try:
-            return cls.by_mri[mri]
-        except KeyError:
-            pass
-        puppet = cast(Puppet, await super().get_by_mri(mri))
-        if puppet:
-            puppet._add_to_cache()
-            return puppet
-        if create:
-            puppet = cls(mri)
-            await puppet.insert()
-            puppet._add_to_cache()
-            return puppet
-        return None
+        return await cls.directory.puppet(mri, create=create)
 
     @classmethod
     async def get_by_mxid(cls, mxid: UserID, create: bool = True) -> Puppet | None:
-        mri = cls.get_mri_from_mxid(mxid)
-        if mri:
-            return await cls.get_by_mri(mri, create=create)
-        return None
+        return await cls.directory.puppet_by_mxid(mxid, create=create)
 
     @classmethod
-    @async_getter_lock
     async def get_by_custom_mxid(cls, mxid: UserID) -> Puppet | None:
-        try:
-            return cls.by_custom_mxid[mxid]
-        except KeyError:
-            pass
-        puppet = cast(Puppet, await super().get_by_custom_mxid(mxid))
-        if puppet:
-            puppet._add_to_cache()
-            return puppet
-        return None
+        return await cls.directory.puppet_by_custom_mxid(mxid)
 
     @classmethod
     async def all_with_custom_mxid(cls) -> AsyncGenerator[Puppet, None]:
-        for puppet in await super().all_with_custom_mxid():
-            puppet = cast(Puppet, puppet)
-            try:
-                yield cls.by_mri[puppet.mri]
-            except KeyError:
-                puppet._add_to_cache()
+        for row in await super().all_with_custom_mxid():
+            puppet = await cls.directory.adopt_puppet(cast(Puppet, row))
+            if puppet is not None:
                 yield puppet

@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, cast
 
-from mautrix.bridge import BaseUser, async_getter_lock
+from mautrix.bridge import BaseUser
 from mautrix.types import RoomID, UserID
 from mautrix.util.bridge_state import BridgeState, BridgeStateEvent
 
@@ -31,6 +31,7 @@ from .teams import (
 
 if TYPE_CHECKING:
     from .__main__ import TeamsBridge
+    from .directory import Directory
 
 BRIDGED_KINDS = {
     ConversationKind.ONE_TO_ONE,
@@ -41,9 +42,8 @@ BRIDGED_KINDS = {
 
 
 class User(dbm.User, BaseUser):
-    by_mxid: dict[UserID, User] = {}
-    by_mri: dict[str, User] = {}
     config: Config
+    directory: Directory
     bridge: TeamsBridge
 
     client: TeamsClient | None
@@ -85,6 +85,7 @@ class User(dbm.User, BaseUser):
     def init_cls(cls, bridge: TeamsBridge) -> Awaitable[None]:
         cls.bridge = bridge
         cls.config = bridge.config
+        cls.directory = bridge.directory
         cls.az = bridge.az
         cls.loop = bridge.loop
         return cls._start_all()
@@ -94,36 +95,15 @@ class User(dbm.User, BaseUser):
         users = [await cls.get_by_mxid(row.mxid) for row in await super().all_logged_in()]
         await asyncio.gather(*(user.connect() for user in users if user), return_exceptions=True)
 
-    # -- cache -------------------------------------------------------------------------------
-
-    def _add_to_cache(self) -> None:
-        self.by_mxid[self.mxid] = self
-        if self.mri:
-            self.by_mri[self.mri] = self
+    # -- loading (the cache is the directory's) ----------------------------------------------
 
     @classmethod
-    @async_getter_lock
+    async def load_by_mxid(cls, mxid: UserID) -> User | None:
+        return cast(User, await super().get_by_mxid(mxid))
+
+    @classmethod
     async def get_by_mxid(cls, mxid: UserID, *, create: bool = True) -> User | None:
-        if Puppet.get_mri_from_mxid(mxid) or mxid == cls.az.bot_mxid:
-            return None
-        try:
-            return cls.by_mxid[mxid]
-        except KeyError:
-            pass
-        user = cast(User, await super().get_by_mxid(mxid))
-        if user:
-            user._add_to_cache()
-            return user
-        if create:
-            user = cls(mxid)
-            await user.insert()
-            user._add_to_cache()
-            return user
-        return None
-
-    @classmethod
-    def get_cached_by_mri(cls, mri: str) -> User | None:
-        return cls.by_mri.get(mri)
+        return await cls.directory.user(mxid, create=create)
 
     # -- BaseUser ----------------------------------------------------------------------------
 
@@ -179,8 +159,7 @@ class User(dbm.User, BaseUser):
         if self.login_task and not self.login_task.done():
             self.login_task.cancel()
         await self.disconnect()
-        if self.mri:
-            self.by_mri.pop(self.mri, None)
+        self.directory.note_user_mri(self, None)
         self.credentials = None
         await self.update()
         await self.push_bridge_state(BridgeStateEvent.LOGGED_OUT)
@@ -232,12 +211,10 @@ class User(dbm.User, BaseUser):
                 self.loop.call_later(30, lambda: asyncio.ensure_future(self.connect()))
                 return
             self.client = client
-            if self.mri and self.mri != info.mri:
-                self.by_mri.pop(self.mri, None)
             self.mri = info.mri
             self.display_name = info.display_name
             await self.update()
-            self._add_to_cache()
+            self.directory.note_user_mri(self, self.mri)
             puppet = await Puppet.get_by_mri(info.mri)
             await puppet.update_name(info.display_name, "profile")
             puppet.schedule_avatar_sync(client)

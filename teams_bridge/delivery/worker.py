@@ -165,6 +165,16 @@ class DeliveryWorker:
 
     # -- the loop ----------------------------------------------------------------------------
 
+    def is_idle(self) -> bool:
+        """Neither delivering nor reporting, nor started to."""
+        return (
+            (self._task is None or self._task.done())
+            and (self._reporter is None or self._reporter.done())
+            and self._reports.empty()
+            and not self._send_lock.locked()
+            and not self._reconcile_lock.locked()
+        )
+
     def wake(self) -> None:
         """New events were stored for the room."""
         self._wakeup.set()

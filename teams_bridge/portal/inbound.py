@@ -147,7 +147,7 @@ class InboundMixin:
 
     def _resolve_mention(self: Portal, mri: str) -> tuple[str, str] | None:
         user = self.user_in_room(mri)
-        puppet = Puppet.by_mri.get(mri)
+        puppet = self.directory.cached_puppet(mri)
         name = (puppet.name if puppet else None) or (user.display_name if user else None)
         if user:
             return user.mxid, name or user.mxid

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from mautrix.types import EventID, MessageEventContent, MessageType
+from mautrix.types import EventID, MessageEventContent, MessageType, UserID
 
 from .. import db as dbm
 from ..delivery.errors import call_teams
@@ -92,13 +92,11 @@ class OutboundMixin:
         return converted.html, properties
 
     def _resolve_matrix_user(self: Portal, user_id: str) -> tuple[str, str] | None:
-        from ..user import User
-
         mri = Puppet.get_mri_from_mxid(user_id)
         if mri:
-            puppet = Puppet.by_mri.get(mri)
+            puppet = self.directory.cached_puppet(mri)
             return mri, (puppet.name if puppet and puppet.name else mri)
-        user = User.by_mxid.get(user_id)
+        user = self.directory.cached_user(UserID(user_id))
         if user and user.mri:
             return user.mri, user.display_name or user.mri
         return None

@@ -6,7 +6,7 @@ import asyncio
 from typing import TYPE_CHECKING, Any, cast
 
 from mautrix.appservice import IntentAPI
-from mautrix.bridge import BasePortal, async_getter_lock
+from mautrix.bridge import BasePortal
 from mautrix.errors import MatrixRequestError
 from mautrix.types import RoomID, UserID
 
@@ -14,6 +14,7 @@ from .. import db as dbm
 from .. import metrics
 from ..config import Config
 from ..delivery.worker import DeliveryWorker
+from ..puppet import Puppet
 from ..teams import EventMessage as TeamsEventMessage
 from ..teams import ResourceType
 from .channels import ChannelsMixin
@@ -28,6 +29,7 @@ from .writer import RoomWriter
 
 if TYPE_CHECKING:
     from ..__main__ import TeamsBridge
+    from ..directory import Directory
     from ..teams import EventMessage, Message
     from ..user import User
 
@@ -55,9 +57,8 @@ class Portal(
     dbm.Portal,
     BasePortal,
 ):
-    by_mxid: dict[RoomID, Portal] = {}
-    by_thread: dict[PortalKey, Portal] = {}
     config: Config
+    directory: Directory
     bridge: TeamsBridge
 
     _queue: asyncio.Queue[tuple[User, EventMessage]]
@@ -123,6 +124,7 @@ class Portal(
     def init_cls(cls, bridge: TeamsBridge) -> None:
         cls.bridge = bridge
         cls.config = bridge.config
+        cls.directory = bridge.directory
         cls.matrix = bridge.matrix
         cls.az = bridge.az
         cls.loop = bridge.loop
@@ -140,8 +142,6 @@ class Portal(
     @property
     def main_intent(self) -> IntentAPI:
         if self.is_direct and self.other_user_mri:
-            from ..puppet import Puppet
-
             return self.az.intent.user(Puppet.get_mxid_from_mri(self.other_user_mri))
         return self.az.intent
 
@@ -149,76 +149,62 @@ class Portal(
         """The bridge user who is the Teams user ``mri`` in this room with their own Matrix
         account: any bridge user in a shared room, only the receiver in a 1:1 room (there
         the other person is a ghost, even if they use the bridge too)."""
-        from ..user import User
-
         if not mri or (self.receiver and mri != self.receiver):
             return None
-        return User.get_cached_by_mri(mri)
+        return self.directory.user_by_mri(mri)
 
     async def _ghost_intent(self, mri: str) -> IntentAPI:
-        from ..puppet import Puppet
-
-        return (await Puppet.get_by_mri(mri)).default_mxid_intent
+        puppet = await self.directory.puppet(mri)
+        assert puppet is not None
+        return puppet.default_mxid_intent
 
     async def save(self) -> None:
         await self.update()
 
-    def _add_to_cache(self) -> None:
-        self.by_thread[self.key] = self
-        if self.mxid:
-            self.by_mxid[self.mxid] = self
+    def is_idle(self) -> bool:
+        """Nothing running, queued or remembered only in memory: the directory may drop
+        this object, to be loaded again from the database when next needed."""
+        return (
+            (self._worker is None or self._worker.done())
+            and self._queue.empty()
+            and not self._room_lock.locked()
+            and not self._catchup_lock.locked()
+            and not getattr(self, "_removed_reactions", None)
+            and self.delivery.is_idle()
+        )
+
+    # -- loading (the cache is the directory's) ----------------------------------------------
 
     @classmethod
-    @async_getter_lock
+    async def load_by_key(cls, key: PortalKey) -> Portal | None:
+        return cast(Portal, await super().get_by_thread(key.thread_id, key.receiver))
+
+    @classmethod
+    async def load_by_mxid(cls, mxid: RoomID) -> Portal | None:
+        return cast(Portal, await super().get_by_mxid(mxid))
+
+    @classmethod
     async def get_by_mxid(cls, mxid: RoomID) -> Portal | None:
-        try:
-            return cls.by_mxid[mxid]
-        except KeyError:
-            pass
-        portal = cast(Portal, await super().get_by_mxid(mxid))
-        if portal:
-            portal._add_to_cache()
-            return portal
-        return None
+        return await cls.directory.portal_by_mxid(mxid)
 
     @classmethod
     async def get_by_key(cls, key: PortalKey, *, create: bool = False) -> Portal | None:
-        return await cls.get_by_thread(key.thread_id, key.receiver, create=create)
+        return await cls.directory.portal(key, create=create)
 
     @classmethod
     async def for_conversation(
         cls, thread_id: str, user_mri: str | None, *, one_to_one: bool, create: bool = False
     ) -> Portal | None:
         """The portal of a Teams conversation for a bridge user (see ``PortalKey``)."""
-        keys = PortalKey.candidates(thread_id, user_mri, one_to_one=one_to_one)
-        for key in keys:
-            if key in cls.by_thread:
-                return cls.by_thread[key]
-        for key in keys[1:]:
-            portal = await cls.get_by_key(key)
-            if portal is not None:
-                return portal
-        return await cls.get_by_key(keys[0], create=create)
+        return await cls.directory.portal_for_conversation(
+            thread_id, user_mri, one_to_one=one_to_one, create=create
+        )
 
     @classmethod
-    @async_getter_lock
     async def get_by_thread(
         cls, thread_id: str, receiver: str = "", *, create: bool = False
     ) -> Portal | None:
-        try:
-            return cls.by_thread[PortalKey(thread_id, receiver)]
-        except KeyError:
-            pass
-        portal = cast(Portal, await super().get_by_thread(thread_id, receiver))
-        if portal:
-            portal._add_to_cache()
-            return portal
-        if create:
-            portal = cls(thread_id, receiver)
-            await portal.insert()
-            portal._add_to_cache()
-            return portal
-        return None
+        return await cls.directory.portal(PortalKey(thread_id, receiver), create=create)
 
     # -- ordered queue -----------------------------------------------------------------------
 
@@ -304,6 +290,11 @@ class Portal(
         self.log.error("Giving up on Teams event %s after %d attempts", evt.id, INBOUND_ATTEMPTS)
         metrics.failed(metrics.TO_MATRIX)
 
+    @property
+    def queue_depth(self) -> int:
+        """Teams events waiting in this portal's queue."""
+        return self._queue.qsize()
+
     async def wait_idle(self) -> None:
         await self._queue.join()
 
@@ -337,18 +328,13 @@ class Portal(
         except Exception:
             self.log.warning("Could not make the portal %s's own", receiver, exc_info=True)
             return
-        self.by_thread.pop(old, None)
-        self._add_to_cache()
+        self.directory.portal_stored(self, old)
 
     async def delete(self) -> None:
-        self.by_thread.pop(self.key, None)
-        if self.mxid:
-            self.by_mxid.pop(self.mxid, None)
+        self.directory.portal_deleted(self)
         await super().delete()
 
     async def get_dm_puppet(self):  # type: ignore[override]
         if not self.is_direct or not self.other_user_mri:
             return None
-        from ..puppet import Puppet
-
-        return await Puppet.get_by_mri(self.other_user_mri)
+        return await self.directory.puppet(self.other_user_mri)

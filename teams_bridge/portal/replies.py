@@ -13,10 +13,10 @@ from mautrix.types import EventID
 
 from .. import db as dbm
 from ..formatter import build_reply_quote
-from ..puppet import Puppet
 from .calls import is_chat_message_id
 
 if TYPE_CHECKING:
+    from ..directory import Directory
     from ..teams import Message
     from .portal import Portal
 
@@ -96,7 +96,7 @@ async def teams_quote_for(portal: Portal, content: dict[str, Any]) -> ReplyQuote
     target = await dbm.Message.get_by_mxid(event_id, portal.mxid)
     if target is None or not target.sender_mri or not is_chat_message_id(target.message_id):
         return None
-    name = await _sender_name(target.sender_mri)
+    name = await _sender_name(portal.directory, target.sender_mri)
     preview = await _preview(portal, event_id)
     try:
         when = int(target.message_id)
@@ -110,13 +110,11 @@ async def teams_quote_for(portal: Portal, content: dict[str, Any]) -> ReplyQuote
     )
 
 
-async def _sender_name(mri: str) -> str:
-    from ..user import User
-
-    user = User.get_cached_by_mri(mri)
+async def _sender_name(directory: Directory, mri: str) -> str:
+    user = directory.user_by_mri(mri)
     if user and user.display_name:
         return user.display_name
-    puppet = await Puppet.get_by_mri(mri, create=False)
+    puppet = await directory.puppet(mri, create=False)
     return puppet.name if puppet and puppet.name else mri
 
 

@@ -233,7 +233,7 @@ class RoomMixin:
         if avatar:
             self.avatar_url, self.avatar_source = avatar, thread.picture if thread else None
         await self.save()
-        self._add_to_cache()
+        self.directory.portal_stored(self)
         await self._bounded([self._join(j, room_id) for j in joiners])
         # Only a complete room is shown to the user: members, name, avatar, power levels
         # and bridge state are all in place before the invite.

@@ -7,7 +7,7 @@ its own (tests/core/test_portal_rules.py); the portal gathers the facts and acts
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -114,3 +114,75 @@ def thread_relation(content: dict[str, Any]) -> tuple[str | None, bool]:
         if isinstance(root, str) and root:
             return root, True
     return reply_event_id(content), False
+
+
+class Edit(enum.Enum):
+    """What to do with a Teams update of a bridged message's content."""
+
+    UNCHANGED = "unchanged"  # same content: a reaction-only update, a redelivery, our echo
+    OLDER = "older"  # a version older than the one bridged
+    NOT_EDITED = "not_edited"  # nothing to compare against and Teams does not call it edited
+    REPLACE = "replace"  # an m.replace of the bridged event
+    NOTICE = "notice"  # an "Edited in Teams" reply: the event was sent from Matrix
+
+
+def edit_action(
+    *,
+    stored: tuple[str | None, int | None] | None,
+    digest: str,
+    edit_ms: int | None,
+    is_edited: bool,
+    from_matrix: bool,
+) -> Edit:
+    """`stored`: the content digest and edit time of the version bridged (None: unknown).
+    An event sent from Matrix can only be replaced by its Matrix sender, so an edit made
+    to it in a Teams client is told in a notice instead."""
+    if stored is not None:
+        stored_digest, stored_ms = stored
+        if stored_digest == digest:
+            return Edit.UNCHANGED
+        if edit_ms is not None and stored_ms is not None and edit_ms < stored_ms:
+            return Edit.OLDER
+    elif not is_edited:
+        return Edit.NOT_EDITED
+    return Edit.NOTICE if from_matrix else Edit.REPLACE
+
+
+# A Teams update generated this soon after a reaction was sent from Matrix may predate it.
+REACTION_GRACE_MS = 5_000
+
+ReactionId = tuple[str, str]  # (sender MRI, Teams reaction key)
+
+
+@dataclass(frozen=True)
+class ReactionDiff:
+    redact: list[ReactionId]  # bridged reactions gone from the message
+    send: list[ReactionId]  # reactions on the message not bridged yet
+
+
+def reaction_diff(
+    *,
+    stored: Mapping[ReactionId, int | None],
+    current: Mapping[ReactionId, int | None],
+    update_ms: int,
+    removed: Mapping[ReactionId, int],
+) -> ReactionDiff:
+    """Bring the bridged reactions of a message in line with a Teams update of it.
+
+    `stored`: the bridged reactions, with when each was sent from Matrix (None: it came
+    from Teams); `current`: the reactions in the update, with when each was made;
+    `update_ms`: when the update was made; `removed`: reactions removed from Matrix
+    lately, with when. A reaction sent from Matrix within REACTION_GRACE_MS before the
+    update may be missing from it only because the update predates it, so it stays; a
+    reaction removed from Matrix after it was made is not brought back by an update."""
+    redact = [
+        ident
+        for ident, sent_at in stored.items()
+        if ident not in current and not (sent_at and sent_at + REACTION_GRACE_MS >= update_ms)
+    ]
+    send = [
+        ident
+        for ident, made_at in current.items()
+        if ident not in stored and not (ident in removed and (made_at or 0) <= removed[ident])
+    ]
+    return ReactionDiff(redact, send)

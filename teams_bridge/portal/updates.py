@@ -27,6 +27,7 @@ from mautrix.types import (
 from .. import db as dbm
 from ..db.batch import Query
 from ..teams import reaction_key_to_unicode
+from .rules import Edit, edit_action, reaction_diff
 from .writer import Sender, Voice, txn_id
 
 if TYPE_CHECKING:
@@ -34,8 +35,6 @@ if TYPE_CHECKING:
     from ..user import User
     from .portal import Portal
 
-# A Teams update generated this soon after a reaction was sent from Matrix may predate it.
-REACTION_GRACE_MS = 5_000
 # How long a reaction removed from Matrix is remembered, so a stale update cannot revive it.
 REMOVED_MEMORY_MS = 300_000
 
@@ -164,24 +163,27 @@ class UpdatesMixin:
     ) -> None:
         digest = content_digest(message)
         edit_ms = epoch_ms(message)
-        if state is not None:
-            if state.content_hash == digest:
-                return  # a reaction-only update, a redelivery or our own edit's echo
-            if edit_ms is not None and state.edit_time is not None and edit_ms < state.edit_time:
-                self.log.debug("Ignoring an older version of %s", message.id)
-                return
-        elif not message.is_edited:
-            return  # nothing to compare against, and Teams does not call it edited
+        target = parts[0]
+        action = edit_action(
+            stored=(state.content_hash, state.edit_time) if state is not None else None,
+            digest=digest,
+            edit_ms=edit_ms,
+            is_edited=message.is_edited,
+            from_matrix=target.from_matrix,
+        )
+        if action is Edit.OLDER:
+            self.log.debug("Ignoring an older version of %s", message.id)
+        if action not in (Edit.REPLACE, Edit.NOTICE):
+            return
         new_state = dbm.MessageState(
             self.thread_id, self.receiver, message.id, edit_ms, digest, False
         )
-        target = parts[0]
         content = self._convert_text(message)
         if content is None:
             self.log.debug("Not bridging an edit of non-text message %s", message.id)
             await new_state.upsert()
             return
-        if target.from_matrix:
+        if action is Edit.NOTICE:
             # Sent from Matrix and edited in a Teams client: only the Matrix sender could
             # replace the event, so the new text is told in a reply instead, from the ghost
             # that bridges what the user writes in Teams.
@@ -204,12 +206,19 @@ class UpdatesMixin:
             (row.sender_mri, row.emotion_key): row
             for row in await dbm.Reaction.get_for_message(self.thread_id, self.receiver, message.id)
         }
-        update_ms = message.version or _now_ms()
-        for ident, row in stored.items():
-            if ident in current:
-                continue
-            if row.sent_at and row.sent_at + REACTION_GRACE_MS >= update_ms:
-                continue  # sent from Matrix just now; this update may predate it
+        removed = {
+            (mri, key): at
+            for (message_id, mri, key), at in self._recently_removed().items()
+            if message_id == message.id
+        }
+        diff = reaction_diff(
+            stored={ident: row.sent_at for ident, row in stored.items()},
+            current={ident: reaction.time_ms for ident, reaction in current.items()},
+            update_ms=message.version or _now_ms(),
+            removed=removed,
+        )
+        for ident in diff.redact:
+            row = stored[ident]
             try:
                 await self._redact_as(row.sender_mri, row.mxid, from_matrix=row.from_matrix)
             except MatrixRequestError as e:
@@ -217,14 +226,8 @@ class UpdatesMixin:
                     raise  # retried with the whole update
                 self.log.warning("Could not redact reaction %s: %s", row.mxid, e)
             await row.delete()
-        removed = self._recently_removed()
-        for ident, reaction in current.items():
-            if ident in stored:
-                continue
-            removed_at = removed.get((message.id, *ident))
-            if removed_at is not None and (reaction.time_ms or 0) <= removed_at:
-                continue  # removed from Matrix after this update was made
-            await self._send_teams_reaction(message, target, reaction)
+        for ident in diff.send:
+            await self._send_teams_reaction(message, target, current[ident])
 
     def _recently_removed(self: Portal) -> dict[tuple[str, str, str], int]:
         if not hasattr(self, "_removed_reactions"):

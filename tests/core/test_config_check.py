@@ -34,6 +34,7 @@ def test_the_example_config_passes():
         ("appservice.bot_username", "@bot:example.com", "appservice.bot_username must be"),
         ("bridge.username_template", "teams_{mri}", "must be a string containing {userid}"),
         ("bridge.portal_queue_size", 0, "bridge.portal_queue_size must be a whole number"),
+        ("bridge.cache.portals", -1, "bridge.cache.portals must be a whole number"),
         ("bridge.media_temp_dir", "/no/such/dir", "must be an existing directory"),
         ("teams.trouter.ping_interval", 0, "must be a number above 0"),
         ("metrics.listen_port", 70000, "metrics.listen_port must be a whole number"),

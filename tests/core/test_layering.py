@@ -117,3 +117,42 @@ def test_the_matrix_event_queue_is_read_only_by_the_delivery_package():
         if "MatrixEvent.get(" in line or "MatrixEvent.known_ids(" in line
     ]
     assert offenders == []
+
+
+def _imports_in_functions(path: Path) -> list[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    found = []
+    for func in ast.walk(tree):
+        if isinstance(func, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            for node in ast.walk(func):
+                if isinstance(node, (ast.Import, ast.ImportFrom)):
+                    found.append(f"{path.relative_to(CORE)}:{node.lineno}: {ast.unparse(node)}")
+    return found
+
+
+def test_no_imports_inside_functions():
+    """An import inside a function hides a dependency (usually a cycle worked around);
+    what a module needs at run time comes from its top, or from what it is given."""
+    offenders = [i for p in sorted(CORE.rglob("*.py")) for i in _imports_in_functions(p)]
+    assert offenders == []
+
+
+# The caches of loaded users, portals and puppets: only the directory holds them.
+REGISTRIES = {"by_mxid", "by_mri", "by_thread", "by_custom_mxid"}
+
+
+def test_only_the_directory_holds_the_caches():
+    offenders = []
+    for path in sorted(CORE.rglob("*.py")):
+        if path.name == "directory.py":
+            continue
+        tree = ast.parse(path.read_text(), filename=str(path))
+        for node in ast.walk(tree):
+            name = None
+            if isinstance(node, ast.Attribute):
+                name = node.attr
+            elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+                name = node.target.id
+            if name in REGISTRIES:
+                offenders.append(f"{path.relative_to(CORE)}:{node.lineno}: {name}")
+    assert offenders == []

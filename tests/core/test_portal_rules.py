@@ -5,10 +5,14 @@ from __future__ import annotations
 import pytest
 
 from teams_bridge.portal.rules import (
+    REACTION_GRACE_MS,
+    Edit,
     Incoming,
     Member,
     channel_room_name,
+    edit_action,
     incoming_action,
+    reaction_diff,
     room_name,
     thread_relation,
 )
@@ -100,3 +104,68 @@ def test_the_thread_a_matrix_message_belongs_to():
         False,
     )
     assert thread_relation({"m.relates_to": "garbage"}) == (None, False)
+
+
+@pytest.mark.parametrize(
+    ("stored", "edit_ms", "is_edited", "from_matrix", "expected"),
+    [
+        # The same content: a reaction-only update, a redelivery or our own edit's echo.
+        (("d1", 100), 200, True, False, Edit.UNCHANGED),
+        (("d1", None), None, False, True, Edit.UNCHANGED),
+        # An older version than the one bridged.
+        (("d0", 300), 200, True, False, Edit.OLDER),
+        # Newer, or times unknown on either side: bridged.
+        (("d0", 100), 200, True, False, Edit.REPLACE),
+        (("d0", None), 200, True, False, Edit.REPLACE),
+        (("d0", 300), None, False, False, Edit.REPLACE),
+        (("d0", 200), 200, True, False, Edit.REPLACE),
+        # Sent from Matrix: told in a notice, as only its sender could replace it.
+        (("d0", 100), 200, True, True, Edit.NOTICE),
+        # Nothing stored to compare against: only what Teams calls edited.
+        (None, 200, False, False, Edit.NOT_EDITED),
+        (None, 200, True, False, Edit.REPLACE),
+        (None, 200, True, True, Edit.NOTICE),
+    ],
+)
+def test_what_to_do_with_an_update_of_a_message(stored, edit_ms, is_edited, from_matrix, expected):
+    action = edit_action(
+        stored=stored, digest="d1", edit_ms=edit_ms, is_edited=is_edited, from_matrix=from_matrix
+    )
+    assert action is expected
+
+
+A, B, C = ("8:orgid:a", "like"), ("8:orgid:b", "heart"), ("8:orgid:c", "laugh")
+
+
+def diff(stored, current, update_ms=10_000, removed=None):
+    d = reaction_diff(stored=stored, current=current, update_ms=update_ms, removed=removed or {})
+    return d.redact, d.send
+
+
+def test_reactions_follow_the_update():
+    # A gone, B kept, C new.
+    assert diff({A: None, B: None}, {B: 1, C: 2}) == ([A], [C])
+    assert diff({}, {}) == ([], [])
+    assert diff({A: None}, {A: 1}) == ([], [])
+
+
+def test_a_reaction_just_sent_from_matrix_survives_an_update_that_may_predate_it():
+    update = 10_000
+    within = update - REACTION_GRACE_MS
+    assert diff({A: within}, {}, update) == ([], [])
+    assert diff({A: update + 1}, {}, update) == ([], [])
+    # Sent earlier than the grace allows: the update knows it is gone.
+    assert diff({A: within - 1}, {}, update) == ([A], [])
+    # From Teams (no send time): gone means gone.
+    assert diff({A: None}, {}, update) == ([A], [])
+    assert diff({A: 0}, {}, update) == ([A], [])
+
+
+def test_a_reaction_removed_from_matrix_is_not_revived_by_a_stale_update():
+    assert diff({}, {A: 500}, removed={A: 600}) == ([], [])
+    assert diff({}, {A: 600}, removed={A: 600}) == ([], [])
+    assert diff({}, {A: None}, removed={A: 600}) == ([], [])
+    # Made again after it was removed: bridged.
+    assert diff({}, {A: 700}, removed={A: 600}) == ([], [A])
+    # Another reaction's removal does not matter.
+    assert diff({}, {A: 500}, removed={B: 600}) == ([], [A])
