@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -114,6 +115,20 @@ def describe(raw: Any) -> str:
 
 class DurableAppService(AppService):
     persist_events: EventPersister | None = None
+    # Transaction ids of the homeserver's pings that reached this endpoint (the newest few).
+    pings_received: deque[str]
+
+    async def _http_ping(self, request: web.Request) -> web.Response:
+        response = await super()._http_ping(request)
+        try:
+            txn_id = (await request.json()).get("transaction_id")
+        except Exception:
+            txn_id = None
+        if isinstance(txn_id, str):
+            if not hasattr(self, "pings_received"):
+                self.pings_received = deque(maxlen=16)
+            self.pings_received.append(txn_id)
+        return response
 
     async def _http_handle_transaction(self, request: web.Request) -> web.Response:
         transaction_id, data = await self._read_transaction_header(request)

@@ -54,6 +54,9 @@ PREFIX = "Cannot start: "
 TRY_TIMEOUT = 5.0
 RETRY_DELAYS = (0.5, 1.0, 2.0)
 PING_TIMEOUT = 20.0
+# The appservice ping is tried this often, this far apart, while the homeserver cannot connect.
+PING_ATTEMPTS = 3
+PING_RETRY_SECONDS = 1.0
 REGISTRATION_HINT = (
     "List the registration file (registration.yaml, with the tokens of this config) in the "
     "homeserver's app_service_config_files and restart the homeserver"
@@ -67,6 +70,13 @@ class StartupError(Exception):
         super().__init__(line)
         self.line = " ".join(line.split())
         self.exit_code = exit_code
+
+    # Whether the same check may pass when tried again.
+    retry = False
+
+
+class RetriableStartupError(StartupError):
+    retry = True
 
 
 def _has_console_handler() -> bool:
@@ -480,12 +490,30 @@ async def check_homeserver_reaches_bridge(bridge: TeamsBridge) -> None:
 
 
 async def _ping(bridge: TeamsBridge) -> None:
+    """Ping up to PING_ATTEMPTS times while the homeserver says it could not connect: its
+    own connection can fail for a passing reason. A ping that reached this bridge's
+    endpoint proves the point whatever the homeserver then answers."""
+    for attempt in range(1, PING_ATTEMPTS + 1):
+        txn_id = f"teams-bridge-startup-{secrets.token_hex(4)}"
+        try:
+            await _ping_once(bridge, txn_id)
+            return
+        except StartupError as e:
+            if txn_id in getattr(bridge.az, "pings_received", ()):
+                log.info("The homeserver reaches the bridge (its answer was: %s)", e)
+                return
+            if not e.retry or attempt == PING_ATTEMPTS:
+                raise
+            log.warning("Appservice ping failed (attempt %d), trying again: %s", attempt, e)
+            await asyncio.sleep(PING_RETRY_SECONDS)
+
+
+async def _ping_once(bridge: TeamsBridge, txn_id: str) -> None:
     config = bridge.config
     address = str(config["homeserver.address"]).rstrip("/")
     appservice_id = config["appservice.id"]
     url = f"{address}/_matrix/client/v1/appservice/{quote(appservice_id, safe='')}/ping"
     headers = {"Authorization": f"Bearer {config['appservice.as_token']}"}
-    txn_id = f"teams-bridge-startup-{secrets.token_hex(4)}"
     listener = f"{config['appservice.hostname']}:{config['appservice.port']}"
     async with _client_session(config) as session:
         try:
@@ -497,7 +525,7 @@ async def _ping(bridge: TeamsBridge) -> None:
             ) as resp:
                 body = await _json(resp)
         except (aiohttp.ClientError, TimeoutError) as e:
-            raise StartupError(
+            raise RetriableStartupError(
                 f"the homeserver did not answer the appservice ping ({_describe(e)}): it "
                 f"cannot reach the bridge. Make the url in the registration (and "
                 f"appservice.address) an address where the homeserver reaches {listener}.",
@@ -520,7 +548,7 @@ async def _ping(bridge: TeamsBridge) -> None:
             EXIT_HOMESERVER,
         )
     if errcode in ("M_CONNECTION_FAILED", "M_CONNECTION_TIMEOUT"):
-        raise StartupError(
+        raise RetriableStartupError(
             f"the homeserver cannot reach the bridge ({errcode}: {body.get('error', '')}). "
             "Make the url in the registration (and appservice.address, "
             f"{config['appservice.address']}) an address where the homeserver reaches "

@@ -178,3 +178,31 @@ async def test_a_transaction_of_100_events_at_the_size_limit_is_taken(appservice
     ]
     assert await _put(client, "5", {"events": events}) == 200
     assert len(stored) == 100
+
+
+async def test_the_endpoint_remembers_the_pings_that_reached_it(tmp_path, aiohttp_client):
+    """Start-up asks the homeserver to ping the bridge; the homeserver's own answer can fail
+    for a passing reason after the ping arrived, so the endpoint remembers what it got."""
+    az = DurableAppService(
+        server="http://127.0.0.1:1",
+        domain="localhost",
+        as_token="as-secret",
+        hs_token=HS_TOKEN,
+        bot_localpart="bot",
+        id="teams",
+        state_store=FileASStateStore(path=str(tmp_path / "state.json"), binary=False),
+    )
+    client = await aiohttp_client(az.app)
+    ok = await client.post(
+        "/_matrix/app/v1/ping",
+        json={"transaction_id": "t-1"},
+        headers={"Authorization": f"Bearer {HS_TOKEN}"},
+    )
+    assert ok.status == 200
+    forged = await client.post(
+        "/_matrix/app/v1/ping",
+        json={"transaction_id": "t-2"},
+        headers={"Authorization": "Bearer wrong"},
+    )
+    assert forged.status == 401
+    assert list(az.pings_received) == ["t-1"]
