@@ -254,6 +254,13 @@ def _keys_by_line(node: Any, path: Path, out: dict[int, tuple[Path, int]]) -> No
                 continue
             out[line] = ((*path, key), column)
             _keys_by_line(value, (*path, key), out)
+            if isinstance(value, CommentedSeq):
+                # A comment among the items of a list is kept above the list's key.
+                for i in range(len(value)):
+                    try:
+                        out.setdefault(value.lc.item(i)[0], ((*path, key), column))
+                    except (KeyError, TypeError):
+                        pass
 
 
 def _lookup(root: Any, path: Path) -> tuple[CommentedMap, Any] | None:
@@ -306,8 +313,54 @@ def user_comments(source: Any, example: frozenset[str]) -> UserComments:
     return found
 
 
+def _strip_token(token: CommentToken, texts: set[str]) -> None:
+    lines = token.value.split("\n")
+    kept = [
+        line
+        for i, line in enumerate(lines)
+        if i == 0 or not (line.strip().startswith("#") and _norm(line) in texts)
+    ]
+    if kept[0].strip().startswith("#") and _norm(kept[0]) in texts:
+        kept[0] = ""  # an end-of-line comment: the line break after the value stays
+    token.value = "\n".join(kept)
+
+
+def _strip_slots(slots: list, texts: set[str]) -> None:
+    for slot in slots:
+        if isinstance(slot, CommentToken):
+            _strip_token(slot, texts)
+        elif isinstance(slot, list):
+            slot[:] = [
+                t
+                for t in slot
+                if not (
+                    isinstance(t, CommentToken)
+                    and _comment_texts(t.value)
+                    and _comment_texts(t.value) <= texts
+                )
+            ]
+            _strip_slots(slot, texts)
+
+
+def _strip_user_comments(node: Any, texts: set[str]) -> None:
+    """Remove the user's comments where they are still attached (containers copied whole), so
+    that each is put back once, on its key."""
+    ca = getattr(node, "ca", None)
+    if ca is not None:
+        _strip_slots([ca.comment, *ca.items.values(), ca.end], texts)
+    if isinstance(node, dict):
+        for value in node.values():
+            _strip_user_comments(value, texts)
+    elif isinstance(node, list):
+        for value in node:
+            _strip_user_comments(value, texts)
+
+
 def put_user_comments(target: Any, found: UserComments) -> None:
     """Put the comments found by user_comments() on the same keys of the upgraded config."""
+    texts = {_norm(text) for entries in found.before.values() for _, text in entries}
+    texts |= {_norm(text) for _, text in found.after.values()}
+    _strip_user_comments(target, texts)
     for path, texts in found.before.items():
         located = _lookup(target, path)
         if located is None:

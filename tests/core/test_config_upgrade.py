@@ -42,6 +42,11 @@ USER_COMMENTS = {
     "# user: 29340 is taken by another bridge here": "    port: 29341",
     "# user: everyone on our server may log in": "        chat.example.org: user",
     "# user: the on-call account": "        '@ops:chat.example.org': admin",
+    # In maps and lists that are copied whole (manhole.whitelist, logging).
+    "# user: root only": "    whitelist:",
+    "# user: first formatter": "        colored:",
+    "# user: inside colored": "            (): mautrix.util.logging.color.ColorFormatter",
+    "# user: our handlers": "    handlers:",
 }
 # Keys none of the old configs has, with the example's value.
 NEW_KEYS = ["bridge.provisioning.prefix", "metrics.listen_port", "bridge.cache.portals"]
