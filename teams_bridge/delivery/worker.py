@@ -21,7 +21,7 @@ import logging
 import sqlite3
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
@@ -88,9 +88,7 @@ Handler = Callable[["User", dbm.MatrixEvent, dict[str, Any]], Awaitable[Result]]
 
 
 class Host(Protocol):
-    """What the worker needs of its portal: the room, the chat, the writer and one handler
-    per kind of event. A handler gets the sender (logged in, connected), the stored row
-    and the event (decrypted), and returns what it did."""
+    """What the worker needs of its portal: the room, the chat and the writer."""
 
     @property
     def mxid(self) -> RoomID | None: ...
@@ -102,12 +100,6 @@ class Host(Protocol):
     def log(self) -> logging.Logger: ...
     @property
     def writer(self) -> RoomWriter: ...
-
-    async def deliver_text(self, sender: User, row: dbm.MatrixEvent, raw: dict) -> Result: ...
-    async def deliver_media(self, sender: User, row: dbm.MatrixEvent, raw: dict) -> Result: ...
-    async def deliver_edit(self, sender: User, row: dbm.MatrixEvent, raw: dict) -> Result: ...
-    async def deliver_reaction(self, sender: User, row: dbm.MatrixEvent, raw: dict) -> Result: ...
-    async def deliver_redaction(self, sender: User, row: dbm.MatrixEvent, raw: dict) -> Result: ...
 
 
 @dataclass(frozen=True)
@@ -123,6 +115,9 @@ class Services:
     e2ee: Callable[[], EncryptionManager | None]
     # Posts a checkpoint when an endpoint is configured (else does nothing).
     send_checkpoint: Callable[[MessageSendCheckpoint], Awaitable[None]]
+
+
+HANDLER_KINDS = ("text", "media", "edit", "reaction", "redaction")
 
 
 def handler_kind(raw: dict[str, Any]) -> str:
@@ -144,9 +139,16 @@ def handler_kind(raw: dict[str, Any]) -> str:
 class DeliveryWorker:
     """The Matrix -> Teams worker of one portal."""
 
-    def __init__(self, host: Host, services: Services) -> None:
+    def __init__(self, host: Host, services: Services, handlers: Mapping[str, Handler]) -> None:
+        """``handlers``: one per kind of event (see ``handler_kind``: text, media, edit,
+        reaction, redaction). A handler gets the sender (logged in, connected), the stored
+        row and the event (decrypted), and returns what it did."""
+        missing = set(HANDLER_KINDS) - set(handlers)
+        if missing:
+            raise ValueError(f"no handler for {', '.join(sorted(missing))}")
         self.host = host
         self.services = services
+        self.handlers = dict(handlers)
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task | None = None
         self._send_lock = asyncio.Lock()
@@ -280,7 +282,7 @@ class DeliveryWorker:
         if problem:
             raise Permanent(f"the message is malformed ({problem})")
         sender = await self._sender(row)
-        handler = self._handler(handler_kind(raw))
+        handler = self.handlers[handler_kind(raw)]
         async with self._send_lock:
             try:
                 return await handler(sender, row, raw)
@@ -289,17 +291,6 @@ class DeliveryWorker:
                 if failure is None or failure is e:
                     raise
                 raise failure from e
-
-    def _handler(self, kind: str) -> Handler:
-        host = self.host
-        handlers: dict[str, Handler] = {
-            "reaction": host.deliver_reaction,
-            "redaction": host.deliver_redaction,
-            "edit": host.deliver_edit,
-            "text": host.deliver_text,
-            "media": host.deliver_media,
-        }
-        return handlers[kind]
 
     async def decrypt(self, raw: dict[str, Any]) -> dict[str, Any]:
         """The plaintext event of an encrypted one, through the bridge's encryption helper:

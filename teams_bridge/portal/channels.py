@@ -1,8 +1,7 @@
-"""What a Teams channel adds to a portal: the team it belongs to, threads, and mentions of
-everyone in the room.
+"""What a Teams channel adds to a portal: threads, and mentions of everyone in the room.
 
 A channel is one room for now (a later space per team can adopt these rooms: the team is
-stored with the portal and named in the room's ``m.bridge`` state as its ``network``). Its
+stored with the portal by its `Room` and named in the room's ``m.bridge`` state as its ``network``). Its
 root posts are ordinary messages; a reply in a channel thread is a Matrix thread event
 (``m.thread``) under the root post's event, with the reply fallback pointing at the newest
 event of the thread.
@@ -22,9 +21,9 @@ from mautrix.types import EventID, RelationType
 from .. import db as dbm
 from ..delivery.errors import Permanent, Transient, classify
 from ..formatter import RoomMention
-from ..teams import TeamsError, is_channel_id
+from ..teams import TeamsError
 from .calls import is_chat_message_id
-from .rules import channel_room_name, thread_relation
+from .rules import thread_relation
 
 if TYPE_CHECKING:
     from mautrix.types import MessageEventContent
@@ -70,45 +69,37 @@ class ThreadTarget:
     in_matrix_thread: bool
 
 
-class ChannelsMixin:
-    team_id: str | None  # stored with the portal
-    team_name: str | None
-    _thread_roots: _Bounded[str, str] | None = None  # Teams message id -> its thread root
-    _thread_latest: _Bounded[str, EventID] | None = None  # root id -> newest thread event
+class Threads:
+    """A portal's channel threads and mentions of everyone. Owns its memory of which
+    thread each message is in."""
 
-    @property
-    def is_channel(self: Portal) -> bool:
-        return self.kind == "channel" or is_channel_id(self.thread_id)
-
-    def remember_team(self: Portal, team_id: str | None, team_name: str | None) -> None:
-        """Note the channel's team as Teams names it (stored with the portal's next save)."""
-        self.team_id = team_id or self.team_id
-        self.team_name = team_name or self.team_name
-
-    def channel_room_name(self: Portal) -> str | None:
-        """``Design (Contoso)``: the channel, and its team while there are no spaces."""
-        return channel_room_name(self.topic, self.team_name)
+    def __init__(self, portal: Portal) -> None:
+        self.portal = portal
+        self._roots: _Bounded[str, str] = _Bounded()  # Teams message id -> its thread root
+        self._latest: _Bounded[str, EventID] = _Bounded()  # root id -> newest thread event
 
     # -- mentions of everyone --------------------------------------------------------------
 
-    def is_room_mention(self: Portal, mri: str, mention_type: str) -> bool:
+    def is_room_mention(self, mri: str, mention_type: str) -> bool:
         """Whether a Teams mention means everyone in this room: the chat or channel itself,
         or (in a channel) its team. Mentions of other channels stay text."""
-        if self.is_direct:
+        portal = self.portal
+        if portal.is_direct:
             return False
-        if mri.lower() == self.thread_id.lower():
+        if mri.lower() == portal.thread_id.lower():
             return mention_type in ("", CHAT_MENTION, CHANNEL_MENTION, TEAM_MENTION)
         return (
-            self.is_channel
+            portal.is_channel
             and mention_type == TEAM_MENTION
-            and (self.team_id is None or mri.lower() == self.team_id.lower())
+            and (portal.team_id is None or mri.lower() == portal.team_id.lower())
         )
 
-    def outgoing_room_mention(self: Portal, content: dict[str, Any]) -> RoomMention | None:
+    def outgoing_room_mention(self, content: dict[str, Any]) -> RoomMention | None:
         """The Teams mention of everyone for a Matrix message that mentions the room
         (``m.mentions.room``, or ``@room`` from a client without ``m.mentions``); none in
         a 1:1 chat."""
-        if self.is_direct:
+        portal = self.portal
+        if portal.is_direct:
             return None
         mentions = content.get("m.mentions")
         if isinstance(mentions, dict):
@@ -117,23 +108,25 @@ class ChannelsMixin:
             wanted = "@room" in str(content.get("body") or "")
         if not wanted:
             return None
-        if self.is_channel:
-            return RoomMention(self.thread_id, CHANNEL_MENTION, self.topic or "General")
-        return RoomMention(self.thread_id, CHAT_MENTION, EVERYONE)
+        if portal.is_channel:
+            return RoomMention(portal.thread_id, CHANNEL_MENTION, portal.topic or "General")
+        return RoomMention(portal.thread_id, CHAT_MENTION, EVERYONE)
 
     # -- Teams -> Matrix: threads ----------------------------------------------------------
 
-    async def convert_teams_message(
-        self: Portal, source: User, message: Message
+    async def place(
+        self, message: Message, parts: list[MessageEventContent]
     ) -> list[MessageEventContent]:
-        parts = await super().convert_teams_message(source, message)  # type: ignore[misc]
-        root = message.reply_root_id if self.is_channel else None
+        """A reply in a channel thread: its parts become Matrix thread events under the
+        root post (a reply to one message of the thread stays a real reply)."""
+        portal = self.portal
+        root = message.reply_root_id if portal.is_channel else None
         if root is None:
             return parts
-        root_row = await dbm.Message.get(self.thread_id, self.receiver, root)
+        root_row = await dbm.Message.get(portal.thread_id, portal.receiver, root)
         if root_row is None:
             # The root post was never bridged: the reply stands on its own.
-            self.log.debug("Root %s of reply %s is not in the room", root, message.id)
+            portal.log.debug("Root %s of reply %s is not in the room", root, message.id)
             return parts
         latest = await self._newest_in_thread(root, root_row.mxid)
         for content in parts:
@@ -145,83 +138,67 @@ class ChannelsMixin:
                 content.relates_to.is_falling_back = False
         return parts
 
-    async def _newest_in_thread(self: Portal, root_id: str, root_event: EventID) -> EventID:
-        latest = self._latest_threads().get(root_id)
+    async def _newest_in_thread(self, root_id: str, root_event: EventID) -> EventID:
+        latest = self._latest.get(root_id)
         if latest is not None:
             return latest
-        assert self.mxid
-        path = Path.v1.rooms[self.mxid].relations[root_event][RelationType.THREAD.value]
+        portal = self.portal
+        assert portal.mxid
+        path = Path.v1.rooms[portal.mxid].relations[root_event][RelationType.THREAD.value]
         try:
-            resp = await self.main_intent.api.request(
+            resp = await portal.main_intent.api.request(
                 Method.GET, path, query_params={"limit": "1", "dir": "b"}
             )
         except Exception as e:
-            self.log.debug("Could not read thread %s from the homeserver: %s", root_event, e)
+            portal.log.debug("Could not read thread %s from the homeserver: %s", root_event, e)
             return root_event
         chunk = resp.get("chunk") if isinstance(resp, dict) else None
         newest = chunk[0].get("event_id") if chunk and isinstance(chunk[0], dict) else None
         return EventID(newest) if isinstance(newest, str) else root_event
 
-    async def _record(
-        self: Portal, message: Message, part: int, event_id: EventID, *, last: bool = True
-    ) -> None:
-        await super()._record(message, part, event_id, last=last)  # type: ignore[misc]
-        if self.is_channel:
+    def note_recorded(self, message: Message, event_id: EventID) -> None:
+        """A Teams message's part is in the room: remember its thread (channels only)."""
+        if self.portal.is_channel:
             root = message.reply_root_id
-            self.note_in_thread(message.id, root, event_id if root else None)
+            self._note(message.id, root, event_id if root else None)
 
-    def note_in_thread(
-        self: Portal, message_id: str, root_id: str | None, newest: EventID | None
-    ) -> None:
-        """Remember a channel message's thread and, given ``newest``, the event that is now
-        the newest of the Matrix thread."""
-        self._roots().put(message_id, root_id or message_id)
-        if root_id is not None and newest is not None:
-            self._latest_threads().put(root_id, newest)
-
-    def note_sent_in_thread(
-        self: Portal, thread: ThreadTarget | None, message_id: str, event_id: EventID
-    ) -> None:
+    def note_sent(self, thread: ThreadTarget | None, message_id: str, event_id: EventID) -> None:
         """Remember a message sent from Matrix into a channel thread."""
         if thread is not None:
             newest = event_id if thread.in_matrix_thread else None
-            self.note_in_thread(message_id, thread.root_id, newest)
+            self._note(message_id, thread.root_id, newest)
 
-    def _roots(self: Portal) -> _Bounded[str, str]:
-        if self._thread_roots is None:
-            self._thread_roots = _Bounded()
-        return self._thread_roots
-
-    def _latest_threads(self: Portal) -> _Bounded[str, EventID]:
-        if self._thread_latest is None:
-            self._thread_latest = _Bounded()
-        return self._thread_latest
+    def _note(self, message_id: str, root_id: str | None, newest: EventID | None) -> None:
+        """Remember a channel message's thread and, given ``newest``, the event that is now
+        the newest of the Matrix thread."""
+        self._roots.put(message_id, root_id or message_id)
+        if root_id is not None and newest is not None:
+            self._latest.put(root_id, newest)
 
     # -- Matrix -> Teams: threads ----------------------------------------------------------
 
-    async def thread_target(
-        self: Portal, sender: User, content: dict[str, Any]
-    ) -> ThreadTarget | None:
+    async def target(self, sender: User, content: dict[str, Any]) -> ThreadTarget | None:
         """The channel thread a Matrix message belongs in: a thread event's root, or the
         thread of the message a reply answers (replying to a root post answers in its
         thread). ``None``: a new root post (also when the target never reached Teams)."""
-        if not self.is_channel or not self.mxid:
+        portal = self.portal
+        if not portal.is_channel or not portal.mxid:
             return None
         target, in_thread = thread_relation(content)
         if not target:
             return None
-        row = await dbm.Message.get_by_mxid(EventID(target), self.mxid)
+        row = await dbm.Message.get_by_mxid(EventID(target), portal.mxid)
         if row is None or not is_chat_message_id(row.message_id):
             return None
         return ThreadTarget(await self._root_of(sender, row.message_id), in_thread)
 
-    async def _root_of(self: Portal, sender: User, message_id: str) -> str:
-        known = self._roots().get(message_id)
+    async def _root_of(self, sender: User, message_id: str) -> str:
+        known = self._roots.get(message_id)
         if known is not None:
             return known
         assert sender.client is not None
         try:
-            message = await sender.client.get_message(self.thread_id, message_id)
+            message = await sender.client.get_message(self.portal.thread_id, message_id)
         except Exception as e:
             failure = classify(e, "the thread lookup")
             if isinstance(failure, Permanent) and isinstance(e, TeamsError):
@@ -230,5 +207,5 @@ class ChannelsMixin:
                 raise
             raise Transient(f"could not look up the thread ({failure})") from e
         root = message.reply_root_id or message_id
-        self._roots().put(message_id, root)
+        self._roots.put(message_id, root)
         return root

@@ -1,7 +1,21 @@
-"""Teams -> Matrix: events from a portal's queue become Matrix events, each exactly once."""
+"""Teams -> Matrix: the events of a portal's queue become Matrix events, each exactly once.
+
+`Inbound.handle` is the one dispatch table: a new message (``handle_message``), an edit,
+delete or reaction (`Updates`), typing, membership, renames and read positions (`Roster`,
+`Room`), a chat's new picture (`Room`). A new message goes through one pipeline:
+
+1. ``incoming_action`` (rules.py): already bridged, an echo of our own send, or new;
+2. the room is made if it does not exist yet (`Room.ensure`);
+3. ``convert``: the Matrix events it becomes (a call's outcome, files with their caption,
+   or text with mentions and its reply), placed in its channel thread (`Threads.place`);
+4. each part is sent through the portal's writer with a transaction id derived from the
+   message key, and recorded (the mapping; with the last part the cursor and the version
+   bridged, in one write).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from mautrix.types import (
@@ -9,6 +23,7 @@ from mautrix.types import (
     Format,
     MessageEventContent,
     MessageType,
+    RoomID,
     TextMessageEventContent,
 )
 
@@ -18,54 +33,105 @@ from ..db.batch import Query, execute_batch
 from ..db.message import FROM_MATRIX, FROM_TEAMS
 from ..formatter import teams_to_matrix
 from ..puppet import Puppet
-from ..teams import ResourceType
-from .rules import Incoming, incoming_action
-from .writer import txn_id
+from ..teams import is_call_log_id, is_participant_mri, parse_call_event
+from .calls import CALL_LOG_PREFIX, call_notice, is_call_outcome
+from .replies import quoted_events
+from .rules import Incoming, TeamsEvent, incoming_action, teams_event_kind
+from .writer import Sender, Voice, txn_id
 
 if TYPE_CHECKING:
-    from ..teams import EventMessage, Message
+    from ..teams import CallEvent, EventMessage, Message
     from ..user import User
     from .portal import Portal
 
 TEXT_TYPES = {"Text", "RichText", "RichText/Html"}
 
+Handler = Callable[["User", "EventMessage"], Awaitable[None]]
 
-class InboundMixin:
-    async def handle_teams_event(self: Portal, source: User, evt: EventMessage) -> None:
-        """Dispatch one queued event; every kind has one handler (see TeamsEventsMixin)."""
-        if evt.resource_type == ResourceType.NEW_MESSAGE and evt.message is not None:
-            message = evt.message
-            mtype = message.message_type or ""
-            if mtype.startswith("Control/"):
-                await self.handle_teams_control(source, message)
-            elif mtype.startswith("ThreadActivity/"):
-                if not await dbm.Message.get(self.thread_id, self.receiver, message.id):
-                    await self.handle_thread_activity(source, message)
-                await self._advance_cursor(message.id)
-            else:
-                await self.handle_teams_message(source, message)
-        elif evt.resource_type == ResourceType.MESSAGE_UPDATE and evt.message is not None:
-            await self.handle_teams_update(source, evt.message)
-        elif evt.resource_type == ResourceType.CONVERSATION_UPDATE and evt.conversation:
-            await self.handle_conversation_update(source, evt.conversation)
-        elif evt.resource_type == ResourceType.THREAD_UPDATE and evt.thread:
-            await self.handle_thread_update(source, evt.thread)
-        else:
+
+class Inbound:
+    """Teams -> Matrix for one portal. Owns the portal's cursor (``last_message_id``)."""
+
+    def __init__(self, portal: Portal) -> None:
+        self.portal = portal
+        self.log = portal.log
+        self._handlers: dict[TeamsEvent, Handler] = {
+            TeamsEvent.MESSAGE: self._message,
+            TeamsEvent.TYPING: self._typing,
+            TeamsEvent.ACTIVITY: self._thread_activity,
+            TeamsEvent.UPDATE: self._update,
+            TeamsEvent.THREAD: self._thread,
+        }
+
+    # -- the one dispatch table --------------------------------------------------------------
+
+    async def handle(self, source: User, evt: EventMessage) -> None:
+        """Hand one queued event to the handler for its kind."""
+        kind = teams_event_kind(
+            evt.resource_type,
+            evt.message.message_type if evt.message else None,
+            has_message=evt.message is not None,
+            has_thread=evt.thread is not None,
+        )
+        handler = self._handlers.get(kind) if kind else None
+        if handler is None:
             self.log.debug("Ignoring %s event %s", evt.resource_type, evt.id)
+            return
+        await handler(source, evt)
 
-    async def handle_teams_message(self: Portal, source: User, message: Message) -> None:
+    async def _message(self, source: User, evt: EventMessage) -> None:
+        assert evt.message is not None
+        await self.handle_message(source, evt.message)
+
+    async def _typing(self, source: User, evt: EventMessage) -> None:
+        assert evt.message is not None
+        await self.portal.roster.typing(evt.message)
+
+    async def _update(self, source: User, evt: EventMessage) -> None:
+        assert evt.message is not None
+        await self.portal.updates.handle(source, evt.message)
+
+    async def _thread(self, source: User, evt: EventMessage) -> None:
+        assert evt.thread is not None
+        await self.portal.room.update_avatar(source, evt.thread)
+
+    async def _thread_activity(self, source: User, evt: EventMessage) -> None:
+        portal = self.portal
+        message = evt.message
+        assert message is not None
+        if not await dbm.Message.get(portal.thread_id, portal.receiver, message.id):
+            await portal.roster.thread_activity(source, message)
+        await self.advance_cursor(message.id)
+
+    # -- new messages ------------------------------------------------------------------------
+
+    async def handle_message(self, source: User, message: Message) -> None:
+        portal = self.portal
+        call = parse_call_event(message)
+        if call is not None and is_call_outcome(message, call):
+            await self._call_outcome(source, message, call)
+            return
+        if is_call_log_id(message.conversation_id):
+            return  # an unreadable call-log entry
+        if is_participant_mri(message.sender_mri) and message.sender_mri != source.mri:
+            puppet = await Puppet.get_by_mri(message.sender_mri or "")
+            await puppet.sync_name_from_message(message.sender_name, source.client)
+            puppet.schedule_avatar_sync(source.client)
         seen = await dbm.Message.lookup_incoming(
-            self.thread_id, self.receiver, message.id, message.client_message_id or None
+            portal.thread_id, portal.receiver, message.id, message.client_message_id or None
         )
         sent_from = (seen.sent.thread_id, seen.sent.receiver) if seen.sent else None
         action = incoming_action(
-            bridged=seen.bridged, has_state=seen.has_state, sent_from=sent_from, portal_key=self.key
+            bridged=seen.bridged,
+            has_state=seen.has_state,
+            sent_from=sent_from,
+            portal_key=portal.key,
         )
         if action is Incoming.SEEN:
             return
         if action is Incoming.NOTE_STATE:
             # E.g. the echo of a message sent from Matrix, mapped when it was sent.
-            await execute_batch(self.db, self.bridged_version_queries(message))
+            await execute_batch(portal.db, portal.updates.version_queries(message))
             return
         if action is Incoming.CLAIM_ECHO:
             assert seen.sent is not None
@@ -74,55 +140,59 @@ class InboundMixin:
         if not message.sender_mri:
             self.log.warning("Message %s has no sender; skipping", message.id)
             return
-        if not await self.ensure_room(source):
+        if not await portal.room.ensure(source):
             return
         puppet = await Puppet.get_by_mri(message.sender_mri)
         if not puppet.name:
             await puppet.update_name(message.sender_name, "message")
-        parts = await self.convert_teams_message(source, message)
+        parts = await self.convert(source, message)
         for part, content in enumerate(parts):
             # (Part 0 was looked up above.)
-            if part and await dbm.Message.get(self.thread_id, self.receiver, message.id, part):
+            if part and await dbm.Message.get(portal.thread_id, portal.receiver, message.id, part):
                 continue  # sent before a crash: the rest of the parts still go out
-            event_id = await self._send_teams_part(puppet, message, part, content)
+            event_id = await portal.writer.send(
+                puppet.mri,
+                content,
+                txn=txn_id("", f"{portal.thread_id}|{portal.receiver}|{message.id}|{part}"),
+                timestamp=message_timestamp_ms(message),
+            )
             await self._record(message, part, event_id, last=part == len(parts) - 1)
 
-    async def convert_teams_message(
-        self: Portal, source: User, message: Message
-    ) -> list[MessageEventContent]:
-        """The Matrix events one Teams message becomes (media adds parts, see MediaMixin)."""
-        content = self._convert_text(message)
-        if content is None:
-            content = TextMessageEventContent(
-                msgtype=MessageType.NOTICE,
-                body=f"Unsupported Teams message type: {message.message_type}",
-            )
-        return [content]
+    async def convert(self, source: User, message: Message) -> list[MessageEventContent]:
+        """The Matrix events one Teams message becomes, in these steps:
 
-    async def _claim_echo(self: Portal, message: Message, sent: dbm.SentMessage) -> None:
-        """An echo of something this bridge posted from this portal maps onto the existing
-        Matrix event (which portal may claim it: `rules.incoming_action`)."""
-        queries: list[Query] = []
-        if sent.message_id is None:
-            queries.append(sent.set_message_id_query(message.id))
-        queries.append(
-            dbm.Message(
-                thread_id=self.thread_id,
-                receiver=self.receiver,
-                message_id=message.id,
-                part=0,
-                mxid=sent.mxid,
-                mx_room=sent.mx_room,
-                sender_mri=message.sender_mri,
-                timestamp=message_timestamp_ms(message),
-                version=message.version,
-                origin=FROM_MATRIX,
-            ).insert_query()
-        )
-        await self._store_with_cursor(message, queries)
-        sent.message_id = message.id
+        1. a call's start or end is one notice, and nothing more;
+        2. what the conversion needs from the database is loaded first: the events of
+           quoted messages, the mentioned users' puppets;
+        3. a message with files: its caption, then one part per file (`Media.convert`);
+           otherwise its text, with mentions and the quoted message as a reply
+           (``convert_text``), or a notice for a type that cannot be shown;
+        4. in a channel, a reply goes into its Matrix thread (`Threads.place`).
+        """
+        portal = self.portal
+        call = parse_call_event(message)
+        if call is not None:
+            return [TextMessageEventContent(msgtype=MessageType.NOTICE, body=call_notice(call))]
+        replies = await quoted_events(portal, message)
+        for mention in message.mentions:
+            if not mention.is_conversation:
+                await Puppet.get_by_mri(mention.mri)
+        parts = await portal.media.convert(source, message, replies)
+        if parts is None:
+            content = self.convert_text(message, replies)
+            if content is None:
+                content = TextMessageEventContent(
+                    msgtype=MessageType.NOTICE,
+                    body=f"Unsupported Teams message type: {message.message_type}",
+                )
+            parts = [content]
+        return await portal.threads.place(message, parts)
 
-    def _convert_text(self: Portal, message: Message) -> TextMessageEventContent | None:
+    def convert_text(
+        self, message: Message, replies: dict[str, EventID] | None = None
+    ) -> TextMessageEventContent | None:
+        """A text message's Matrix content; ``replies``: the events of the messages it may
+        quote (see ``quoted_events``). None for a message type that is not text."""
         if message.message_type not in TEXT_TYPES:
             return None
         converted = teams_to_matrix(
@@ -130,7 +200,7 @@ class InboundMixin:
             message_type=message.message_type,
             mentions_property=(message.properties or {}).get("mentions"),
             resolve_mention=self._resolve_mention,
-            is_room_mention=self.is_room_mention,
+            is_room_mention=self.portal.threads.is_room_mention,
         )
         content = TextMessageEventContent(msgtype=MessageType.TEXT, body=converted.body)
         if converted.formatted_body is not None:
@@ -139,15 +209,15 @@ class InboundMixin:
         content["m.mentions"] = {"user_ids": list(converted.mentioned_user_ids)}
         if converted.mentions_room:
             content["m.mentions"]["room"] = True
-        reply_to = getattr(self, "reply_events", {}).get(converted.reply_to_message_id or "")
+        reply_to = (replies or {}).get(converted.reply_to_message_id or "")
         if reply_to:
-            # The quoted message's event, looked up before converting (TeamsEventsMixin).
             content.set_reply(reply_to)
         return content
 
-    def _resolve_mention(self: Portal, mri: str) -> tuple[str, str] | None:
-        user = self.user_in_room(mri)
-        puppet = self.directory.cached_puppet(mri)
+    def _resolve_mention(self, mri: str) -> tuple[str, str] | None:
+        portal = self.portal
+        user = portal.user_in_room(mri)
+        puppet = portal.directory.cached_puppet(mri)
         name = (puppet.name if puppet else None) or (user.display_name if user else None)
         if user:
             return user.mxid, name or user.mxid
@@ -155,53 +225,116 @@ class InboundMixin:
             return None
         return Puppet.get_mxid_from_mri(mri), name or mri
 
-    async def _send_teams_part(
-        self: Portal, puppet: Puppet, message: Message, part: int, content: MessageEventContent
-    ) -> EventID:
-        return await self.writer.send(
-            puppet.mri,
-            content,
-            txn=txn_id("", f"{self.thread_id}|{self.receiver}|{message.id}|{part}"),
-            timestamp=message_timestamp_ms(message),
+    async def _claim_echo(self, message: Message, sent: dbm.SentMessage) -> None:
+        """An echo of something this bridge posted from this portal maps onto the existing
+        Matrix event (which portal may claim it: `rules.incoming_action`)."""
+        queries: list[Query] = []
+        if sent.message_id is None:
+            queries.append(sent.set_message_id_query(message.id))
+        queries.append(
+            self._mapping(message, 0, sent.mxid, FROM_MATRIX, room=sent.mx_room).insert_query()
         )
+        await self._store_with_cursor(message, queries)
+        sent.message_id = message.id
+
+    # -- calls -------------------------------------------------------------------------------
+
+    async def _call_outcome(self, source: User, message: Message, call: CallEvent) -> None:
+        """How a call ended becomes a notice once per call, however many call-log entries
+        and ``Event/Call`` messages tell of it."""
+        portal = self.portal
+        from_log = is_call_log_id(message.conversation_id)
+        if from_log and call.conversation_id != portal.thread_id:
+            return
+        if not from_log and await dbm.Message.get(portal.thread_id, portal.receiver, message.id):
+            return  # told under its own message id (before calls were told once)
+        key = f"{CALL_LOG_PREFIX}{call.call_id or message.id}"
+        if not await dbm.Message.get(portal.thread_id, portal.receiver, key):
+            if not await portal.room.ensure(source):
+                return
+            assert portal.mxid
+            content = TextMessageEventContent(msgtype=MessageType.NOTICE, body=call_notice(call))
+            when = call.end_time or call.start_time
+            timestamp = int(when.timestamp() * 1000) if when else message_timestamp_ms(message)
+            event_id = await portal.writer.send(
+                _call_sender(call),
+                content,
+                txn=txn_id("", f"{portal.thread_id}|{key}"),
+                timestamp=timestamp,
+            )
+            mapping = self._mapping(message, 0, event_id, FROM_TEAMS)
+            mapping.message_id, mapping.sender_mri = key, call.originator
+            mapping.timestamp, mapping.version = timestamp, None
+            await mapping.insert()
+        if not from_log:
+            await self.advance_cursor(message.id)
+
+    # -- recording and the cursor ------------------------------------------------------------
 
     async def _record(
-        self: Portal, message: Message, part: int, event_id: EventID, *, last: bool = True
+        self, message: Message, part: int, event_id: EventID, *, last: bool = True
     ) -> None:
         """Map a part to its Matrix event; with the last part, the message is done: the
         cursor moves past it and its version is remembered, all in one write."""
-        mapping = dbm.Message(
-            thread_id=self.thread_id,
-            receiver=self.receiver,
-            message_id=message.id,
-            part=part,
-            mxid=event_id,
-            mx_room=self.mxid,
-            sender_mri=message.sender_mri,
-            timestamp=message_timestamp_ms(message),
-            version=message.version,
-            origin=FROM_TEAMS,
-        ).insert_query()
+        portal = self.portal
+        mapping = self._mapping(message, part, event_id, FROM_TEAMS).insert_query()
         if last:
             await self._store_with_cursor(message, [mapping])
             metrics.delivered(metrics.TO_MATRIX, message_timestamp_ms(message))
         else:
-            await execute_batch(self.db, [mapping])
+            await execute_batch(portal.db, [mapping])
+        portal.threads.note_recorded(message, event_id)
 
-    async def _store_with_cursor(self: Portal, message: Message, queries: list[Query]) -> None:
+    def _mapping(
+        self,
+        message: Message,
+        part: int,
+        event_id: EventID,
+        origin: str,
+        *,
+        room: RoomID | None = None,
+    ) -> dbm.Message:
+        """The row that maps a Teams message (one part of it) to its Matrix event."""
+        portal = self.portal
+        return dbm.Message(
+            thread_id=portal.thread_id,
+            receiver=portal.receiver,
+            message_id=message.id,
+            part=part,
+            mxid=event_id,
+            mx_room=room or portal.mxid,
+            sender_mri=message.sender_mri,
+            timestamp=message_timestamp_ms(message),
+            version=message.version,
+            origin=origin,
+        )
+
+    async def _store_with_cursor(self, message: Message, queries: list[Query]) -> None:
         """Store what bridging a message changed, its version and the moved cursor at once."""
-        queries = queries + self.bridged_version_queries(message)
-        newer = _newer(message.id, self.last_message_id)
+        portal = self.portal
+        queries = queries + portal.updates.version_queries(message)
+        newer = _newer(message.id, portal.last_message_id)
         if newer:
-            queries.append(self.cursor_query(message.id))
-        await execute_batch(self.db, queries)
+            queries.append(portal.cursor_query(message.id))
+        await execute_batch(portal.db, queries)
         if newer:
-            self.last_message_id = message.id
+            portal.last_message_id = message.id
 
-    async def _advance_cursor(self: Portal, message_id: str) -> None:
-        if _newer(message_id, self.last_message_id):
-            await execute_batch(self.db, [self.cursor_query(message_id)])
-            self.last_message_id = message_id
+    async def advance_cursor(self, message_id: str) -> None:
+        portal = self.portal
+        if _newer(message_id, portal.last_message_id):
+            await execute_batch(portal.db, [portal.cursor_query(message_id)])
+            portal.last_message_id = message_id
+
+    def start_cursor_at(self, message_id: str) -> None:
+        """Where a new room's catch-up starts (saved with the room)."""
+        self.portal.last_message_id = message_id
+
+
+def _call_sender(call: CallEvent) -> Sender:
+    """The caller, as for the messages they write in Teams."""
+    mri = call.originator
+    return mri if mri and is_participant_mri(mri) else Voice.ROOM
 
 
 def message_timestamp_ms(message: Message) -> int:

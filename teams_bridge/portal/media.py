@@ -22,6 +22,7 @@ from mautrix.errors import MatrixRequestError
 from mautrix.types import (
     AudioInfo,
     ContentURI,
+    EventID,
     FileInfo,
     Format,
     ImageInfo,
@@ -108,48 +109,57 @@ def _too_large(name: str, size: int | None, limit: int) -> str:
     )
 
 
-class MediaMixin:
+class Media:
+    """A portal's files, both ways. The homeserver's upload limit is shared by all."""
+
     _hs_limit: ClassVar[tuple[float, int | None] | None] = None
+
+    def __init__(self, portal: Portal) -> None:
+        self.portal = portal
+        self.log = portal.log
 
     # -- limits ------------------------------------------------------------------------------
 
     @property
-    def max_file_size(self: Portal) -> int:
-        return int(self.config["bridge.max_file_size"])
+    def max_file_size(self) -> int:
+        return int(self.portal.config["bridge.max_file_size"])
 
     @property
-    def media_temp_dir(self: Portal) -> str | None:
-        return self.config["bridge.media_temp_dir"] or None
+    def media_temp_dir(self) -> str | None:
+        return self.portal.config["bridge.media_temp_dir"] or None
 
-    async def _inbound_limit(self: Portal) -> int:
+    async def _inbound_limit(self) -> int:
         """The configured limit, or the homeserver's upload limit when that is lower."""
-        cached = MediaMixin._hs_limit
+        cached = Media._hs_limit
         if cached is None or time.monotonic() - cached[0] > HS_LIMIT_TTL:
-            cached = (time.monotonic(), await homeserver_upload_limit(self.az.intent))
-            MediaMixin._hs_limit = cached
+            cached = (time.monotonic(), await homeserver_upload_limit(self.portal.az.intent))
+            Media._hs_limit = cached
         hs_limit = cached[1]
         return min(self.max_file_size, hs_limit) if hs_limit else self.max_file_size
 
     # -- Teams -> Matrix ---------------------------------------------------------------------
 
-    async def convert_teams_message(
-        self: Portal, source: User, message: Message
-    ) -> list[MessageEventContent]:
+    async def convert(
+        self, source: User, message: Message, replies: dict[str, EventID]
+    ) -> list[MessageEventContent] | None:
+        """The parts of a message with files: its caption, then one event per file.
+        ``None``: the message has no files."""
         parsed = parse_media(message)
         if not parsed.attachments:
-            return await super().convert_teams_message(source, message)  # type: ignore[misc]
+            return None
         parts: list[MessageEventContent] = []
         if parsed.caption_html:
             mtype = message.message_type if message.message_type == "Text" else "RichText/Html"
-            caption = self._convert_text(
-                dataclasses.replace(message, content=parsed.caption_html, message_type=mtype)
+            caption = self.portal.inbound.convert_text(
+                dataclasses.replace(message, content=parsed.caption_html, message_type=mtype),
+                replies,
             )
             if caption is not None and caption.body.strip():
                 parts.append(caption)
         puppet = await Puppet.get_by_mri(message.sender_mri) if message.sender_mri else None
         for attachment in parsed.attachments:
             part = len(parts)
-            if await dbm.Message.get(self.thread_id, self.receiver, message.id, part):
+            if await dbm.Message.get(self.portal.thread_id, self.portal.receiver, message.id, part):
                 # Sent before a restart: the caller skips it, so don't fetch it again.
                 parts.append(_notice(attachment.filename or "attachment"))
                 continue
@@ -163,7 +173,7 @@ class MediaMixin:
         return parts
 
     async def _attachment_to_matrix(
-        self: Portal, source: User, puppet: Puppet | None, att: Attachment
+        self, source: User, puppet: Puppet | None, att: Attachment
     ) -> MediaMessageEventContent:
         assert not isinstance(att, SharePointFile)
         kind = att.kind
@@ -174,7 +184,7 @@ class MediaMixin:
         spooled = await self._download_attachment(source, att, shown_name, limit)
         try:
             name = clean_filename(att.filename, default_filename(_STEMS[kind], spooled.mimetype))
-            intent = puppet.default_mxid_intent if puppet else self.az.intent
+            intent = puppet.default_mxid_intent if puppet else self.portal.az.intent
             try:
                 mxc = await intent.upload_media(
                     spooled.chunks(),
@@ -191,7 +201,7 @@ class MediaMixin:
         return _matrix_media(_shown_kind(kind, spooled.mimetype), att, name, mxc, spooled)
 
     async def _download_attachment(
-        self: Portal, source: User, att: Attachment, name: str, limit: int
+        self, source: User, att: Attachment, name: str, limit: int
     ) -> Spooled:
         assert not isinstance(att, SharePointFile)
         client = source.client
@@ -222,9 +232,7 @@ class MediaMixin:
 
     # -- Matrix -> Teams ---------------------------------------------------------------------
 
-    async def deliver_media(
-        self: Portal, sender: User, row: dbm.MatrixEvent, raw: dict[str, Any]
-    ) -> Result:
+    async def deliver(self, sender: User, row: dbm.MatrixEvent, raw: dict[str, Any]) -> Result:
         content: dict[str, Any] = raw["content"]
         msgtype = content.get("msgtype")
         if raw["type"] == "m.sticker":
@@ -233,7 +241,7 @@ class MediaMixin:
             raise NotSupported(f"sending {msgtype or raw['type']} to Teams is not supported yet")
         # The try is counted before the file is fetched, so a download that keeps failing
         # ends in a notice.
-        return await self.delivery.post(
+        return await self.portal.delivery.post(
             sender,
             row,
             lambda client_message_id: self._post_media(
@@ -242,7 +250,7 @@ class MediaMixin:
         )
 
     async def _post_media(
-        self: Portal,
+        self,
         sender: User,
         row: dbm.MatrixEvent,
         content: dict[str, Any],
@@ -250,7 +258,7 @@ class MediaMixin:
         client_message_id: str,
     ) -> str:
         """Upload the file to AMS and post the message that shows it; the new message id."""
-        assert sender.client is not None and self.mxid
+        assert sender.client is not None and self.portal.mxid
         client = sender.client
         url = content.get("url")
         if not url and isinstance(content.get("file"), dict):
@@ -274,15 +282,19 @@ class MediaMixin:
         }.get(msgtype, MediaKind.FILE)
         if kind == MediaKind.AUDIO and VOICE_KEY not in content:
             kind = MediaKind.FILE  # Teams has voice messages, not audio players
-        thread = await self.thread_target(sender, content)  # before uploading anything
+        thread = await self.portal.threads.target(sender, content)  # before uploading anything
         spooled = await self._fetch_matrix_media(url, name, info, kind, limit)
         try:
             kind = _shown_kind(kind, spooled.mimetype)
             # In a 1:1 the peer is named too, as the Teams clients do for files.
-            readers = [self.other_user_mri] if self.is_direct and self.other_user_mri else []
+            readers = (
+                [self.portal.other_user_mri]
+                if self.portal.is_direct and self.portal.other_user_mri
+                else []
+            )
             what = "the file"
             object_id = await call_teams(
-                what, client.create_ams_object(kind, name, self.thread_id, readers=readers)
+                what, client.create_ams_object(kind, name, self.portal.thread_id, readers=readers)
             )
             await call_teams(
                 what,
@@ -298,25 +310,25 @@ class MediaMixin:
         properties: dict[str, str] = {}
         if filename and body and body != filename:
             # MSC2530: with a separate file name, the body is a caption.
-            caption_html, properties = self._convert_outgoing(sender, content)
+            caption_html, properties = self.portal.outbound.convert(sender, content)
         media = _teams_media(kind, ams_base, object_id, name, spooled, info, caption_html)
         if properties:
             media = media._replace(properties={**media.properties, **properties})
         message_id = await call_teams(
             "the message",
             client.send_media_message(
-                self.thread_id,
+                self.portal.thread_id,
                 media,
                 client_message_id=client_message_id,
                 display_name=sender.display_name or "",
                 thread_root_id=thread.root_id if thread else None,
             ),
         )
-        self.note_sent_in_thread(thread, message_id, row.event_id)
+        self.portal.threads.note_sent(thread, message_id, row.event_id)
         return message_id
 
     async def _fetch_matrix_media(
-        self: Portal,
+        self,
         url: str,
         name: str,
         info: dict[str, Any],
@@ -325,7 +337,7 @@ class MediaMixin:
     ) -> Spooled:
         declared_type = info.get("mimetype") if isinstance(info.get("mimetype"), str) else None
         try:
-            async with matrix_download(self.az.intent, url, max_size=limit) as chunks:
+            async with matrix_download(self.portal.az.intent, url, max_size=limit) as chunks:
                 return await spool(
                     chunks,
                     max_size=limit,

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from mautrix.types import EventID, MessageEventContent, MessageType, UserID
+from mautrix.types import MessageType, UserID
 
 from .. import db as dbm
 from ..delivery.errors import call_teams
@@ -22,26 +22,22 @@ if TYPE_CHECKING:
     from .portal import Portal
 
 
-class OutboundMixin:
-    async def handle_matrix_message(
-        self: Portal, sender: User, message: MessageEventContent, event_id: EventID
-    ) -> None:
-        # The appservice endpoint already stored the event and woke the worker (waking it
-        # again would only make it read the room once more); make sure it runs.
-        self.delivery.ensure_running()
+class Outbound:
+    """Matrix text to Teams, and the conversion that messages, captions and edits share."""
 
-    async def deliver_text(
-        self: Portal, sender: User, row: dbm.MatrixEvent, raw: dict[str, Any]
-    ) -> Result:
-        assert sender.client is not None and self.mxid
+    def __init__(self, portal: Portal) -> None:
+        self.portal = portal
+
+    async def text(self, sender: User, row: dbm.MatrixEvent, raw: dict[str, Any]) -> Result:
+        assert sender.client is not None and self.portal.mxid
         client = sender.client
         content = raw["content"]
 
         async def send(client_message_id: str) -> str:
-            await self.load_mentioned_puppets(content)
-            html, properties = self._convert_outgoing(sender, content)
-            thread = await self.thread_target(sender, content)
-            quote = await teams_quote_for(self, content)
+            await self.load_mentioned(content)
+            html, properties = self.convert(sender, content)
+            thread = await self.portal.threads.target(sender, content)
+            quote = await teams_quote_for(self.portal, content)
             if quote is not None and (thread is None or quote.message_id != thread.root_id):
                 # A reply: Teams shows the quoted message above the text (in a channel
                 # thread only when it answers one reply rather than the thread's root post).
@@ -50,7 +46,7 @@ class OutboundMixin:
             message_id = await call_teams(
                 "the message",
                 client.send_message(
-                    self.thread_id,
+                    self.portal.thread_id,
                     html,
                     client_message_id=client_message_id,
                     display_name=sender.display_name or "",
@@ -58,14 +54,12 @@ class OutboundMixin:
                     thread_root_id=thread.root_id if thread else None,
                 ),
             )
-            self.note_sent_in_thread(thread, message_id, row.event_id)
+            self.portal.threads.note_sent(thread, message_id, row.event_id)
             return message_id
 
-        return await self.delivery.post(sender, row, send)
+        return await self.portal.delivery.post(sender, row, send)
 
-    def _convert_outgoing(
-        self: Portal, sender: User, content: dict[str, Any]
-    ) -> tuple[str, dict[str, str]]:
+    def convert(self, sender: User, content: dict[str, Any]) -> tuple[str, dict[str, str]]:
         body = content.get("body") or ""
         if reply_event_id(content) is not None:
             body = strip_reply_fallback(str(body))
@@ -84,27 +78,27 @@ class OutboundMixin:
             mentioned_user_ids=list(mentions.get("user_ids") or [])
             if isinstance(mentions, dict)
             else None,
-            room_mention=self.outgoing_room_mention(content),
+            room_mention=self.portal.threads.outgoing_room_mention(content),
         )
         properties: dict[str, str] = {}
         if converted.mentions:
             properties["mentions"] = json.dumps(converted.mentions)
         return converted.html, properties
 
-    def _resolve_matrix_user(self: Portal, user_id: str) -> tuple[str, str] | None:
+    def _resolve_matrix_user(self, user_id: str) -> tuple[str, str] | None:
         mri = Puppet.get_mri_from_mxid(user_id)
         if mri:
-            puppet = self.directory.cached_puppet(mri)
+            puppet = self.portal.directory.cached_puppet(mri)
             return mri, (puppet.name if puppet and puppet.name else mri)
-        user = self.directory.cached_user(UserID(user_id))
+        user = self.portal.directory.cached_user(UserID(user_id))
         if user and user.mri:
             return user.mri, user.display_name or user.mri
         return None
 
-    async def _notice(self: Portal, text: str) -> None:
-        if not self.mxid:
-            return
-        try:
-            await self.writer.notice(text)
-        except Exception:
-            self.log.warning("Failed to send a notice", exc_info=True)
+    async def load_mentioned(self, content: dict[str, Any]) -> None:
+        """Load the puppets a message mentions, so their pills get their Teams names."""
+        mentions = content.get("m.mentions")
+        user_ids = mentions.get("user_ids") if isinstance(mentions, dict) else None
+        for user_id in user_ids if isinstance(user_ids, list) else []:
+            if isinstance(user_id, str) and Puppet.get_mri_from_mxid(UserID(user_id)):
+                await Puppet.get_by_mxid(UserID(user_id), create=False)

@@ -1,4 +1,19 @@
-"""Portal identity, caching and the per-portal ordered event queue."""
+"""A Teams conversation and its Matrix room.
+
+The portal keeps what it is (its key, kind and stored row) and its two workers: the ordered
+queue of Teams events (handled by `Inbound`) and the Matrix -> Teams `DeliveryWorker`. The
+rest is done by helpers it owns, each with its own state:
+
+- `writer`: the one way to write to the room (sender, encryption, transaction ids);
+- `room`: the room itself, and the only writer of its name, topic, avatar and team;
+- `inbound`: Teams -> Matrix, one dispatch table and one conversion pipeline; the cursor;
+- `updates`: Teams edits, deletes and reactions; `roster`: members, reads, typing;
+- `threads`: channel threads and mentions of everyone; `media`: files both ways;
+- `outbound` and `matrix_events`: the handlers for Matrix text, edits, reactions and
+  redactions that the delivery worker calls, and a user's typing and receipts.
+
+The `BasePortal` contract (what mautrix's Matrix handler calls) is a few delegations.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +23,7 @@ from typing import TYPE_CHECKING, Any, cast
 from mautrix.appservice import IntentAPI
 from mautrix.bridge import BasePortal
 from mautrix.errors import MatrixRequestError
-from mautrix.types import RoomID, UserID
+from mautrix.types import EventID, MessageEventContent, RoomID, UserID
 
 from .. import db as dbm
 from .. import metrics
@@ -16,21 +31,22 @@ from ..config import Config
 from ..delivery.worker import DeliveryWorker
 from ..puppet import Puppet
 from ..teams import EventMessage as TeamsEventMessage
-from ..teams import ResourceType
-from .channels import ChannelsMixin
-from .inbound import InboundMixin
+from ..teams import ResourceType, is_channel_id
+from .channels import Threads
+from .inbound import Inbound
 from .key import PortalKey
-from .matrix_events import MatrixEventsMixin
-from .media import MediaMixin
-from .outbound import OutboundMixin
-from .room import RoomMixin
-from .teams_events import TeamsEventsMixin
+from .matrix_events import MatrixEvents
+from .media import Media
+from .outbound import Outbound
+from .room import Room
+from .roster import Roster
+from .updates import Updates
 from .writer import RoomWriter
 
 if TYPE_CHECKING:
     from ..__main__ import TeamsBridge
     from ..directory import Directory
-    from ..teams import EventMessage, Message
+    from ..teams import Conversation, EventMessage, Message
     from ..user import User
 
 # Messages per REST page when catching up.
@@ -46,25 +62,13 @@ def synthetic_event(message: Message) -> TeamsEventMessage:
     )
 
 
-class Portal(
-    RoomMixin,
-    TeamsEventsMixin,  # wraps every part: replies, mentions, calls
-    ChannelsMixin,  # channel threads, the team, mentions of everyone
-    MediaMixin,
-    InboundMixin,
-    MatrixEventsMixin,
-    OutboundMixin,
-    dbm.Portal,
-    BasePortal,
-):
+class Portal(dbm.Portal, BasePortal):
     config: Config
     directory: Directory
     bridge: TeamsBridge
 
     _queue: asyncio.Queue[tuple[User, EventMessage]]
     _worker: asyncio.Task | None
-    _room_lock: asyncio.Lock
-    delivery: DeliveryWorker
 
     def __init__(
         self,
@@ -105,10 +109,8 @@ class Portal(
         self.log = self.log.getChild(thread_id)
         self._queue = asyncio.Queue(maxsize=self.config["bridge.portal_queue_size"])
         self._worker = None
-        self._room_lock = asyncio.Lock()
-        self._relay_user = None
-        self._known_users: set[UserID] = set()
         self._catchup_lock = asyncio.Lock()
+        self._relay_user = None
         self.writer = RoomWriter(
             room_id=lambda: self.mxid,
             bot=self.az.intent,
@@ -117,8 +119,26 @@ class Portal(
             encrypted=lambda: self.encrypted,
             e2ee=lambda: self.matrix.e2ee,
         )
-        # Matrix -> Teams: the room's stored events, delivered by this portal's handlers.
-        self.delivery = DeliveryWorker(self, self.bridge.delivery_services)
+        self.room = Room(self)
+        self.threads = Threads(self)
+        self.media = Media(self)
+        self.updates = Updates(self)
+        self.roster = Roster(self)
+        self.inbound = Inbound(self)
+        self.outbound = Outbound(self)
+        self.matrix_events = MatrixEvents(self)
+        # Matrix -> Teams: the room's stored events, each kind to its handler.
+        self.delivery = DeliveryWorker(
+            self,
+            self.bridge.delivery_services,
+            {
+                "text": self.outbound.text,
+                "media": self.media.deliver,
+                "edit": self.matrix_events.edit,
+                "reaction": self.matrix_events.reaction,
+                "redaction": self.matrix_events.redaction,
+            },
+        )
 
     @classmethod
     def init_cls(cls, bridge: TeamsBridge) -> None:
@@ -138,6 +158,10 @@ class Portal(
     @property
     def is_direct(self) -> bool:
         return self.kind == "one_to_one"
+
+    @property
+    def is_channel(self) -> bool:
+        return self.kind == "channel" or is_channel_id(self.thread_id)
 
     @property
     def main_intent(self) -> IntentAPI:
@@ -167,9 +191,9 @@ class Portal(
         return (
             (self._worker is None or self._worker.done())
             and self._queue.empty()
-            and not self._room_lock.locked()
+            and self.room.is_idle()
             and not self._catchup_lock.locked()
-            and not getattr(self, "_removed_reactions", None)
+            and self.updates.is_idle()
             and self.delivery.is_idle()
         )
 
@@ -272,7 +296,7 @@ class Portal(
         delay = 0.5
         for attempt in range(1, INBOUND_ATTEMPTS + 1):
             try:
-                await self.handle_teams_event(source, evt)
+                await self.inbound.handle(source, evt)
                 return
             except MatrixRequestError as e:
                 if 400 <= e.http_status < 500 and e.http_status != 429:
@@ -298,7 +322,38 @@ class Portal(
     async def wait_idle(self) -> None:
         await self._queue.join()
 
-    # -- BasePortal --------------------------------------------------------------------------
+    # -- BasePortal: what mautrix's Matrix handler and the bridge call ------------------------
+
+    async def sync_with_teams(self, source: User, conversation: Conversation) -> None:
+        await self.room.sync_with_teams(source, conversation)
+
+    async def handle_matrix_message(
+        self, sender: User, message: MessageEventContent, event_id: EventID
+    ) -> None:
+        # The appservice endpoint already stored the event and woke the worker (waking it
+        # again would only make it read the room once more); make sure it runs.
+        self.delivery.ensure_running()
+
+    async def handle_matrix_typing(self, user: User, typing: bool) -> None:
+        await self.matrix_events.typing(user, typing)
+
+    async def handle_matrix_read(self, user: User, event_id: EventID) -> None:
+        await self.matrix_events.read(user, event_id)
+
+    async def handle_matrix_name(self, user: User, name: str) -> None:
+        await self.room.matrix_renamed(user, name)
+
+    async def update_bridge_info(self) -> None:
+        await self.room.update_bridge_info()
+
+    async def notice(self, text: str) -> None:
+        """A notice from the bot in the room (logged, not raised, when it fails)."""
+        if not self.mxid:
+            return
+        try:
+            await self.writer.notice(text)
+        except Exception:
+            self.log.warning("Failed to send a notice", exc_info=True)
 
     @property
     def bridge_info_state_key(self) -> str:

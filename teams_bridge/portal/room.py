@@ -1,4 +1,9 @@
-"""Room lifecycle and metadata: creating the Matrix room, names, members, invites."""
+"""The Matrix room of a portal: creating it complete, keeping its name, avatar, power
+levels and bridge state current, and inviting the bridge users who belong in it.
+
+`Room` is the only writer of the portal's room fields (`mxid`, `kind`, `name`, `topic`,
+the avatar, the team and, in a 1:1, the other person): renames from either side go
+through it, so the echo of a rename is recognised in one place."""
 
 from __future__ import annotations
 
@@ -7,7 +12,8 @@ from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
 from mautrix.appservice import IntentAPI
-from mautrix.types import ContentURI, EventType, RoomID
+from mautrix.errors import MatrixRequestError
+from mautrix.types import ContentURI, EventType, RoomID, UserID
 
 from ..media_util import (
     SNIFF_BYTES,
@@ -16,10 +22,10 @@ from ..media_util import (
     is_inline_image,
     sniff_mimetype,
 )
-from ..names import clean_topic
+from ..names import ROOM_NAME_MAX_BYTES, clean_name, clean_topic
 from ..puppet import Puppet
 from ..teams import Conversation, ConversationKind, Profile, Thread, is_one_to_one_id
-from .rules import Member, room_name
+from .rules import Member, channel_room_name, room_name
 
 if TYPE_CHECKING:
     from ..user import User
@@ -55,54 +61,67 @@ KIND_NAMES = {
 }
 
 
-class RoomMixin:
-    async def sync_with_teams(self: Portal, source: User, conversation: Conversation) -> None:
+class Room:
+    """A portal's Matrix room. Owns the room lock and the bridge users known to be in it."""
+
+    def __init__(self, portal: Portal) -> None:
+        self.portal = portal
+        self.log = portal.log
+        self._lock = asyncio.Lock()
+        self._known_users: set[UserID] = set()
+
+    def is_idle(self) -> bool:
+        return not self._lock.locked()
+
+    # -- creating and keeping the room -----------------------------------------------------
+
+    async def sync_with_teams(self, source: User, conversation: Conversation) -> None:
         """Make sure the room exists, is up to date and the user is in it."""
-        async with self._room_lock:
-            before = (self.kind, self.topic, self.team_id, self.team_name)
-            self.kind = KIND_NAMES.get(conversation.kind, "group")
+        portal = self.portal
+        async with self._lock:
+            before = (portal.kind, portal.topic, portal.team_id, portal.team_name)
+            portal.kind = KIND_NAMES.get(conversation.kind, "group")
             if conversation.topic:
-                self.topic = clean_topic(conversation.topic)
+                portal.topic = clean_topic(conversation.topic)
             if conversation.kind is ConversationKind.CHANNEL:
-                self.remember_team(conversation.team_id, conversation.team_name)
-            if not self.mxid:
-                if conversation.last_message and self.last_message_id is None:
+                self._remember_team(conversation.team_id, conversation.team_name)
+            if not portal.mxid:
+                if conversation.last_message and portal.last_message_id is None:
                     # History before the room existed is not replayed (no backfill yet);
                     # catch-up starts from here.
-                    self.last_message_id = conversation.last_message.id
-                await self._create_room(source, conversation.members)
+                    portal.inbound.start_cursor_at(conversation.last_message.id)
+                await self._create(source, conversation.members)
             else:
-                if (self.kind, self.topic, self.team_id, self.team_name) != before:
-                    await self.save()
+                if (portal.kind, portal.topic, portal.team_id, portal.team_name) != before:
+                    await portal.save()
                 await self._ensure_user_invited(source)
-                await self._refresh_room(source)
-        await self.add_user(source.mxid)
+                await self._refresh(source)
+        await portal.add_user(source.mxid)
 
-    async def ensure_room(self: Portal, source: User) -> RoomID | None:
+    async def ensure(self, source: User) -> RoomID | None:
         """Used when the first event of a chat arrives: create the room from Teams' data."""
-        if self.mxid:
+        portal = self.portal
+        if portal.mxid:
             if source.mxid not in self._known_users:
                 await self._ensure_user_invited(source)
-                await self.add_user(source.mxid)
-            return self.mxid
-        async with self._room_lock:
-            if self.mxid:
-                return self.mxid
-            if is_one_to_one_id(self.thread_id):
-                self.kind = "one_to_one"
-            elif self.is_channel:
-                self.kind = "channel"
-            await self._create_room(source, [])
-        await self.add_user(source.mxid)
-        return self.mxid
+                await portal.add_user(source.mxid)
+            return portal.mxid
+        async with self._lock:
+            if portal.mxid:
+                return portal.mxid
+            if is_one_to_one_id(portal.thread_id):
+                portal.kind = "one_to_one"
+            elif portal.is_channel:
+                portal.kind = "channel"
+            await self._create(source, [])
+        await portal.add_user(source.mxid)
+        return portal.mxid
 
-    async def _fetch_members(
-        self: Portal, source: User, hint: list[str]
-    ) -> tuple[list[str], Thread | None]:
+    async def fetch_members(self, source: User, hint: list[str]) -> tuple[list[str], Thread | None]:
         assert source.client is not None
         thread: Thread | None = None
         try:
-            thread = await source.client.get_thread(self.thread_id)
+            thread = await source.client.get_thread(self.portal.thread_id)
         except Exception:
             self.log.warning("Could not fetch thread details; using the member list we have")
         members = [m.mri for m in thread.members] if thread and thread.members else list(hint)
@@ -110,8 +129,8 @@ class RoomMixin:
             members.append(source.mri)
         return members, thread
 
-    async def _update_puppets(
-        self: Portal, source: User, members: list[str], thread: Thread | None
+    async def update_puppets(
+        self, source: User, members: list[str], thread: Thread | None
     ) -> list[Puppet]:
         assert source.client is not None
         profiles: dict[str, Profile] = {}
@@ -133,83 +152,93 @@ class RoomMixin:
             puppets.append(puppet)
         return puppets
 
-    async def _refresh_room(self: Portal, source: User) -> None:
+    async def _refresh(self, source: User) -> None:
         """At the login's chat sync, catch up on what may have changed while the bridge
         was away: members' pictures (those that are due), the chat picture, and the power
         levels of rooms created before renaming was opened to everyone."""
         try:
-            members, thread = await self._fetch_members(source, [])
+            members, thread = await self.fetch_members(source, [])
             for mri in members:
                 await (await Puppet.get_by_mri(mri)).sync_avatar(source.client)
             if thread is not None:
-                await self.update_room_avatar(source, thread)
+                await self.update_avatar(source, thread)
             await self._update_power_levels()
         except Exception:
             self.log.warning("Could not refresh the room from Teams", exc_info=True)
 
-    async def _update_power_levels(self: Portal) -> None:
-        assert self.mxid
-        if self.is_direct:
+    async def _update_power_levels(self) -> None:
+        portal = self.portal
+        assert portal.mxid
+        if portal.is_direct:
             return
-        intent = self.main_intent
-        levels = await intent.get_power_levels(self.mxid)
+        intent = portal.main_intent
+        levels = await intent.get_power_levels(portal.mxid)
         wanted = GROUP_EVENT_LEVELS[str(EventType.ROOM_NAME)]
         if levels.get_event_level(EventType.ROOM_NAME) != wanted:
             self.log.info("Letting room members rename the room, as in Teams")
             levels.events[EventType.ROOM_NAME] = wanted
-            await intent.set_power_levels(self.mxid, levels)
+            await intent.set_power_levels(portal.mxid, levels)
 
-    def _room_name(self: Portal, puppets: list[Puppet], own_mri: str | None) -> str | None:
+    def _name_for(self, puppets: list[Puppet], own_mri: str | None) -> str | None:
+        portal = self.portal
         return room_name(
-            kind=self.kind,
-            topic=self.topic,
-            team=self.team_name,
+            kind=portal.kind,
+            topic=portal.topic,
+            team=portal.team_name,
             members=[Member(p.mri, p.name) for p in puppets],
             own_mri=own_mri,
-            private_chat_meta=bool(self.config["bridge.private_chat_portal_meta"]),
+            private_chat_meta=bool(portal.config["bridge.private_chat_portal_meta"]),
         )
 
-    async def _create_room(self: Portal, source: User, hint: list[str]) -> None:
-        members, thread = await self._fetch_members(source, hint)
+    def _remember_team(self, team_id: str | None, team_name: str | None) -> None:
+        """Note the channel's team as Teams names it (stored with the portal's next save)."""
+        portal = self.portal
+        portal.team_id = team_id or portal.team_id
+        portal.team_name = team_name or portal.team_name
+
+    async def _create(self, source: User, hint: list[str]) -> None:
+        portal = self.portal
+        members, thread = await self.fetch_members(source, hint)
         if thread and thread.topic:
-            self.topic = clean_topic(thread.topic)
+            portal.topic = clean_topic(thread.topic)
         if thread and thread.kind is ConversationKind.CHANNEL:
-            self.kind = "channel"
-            self.remember_team(thread.team_id, thread.team_name)
+            portal.kind = "channel"
+            self._remember_team(thread.team_id, thread.team_name)
         elif thread and thread.kind is ConversationKind.ONE_TO_ONE:
-            self.kind = "one_to_one"
-        if self.is_direct and not self.receiver and source.mri:
-            await self.make_private(source.mri)
-        puppets = await self._update_puppets(source, members, thread)
+            portal.kind = "one_to_one"
+        if portal.is_direct and not portal.receiver and source.mri:
+            await portal.make_private(source.mri)
+        puppets = await self.update_puppets(source, members, thread)
         avatar: ContentURI | None = None
-        if thread and thread.picture and not self.is_direct:
+        if thread and thread.picture and not portal.is_direct:
             avatar = await self._upload_chat_picture(source, thread.picture)
-        if self.is_direct:
+        if portal.is_direct:
             others = [p for p in puppets if p.mri != source.mri]
             if others:
-                self.other_user_mri = others[0].mri
+                portal.other_user_mri = others[0].mri
             else:
-                self.kind = "group"
-        self.name = self._room_name(puppets, source.mri)
+                portal.kind = "group"
+        portal.name = self._name_for(puppets, source.mri)
 
-        intent = self.main_intent
+        az = portal.az
+        intent = portal.main_intent
         ghosts = [p.default_mxid_intent for p in puppets if p.mri != source.mri]
         # Members the room is built with, before the user sees it: the ghosts (the creator
         # joins by creating) and, in a DM created by the other person's ghost, the bot.
         joiners = [g for g in ghosts if g.mxid != intent.mxid]
-        if intent is not self.az.intent:
-            joiners.append(self.az.intent)
-        await self._bounded([intent.ensure_registered()] + [g.ensure_registered() for g in joiners])
+        if intent is not az.intent:
+            joiners.append(az.intent)
+        await _bounded([intent.ensure_registered()] + [g.ensure_registered() for g in joiners])
         initial_state = [
             {
                 "type": str(EventType("m.bridge", EventType.Class.STATE)),
-                "state_key": self.bridge_info_state_key,
-                "content": self.bridge_info,
+                "state_key": portal.bridge_info_state_key,
+                "content": portal.bridge_info,
             },
             {
                 "type": str(EventType("uk.half-shot.bridge", EventType.Class.STATE)),
-                "state_key": self.bridge_info_state_key,
-                "content": self.bridge_info,
+                "state_key": portal.bridge_info_state_key,
+                "content": portal.bridge_info,
             },
         ]
         if avatar:
@@ -217,78 +246,116 @@ class RoomMixin:
                 {"type": str(EventType.ROOM_AVATAR), "state_key": "", "content": {"url": avatar}}
             )
         # The creator's power is implicit (and may not be listed in room v12+).
-        power_users = {self.az.bot_mxid: 100} if intent is not self.az.intent else {}
+        power_users = {az.bot_mxid: 100} if intent is not az.intent else {}
         power: dict[str, Any] = {"users": power_users} if power_users else {}
-        if not self.is_direct:
+        if not portal.is_direct:
             power["events"] = dict(GROUP_EVENT_LEVELS)
-        self.log.info("Creating Matrix room (%s, %d members)", self.kind, len(members))
+        self.log.info("Creating Matrix room (%s, %d members)", portal.kind, len(members))
         room_id = await intent.create_room(
-            name=self.name,
+            name=portal.name,
             invitees=[j.mxid for j in joiners],
             initial_state=initial_state,
             power_level_override=power or None,
         )
-        self.mxid = room_id
-        self.name_set = bool(self.name)
+        portal.mxid = room_id
+        portal.name_set = bool(portal.name)
         if avatar:
-            self.avatar_url, self.avatar_source = avatar, thread.picture if thread else None
-        await self.save()
-        self.directory.portal_stored(self)
-        await self._bounded([self._join(j, room_id) for j in joiners])
+            portal.avatar_url, portal.avatar_source = avatar, thread.picture if thread else None
+        await portal.save()
+        portal.directory.portal_stored(portal)
+        await _bounded([self._join(j, room_id) for j in joiners])
         # Only a complete room is shown to the user: members, name, avatar, power levels
         # and bridge state are all in place before the invite.
         await intent.invite_user(
-            room_id, source.mxid, extra_content={"is_direct": True} if self.is_direct else None
+            room_id, source.mxid, extra_content={"is_direct": True} if portal.is_direct else None
         )
         self._known_users.add(source.mxid)
 
-    async def update_bridge_info(self: Portal) -> None:
+    async def update_bridge_info(self) -> None:
         """Send the room's bridge state again, after what it names changed."""
-        if not self.mxid:
+        portal = self.portal
+        if not portal.mxid:
             return
         for event_type in ("m.bridge", "uk.half-shot.bridge"):
             try:
-                await self.main_intent.send_state_event(
-                    self.mxid,
+                await portal.main_intent.send_state_event(
+                    portal.mxid,
                     EventType(event_type, EventType.Class.STATE),
-                    self.bridge_info,
-                    state_key=self.bridge_info_state_key,
+                    portal.bridge_info,
+                    state_key=portal.bridge_info_state_key,
                 )
             except Exception:
                 self.log.warning("Could not update the %s state", event_type, exc_info=True)
 
-    async def _join(self: Portal, member: IntentAPI, room_id: RoomID) -> None:
+    async def _join(self, member: IntentAPI, room_id: RoomID) -> None:
         try:
             await member.ensure_joined(room_id)
         except Exception:
             self.log.warning("%s could not join the room", member.mxid, exc_info=True)
 
-    @staticmethod
-    async def _bounded(calls: list[Awaitable[Any]]) -> None:
-        """Run the calls concurrently, at most ROOM_SETUP_CONCURRENCY at a time (a big
-        group's joins in parallel without flooding the homeserver)."""
-        limit = asyncio.Semaphore(ROOM_SETUP_CONCURRENCY)
+    # -- the chat's name ---------------------------------------------------------------------
 
-        async def one(call: Awaitable[Any]) -> None:
-            async with limit:
-                await call
+    async def teams_topic_changed(self, source: User, topic: str | None) -> None:
+        """A rename made in Teams (a ``TopicUpdate``): the room takes the new name."""
+        portal = self.portal
+        assert portal.mxid
+        topic = clean_topic(topic)
+        if topic == portal.topic:
+            return  # unchanged, or the echo of a rename made in Matrix
+        portal.topic = topic
+        # A channel's room is named after its team as well.
+        name = (
+            clean_name(channel_room_name(topic, portal.team_name), ROOM_NAME_MAX_BYTES)
+            if portal.is_channel
+            else topic
+        )
+        if not name and source.client is not None:
+            members, thread = await self.fetch_members(source, [])
+            name = self._name_for(await self.update_puppets(source, members, thread), source.mri)
+        renamed = False
+        if name and name != portal.name:
+            await portal.main_intent.set_room_name(portal.mxid, name)
+            portal.name, portal.name_set, renamed = name, True, True
+        await portal.save()
+        if renamed and portal.is_channel:
+            # It names the channel and its team, for a space to gather the room by.
+            await self.update_bridge_info()
 
-        await asyncio.gather(*(one(c) for c in calls))
+    async def matrix_renamed(self, user: User, name: str) -> None:
+        """A room rename by a bridge user renames the Teams chat (its topic)."""
+        portal = self.portal
+        name = name.strip()
+        if user.client is None or portal.is_direct or not name or name == portal.name:
+            return
+        if portal.is_channel:
+            return  # a channel's name is the team's business, not this room's
+        old_topic = portal.topic
+        # Saved first, so the TopicUpdate echo is recognised as this change.
+        portal.topic, portal.name, portal.name_set = name, name, True
+        await portal.save()
+        try:
+            await user.client.set_topic(portal.thread_id, name)
+        except Exception as e:
+            self.log.warning("Could not rename the Teams chat: %s", e)
+            portal.topic = old_topic
+            await portal.save()
+            await portal.notice(f"The Teams chat could not be renamed: {e}")
 
     # -- chat picture ------------------------------------------------------------------------
 
-    async def update_room_avatar(self: Portal, source: User, thread: Thread) -> None:
+    async def update_avatar(self, source: User, thread: Thread) -> None:
         """Make the chat's picture the room's avatar when it changed (none: no avatar)."""
-        if not self.mxid or self.is_direct or thread.picture == self.avatar_source:
+        portal = self.portal
+        if not portal.mxid or portal.is_direct or thread.picture == portal.avatar_source:
             return
         avatar = await self._upload_chat_picture(source, thread.picture) if thread.picture else None
         if thread.picture and avatar is None:
             return  # not readable now; the next change or sync tries again
-        await self.main_intent.set_room_avatar(self.mxid, avatar)
-        self.avatar_url, self.avatar_source = avatar, thread.picture
-        await self.save()
+        await portal.main_intent.set_room_avatar(portal.mxid, avatar)
+        portal.avatar_url, portal.avatar_source = avatar, thread.picture
+        await portal.save()
 
-    async def _upload_chat_picture(self: Portal, source: User, url: str) -> ContentURI | None:
+    async def _upload_chat_picture(self, source: User, url: str) -> ContentURI | None:
         """The chat picture (an AMS `avatar_fullsize` view) in the Matrix media repository."""
         if source.client is None:
             return None
@@ -303,19 +370,56 @@ class RoomMixin:
         if not is_inline_image(mimetype):
             self.log.warning("The chat picture is not a usable image (%s)", mimetype)
             return None
-        return await self.az.intent.upload_media(
+        return await self.portal.az.intent.upload_media(
             data, mime_type=mimetype, filename=default_filename("chat", mimetype)
         )
 
-    async def _ensure_user_invited(self: Portal, source: User) -> None:
-        assert self.mxid
+    # -- bridge users in the room ------------------------------------------------------------
+
+    async def _ensure_user_invited(self, source: User) -> None:
+        portal = self.portal
+        assert portal.mxid
         try:
-            await self.main_intent.invite_user(
-                self.mxid,
+            await portal.main_intent.invite_user(
+                portal.mxid,
                 source.mxid,
                 check_cache=True,
-                extra_content={"is_direct": True} if self.is_direct else None,
+                extra_content={"is_direct": True} if portal.is_direct else None,
             )
         except Exception:
             self.log.debug("Invite of %s not needed or failed", source.mxid, exc_info=True)
         self._known_users.add(source.mxid)
+
+    async def bridge_user_added(self, user: User) -> None:
+        """Someone who uses this bridge was added in Teams: invite their own Matrix account."""
+        portal = self.portal
+        assert portal.mxid
+        if user.mxid not in self._known_users:
+            try:
+                await portal.main_intent.invite_user(portal.mxid, user.mxid, check_cache=True)
+            except MatrixRequestError as e:
+                self.log.debug("Invite of %s failed: %s", user.mxid, e)
+            self._known_users.add(user.mxid)
+        await portal.add_user(user.mxid)
+
+    async def bridge_user_removed(self, user: User, *, left: bool) -> None:
+        portal = self.portal
+        assert portal.mxid
+        reason = "Left the Teams chat" if left else "Removed from the Teams chat"
+        try:
+            await portal.main_intent.kick_user(portal.mxid, user.mxid, reason)
+        except MatrixRequestError as e:
+            self.log.debug("Could not remove %s from the room: %s", user.mxid, e)
+        self._known_users.discard(user.mxid)
+
+
+async def _bounded(calls: list[Awaitable[Any]]) -> None:
+    """Run the calls concurrently, at most ROOM_SETUP_CONCURRENCY at a time (a big group's
+    joins in parallel without flooding the homeserver)."""
+    limit = asyncio.Semaphore(ROOM_SETUP_CONCURRENCY)
+
+    async def one(call: Awaitable[Any]) -> None:
+        async with limit:
+            await call
+
+    await asyncio.gather(*(one(c) for c in calls))

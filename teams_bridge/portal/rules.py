@@ -14,6 +14,7 @@ from typing import Any
 from mautrix.types import RelationType
 
 from ..names import MEMBER_IN_ROOM_NAME_MAX_BYTES, ROOM_NAME_MAX_BYTES, clean_name
+from ..teams import ResourceType
 from .replies import reply_event_id
 
 # A group room named after its members names this many, then "and N others".
@@ -77,6 +78,36 @@ def _name(
         rest = len(names) - NAMED_MEMBERS
         return ", ".join(names[:NAMED_MEMBERS]) + f" and {rest} others"
     return ", ".join(names)
+
+
+class TeamsEvent(enum.Enum):
+    """What a queued Teams event is, for the portal's dispatch table."""
+
+    MESSAGE = "message"  # a new chat message (text, files, a call)
+    TYPING = "typing"  # Control/Typing, Control/ClearTyping: never stored
+    ACTIVITY = "activity"  # ThreadActivity/*: members, topic, read positions
+    UPDATE = "update"  # MessageUpdate: an edit, delete or reaction
+    THREAD = "thread"  # ThreadUpdate: the chat's properties (its picture)
+
+
+def teams_event_kind(
+    resource_type: str, message_type: str | None, *, has_message: bool, has_thread: bool
+) -> TeamsEvent | None:
+    """Which handler a queued event goes to; None: nothing to do (other control messages,
+    conversation updates, unknown resource types)."""
+    if resource_type == ResourceType.NEW_MESSAGE and has_message:
+        mtype = message_type or ""
+        if mtype.startswith("Control/"):
+            typing = mtype.lower() in ("control/typing", "control/cleartyping")
+            return TeamsEvent.TYPING if typing else None
+        if mtype.startswith("ThreadActivity/"):
+            return TeamsEvent.ACTIVITY
+        return TeamsEvent.MESSAGE
+    if resource_type == ResourceType.MESSAGE_UPDATE and has_message:
+        return TeamsEvent.UPDATE
+    if resource_type == ResourceType.THREAD_UPDATE and has_thread:
+        return TeamsEvent.THREAD
+    return None
 
 
 class Incoming(enum.Enum):

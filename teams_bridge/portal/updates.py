@@ -85,18 +85,29 @@ def _edit_notice(content: TextMessageEventContent, target: EventID) -> TextMessa
     return notice
 
 
-class UpdatesMixin:
-    _removed_reactions: dict[tuple[str, str, str], int]
+class Updates:
+    """Teams edits, deletes and reactions of bridged messages. Owns the memory of reactions
+    recently removed from Matrix."""
 
-    async def handle_teams_update(self: Portal, source: User, message: Message) -> None:
-        if not message.is_content or not self.mxid:
+    def __init__(self, portal: Portal) -> None:
+        self.portal = portal
+        self.log = portal.log
+        self._removed_reactions: dict[tuple[str, str, str], int] = {}
+
+    def is_idle(self) -> bool:
+        return not self._removed_reactions
+
+    async def handle(self, source: User, message: Message) -> None:
+        if not message.is_content or not self.portal.mxid:
             return
-        parts = await dbm.Message.get_all_parts(self.thread_id, self.receiver, message.id)
+        parts = await dbm.Message.get_all_parts(
+            self.portal.thread_id, self.portal.receiver, message.id
+        )
         if not parts:
             # Sent before the bridge knew the chat (or never bridged): nothing to change.
             self.log.debug("Ignoring an update of %s: the message was not bridged", message.id)
             return
-        state = await dbm.MessageState.get(self.thread_id, self.receiver, message.id)
+        state = await dbm.MessageState.get(self.portal.thread_id, self.portal.receiver, message.id)
         if message.is_deleted:
             await self._bridge_teams_delete(message, parts, state)
             return
@@ -106,14 +117,14 @@ class UpdatesMixin:
         await self._bridge_teams_edit(source, message, parts, state)
         await self._bridge_teams_reactions(message, parts[0])
 
-    def bridged_version_queries(self: Portal, message: Message) -> list[Query]:
+    def version_queries(self, message: Message) -> list[Query]:
         """Remember the version of a new message as it reached Matrix (later updates compare
         to it); stored with the message's mapping."""
         if not message.is_content:
             return []
         state = dbm.MessageState(
-            self.thread_id,
-            self.receiver,
+            self.portal.thread_id,
+            self.portal.receiver,
             message.id,
             epoch_ms(message),
             content_digest(message),
@@ -124,7 +135,7 @@ class UpdatesMixin:
     # -- deletes -------------------------------------------------------------------------
 
     async def _bridge_teams_delete(
-        self: Portal,
+        self,
         message: Message,
         parts: list[dbm.Message],
         state: dbm.MessageState | None,
@@ -133,29 +144,27 @@ class UpdatesMixin:
             return  # already redacted (or deleted from Matrix: this is the echo)
         sender: Sender = parts[0].sender_mri or Voice.ROOM
         for part in reversed(parts):
-            await self._redact_as(sender, part.mxid, from_matrix=part.from_matrix)
+            await self.redact_as(sender, part.mxid, from_matrix=part.from_matrix)
         # Marked only now: if a redaction fails, the retry redacts again.
         await dbm.MessageState(
-            self.thread_id,
-            self.receiver,
+            self.portal.thread_id,
+            self.portal.receiver,
             message.id,
             state.edit_time if state else None,
             state.content_hash if state else None,
             True,
         ).upsert()
 
-    async def _redact_as(
-        self: Portal, sender: Sender, event_id: EventID, *, from_matrix: bool
-    ) -> None:
+    async def redact_as(self, sender: Sender, event_id: EventID, *, from_matrix: bool) -> None:
         """Redact as the Teams user. An event a real user sent from Matrix (and deleted in
         a Teams client) is redacted by the bridge bot, which has the power to in every
         portal; in a DM it would otherwise seem to be the other person's doing."""
-        await self.writer.redact(Voice.BOT if from_matrix else sender, event_id)
+        await self.portal.writer.redact(Voice.BOT if from_matrix else sender, event_id)
 
     # -- edits ---------------------------------------------------------------------------
 
     async def _bridge_teams_edit(
-        self: Portal,
+        self,
         source: User,
         message: Message,
         parts: list[dbm.Message],
@@ -176,9 +185,9 @@ class UpdatesMixin:
         if action not in (Edit.REPLACE, Edit.NOTICE):
             return
         new_state = dbm.MessageState(
-            self.thread_id, self.receiver, message.id, edit_ms, digest, False
+            self.portal.thread_id, self.portal.receiver, message.id, edit_ms, digest, False
         )
-        content = self._convert_text(message)
+        content = self.portal.inbound.convert_text(message)
         if content is None:
             self.log.debug("Not bridging an edit of non-text message %s", message.id)
             await new_state.upsert()
@@ -190,21 +199,23 @@ class UpdatesMixin:
             event = _edit_notice(content, target.mxid)
         else:
             event = _replacement(content, target.mxid)
-        await self.writer.send(
+        await self.portal.writer.send(
             target.sender_mri or message.sender_mri or Voice.ROOM,
             event,
-            txn=txn_id("edit", f"{self.thread_id}|{message.id}|edit|{digest}"),
+            txn=txn_id("edit", f"{self.portal.thread_id}|{message.id}|edit|{digest}"),
             timestamp=edit_ms,
         )
         await new_state.upsert()
 
     # -- reactions -----------------------------------------------------------------------
 
-    async def _bridge_teams_reactions(self: Portal, message: Message, target: dbm.Message) -> None:
+    async def _bridge_teams_reactions(self, message: Message, target: dbm.Message) -> None:
         current: dict[tuple[str, str], Reaction] = {(r.mri, r.key): r for r in message.emotions}
         stored = {
             (row.sender_mri, row.emotion_key): row
-            for row in await dbm.Reaction.get_for_message(self.thread_id, self.receiver, message.id)
+            for row in await dbm.Reaction.get_for_message(
+                self.portal.thread_id, self.portal.receiver, message.id
+            )
         }
         removed = {
             (mri, key): at
@@ -220,7 +231,7 @@ class UpdatesMixin:
         for ident in diff.redact:
             row = stored[ident]
             try:
-                await self._redact_as(row.sender_mri, row.mxid, from_matrix=row.from_matrix)
+                await self.redact_as(row.sender_mri, row.mxid, from_matrix=row.from_matrix)
             except MatrixRequestError as e:
                 if e.http_status >= 500 or e.http_status == 429:
                     raise  # retried with the whole update
@@ -229,21 +240,19 @@ class UpdatesMixin:
         for ident in diff.send:
             await self._send_teams_reaction(message, target, current[ident])
 
-    def _recently_removed(self: Portal) -> dict[tuple[str, str, str], int]:
-        if not hasattr(self, "_removed_reactions"):
-            self._removed_reactions = {}
+    def _recently_removed(self) -> dict[tuple[str, str, str], int]:
         cutoff = _now_ms() - REMOVED_MEMORY_MS
         for key in [k for k, v in self._removed_reactions.items() if v < cutoff]:
             del self._removed_reactions[key]
         return self._removed_reactions
 
-    def note_reaction_removed(self: Portal, message_id: str, mri: str, key: str) -> None:
+    def reaction_removed(self, message_id: str, mri: str, key: str) -> None:
         self._recently_removed()[(message_id, mri, key)] = _now_ms()
 
     async def _send_teams_reaction(
-        self: Portal, message: Message, target: dbm.Message, reaction: Reaction
+        self, message: Message, target: dbm.Message, reaction: Reaction
     ) -> None:
-        assert self.mxid
+        assert self.portal.mxid
         try:
             emoji = reaction_key_to_unicode(reaction.key)
         except ValueError:
@@ -251,8 +260,10 @@ class UpdatesMixin:
         content = ReactionEventContent(
             relates_to=RelatesTo(rel_type=RelationType.ANNOTATION, event_id=target.mxid, key=emoji)
         )
-        seed = f"{self.thread_id}|{message.id}|{reaction.mri}|{reaction.key}|{reaction.time_ms}"
-        event_id = await self.writer.send(
+        seed = (
+            f"{self.portal.thread_id}|{message.id}|{reaction.mri}|{reaction.key}|{reaction.time_ms}"
+        )
+        event_id = await self.portal.writer.send(
             reaction.mri,
             content,
             event_type=EventType.REACTION,
@@ -260,12 +271,12 @@ class UpdatesMixin:
             timestamp=reaction.time_ms,
         )
         await dbm.Reaction.new(
-            self.thread_id,
-            self.receiver,
+            self.portal.thread_id,
+            self.portal.receiver,
             message.id,
             reaction.mri,
             reaction.key,
             event_id,
-            self.mxid,
+            self.portal.mxid,
             from_matrix=False,
         ).insert()

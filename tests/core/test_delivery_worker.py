@@ -117,7 +117,17 @@ class Room:
             e2ee=lambda: e2ee,
             send_checkpoint=send_checkpoint,
         )
-        self.delivery = DeliveryWorker(self, services)
+        self.delivery = DeliveryWorker(
+            self,
+            services,
+            {
+                "text": self.deliver_text,
+                "media": self.deliver_media,
+                "edit": self.deliver_edit,
+                "reaction": self.deliver_reaction,
+                "redaction": self.deliver_redaction,
+            },
+        )
 
     async def _told(self, room_id, event_type, content, **_: Any) -> str:
         if str(event_type) == "m.room.message":

@@ -156,3 +156,68 @@ def test_only_the_directory_holds_the_caches():
             if name in REGISTRIES:
                 offenders.append(f"{path.relative_to(CORE)}:{node.lineno}: {name}")
     assert offenders == []
+
+
+# Each stored field of a portal has one writer: the helper that owns it.
+FIELD_OWNERS = {
+    "mxid": "room.py",
+    "kind": "room.py",
+    "name": "room.py",
+    "name_set": "room.py",
+    "topic": "room.py",
+    "avatar_url": "room.py",
+    "avatar_source": "room.py",
+    "team_id": "room.py",
+    "team_name": "room.py",
+    "other_user_mri": "room.py",
+    "last_message_id": "inbound.py",
+}
+
+
+def _field_writes(path: Path) -> list[tuple[str, int]]:
+    """(field, line) of every assignment to `portal.<field>` or `self.<field>`."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    found = []
+    for node in ast.walk(tree):
+        targets: list[ast.expr] = []
+        if isinstance(node, ast.Assign):
+            targets = list(node.targets)
+        elif isinstance(node, (ast.AugAssign, ast.AnnAssign)):
+            targets = [node.target]
+        for target in targets:
+            for element in target.elts if isinstance(target, ast.Tuple) else [target]:
+                if (
+                    isinstance(element, ast.Attribute)
+                    and isinstance(element.value, ast.Name)
+                    and element.value.id in ("self", "portal")
+                ):
+                    found.append((element.attr, node.lineno))
+    return found
+
+
+def test_each_portal_field_has_one_writer():
+    """Renames from Teams and from Matrix, room creation and the avatar all go through the
+    portal's `Room`; the cursor moves only in `Inbound`."""
+    offenders = []
+    for path in sorted(PORTAL.glob("*.py")):
+        for field, line in _field_writes(path):
+            owner = FIELD_OWNERS.get(field)
+            if owner is not None and path.name != owner:
+                offenders.append(f"{path.name}:{line}: {field} (written by {owner} only)")
+    assert offenders == []
+    assert any(f == "name" for f, _ in _field_writes(PORTAL / "room.py"))
+
+
+def test_the_portal_is_composed_not_mixed_in():
+    """The portal's behaviour lives in helpers it owns; its bases are only the stored row
+    and mautrix's portal contract, so no base-class order decides what happens."""
+    tree = ast.parse((PORTAL / "portal.py").read_text())
+    portal = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "Portal")
+    assert [ast.unparse(b) for b in portal.bases] == ["dbm.Portal", "BasePortal"]
+    mixins = [
+        f"{path.name}: {node.name}"
+        for path in sorted(PORTAL.glob("*.py"))
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.ClassDef) and node.name.endswith("Mixin")
+    ]
+    assert mixins == []

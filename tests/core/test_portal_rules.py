@@ -9,11 +9,13 @@ from teams_bridge.portal.rules import (
     Edit,
     Incoming,
     Member,
+    TeamsEvent,
     channel_room_name,
     edit_action,
     incoming_action,
     reaction_diff,
     room_name,
+    teams_event_kind,
     thread_relation,
 )
 
@@ -169,3 +171,27 @@ def test_a_reaction_removed_from_matrix_is_not_revived_by_a_stale_update():
     assert diff({}, {A: 700}, removed={A: 600}) == ([], [A])
     # Another reaction's removal does not matter.
     assert diff({}, {A: 500}, removed={B: 600}) == ([], [A])
+
+
+@pytest.mark.parametrize(
+    ("resource", "mtype", "has_message", "has_thread", "expected"),
+    [
+        ("NewMessage", "RichText/Html", True, False, TeamsEvent.MESSAGE),
+        ("NewMessage", "Text", True, False, TeamsEvent.MESSAGE),
+        ("NewMessage", "Event/Call", True, False, TeamsEvent.MESSAGE),
+        ("NewMessage", "Control/Typing", True, False, TeamsEvent.TYPING),
+        ("NewMessage", "Control/ClearTyping", True, False, TeamsEvent.TYPING),
+        ("NewMessage", "Control/LiveState", True, False, None),
+        ("NewMessage", "ThreadActivity/AddMember", True, False, TeamsEvent.ACTIVITY),
+        ("NewMessage", None, False, False, None),
+        ("MessageUpdate", "RichText/Html", True, False, TeamsEvent.UPDATE),
+        ("MessageUpdate", None, False, False, None),
+        ("ThreadUpdate", None, False, True, TeamsEvent.THREAD),
+        ("ThreadUpdate", None, False, False, None),
+        ("ConversationUpdate", None, False, False, None),
+        ("UserPresence", None, False, False, None),
+    ],
+)
+def test_which_handler_a_teams_event_goes_to(resource, mtype, has_message, has_thread, expected):
+    kind = teams_event_kind(resource, mtype, has_message=has_message, has_thread=has_thread)
+    assert kind is expected
