@@ -1,7 +1,7 @@
 """Moving files without holding them in memory: a stream is spooled to a temporary file
 while its type is sniffed from the first bytes, then streamed on from that file.
 
-Nothing here knows about Teams or portals; the portal's media mixin decides what to move.
+Nothing here knows about Teams or portals; the portal's `Media` helper decides what to move.
 """
 
 from __future__ import annotations
