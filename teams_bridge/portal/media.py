@@ -314,8 +314,9 @@ class Media:
         media = _teams_media(kind, ams_base, object_id, name, spooled, info, caption_html)
         if properties:
             media = media._replace(properties={**media.properties, **properties})
-        message_id = await call_teams(
-            "the message",
+        return await self.portal.outbound.posted(
+            row,
+            thread,
             client.send_media_message(
                 self.portal.thread_id,
                 media,
@@ -324,8 +325,6 @@ class Media:
                 thread_root_id=thread.root_id if thread else None,
             ),
         )
-        self.portal.threads.note_sent(thread, message_id, row.event_id)
-        return message_id
 
     async def _fetch_matrix_media(
         self,

@@ -6,6 +6,7 @@ are the delivery package's (`teams_bridge/delivery/worker.py`).
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
 from mautrix.types import MessageType, UserID
@@ -19,6 +20,7 @@ from .replies import reply_event_id, strip_reply_fallback, teams_quote_for
 
 if TYPE_CHECKING:
     from ..user import User
+    from .channels import ThreadTarget
     from .portal import Portal
 
 
@@ -43,8 +45,9 @@ class Outbound:
                 # thread only when it answers one reply rather than the thread's root post).
                 html = quote.html + html
                 properties["qtdMsgs"] = quote.qtd_msgs
-            message_id = await call_teams(
-                "the message",
+            return await self.posted(
+                row,
+                thread,
                 client.send_message(
                     self.portal.thread_id,
                     html,
@@ -54,10 +57,17 @@ class Outbound:
                     thread_root_id=thread.root_id if thread else None,
                 ),
             )
-            self.portal.threads.note_sent(thread, message_id, row.event_id)
-            return message_id
 
         return await self.portal.delivery.post(sender, row, send)
+
+    async def posted(
+        self, row: dbm.MatrixEvent, thread: ThreadTarget | None, sending: Awaitable[str]
+    ) -> str:
+        """Post a new message (``sending``: the chat service call, text or media) and
+        remember its channel thread; the new message's id."""
+        message_id = await call_teams("the message", sending)
+        self.portal.threads.note_sent(thread, message_id, row.event_id)
+        return message_id
 
     def convert(self, sender: User, content: dict[str, Any]) -> tuple[str, dict[str, str]]:
         body = content.get("body") or ""
