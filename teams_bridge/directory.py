@@ -189,6 +189,15 @@ class Directory:
             self._portal_by_room[portal.mxid] = key
         return portal
 
+    async def private_chats_with(self, mri: str) -> list[Portal]:
+        """The loaded 1:1 portals (with a room) whose other person is ``mri``."""
+        found = []
+        for row in await self._portal_cls.private_chats_with(mri):
+            portal = await self._portals.get(row.key, _given(row))
+            if portal is not None:
+                found.append(portal)
+        return found
+
     def cached_portal(self, key: PortalKey) -> Portal | None:
         return self._portals.cached(key)
 

@@ -159,6 +159,7 @@ class Puppet(dbm.Puppet, BasePuppet):
             await self.save()
         except Exception:
             self.log.exception("Failed to store the display name")
+        await self._update_private_chats()
         return True
 
     async def sync_name_from_message(self, name: str | None, client: TeamsClient | None) -> None:
@@ -224,6 +225,7 @@ class Puppet(dbm.Puppet, BasePuppet):
     async def _sync_avatar(self, client: TeamsClient) -> None:
         picture = await client.fetch_profile_picture(self.mri, size=AVATAR_SIZE)
         digest = hashlib.sha256(picture.data).hexdigest() if picture else None
+        before = self.avatar_hash
         if digest != self.avatar_hash:
             mxc = ""
             if picture is not None:
@@ -244,6 +246,17 @@ class Puppet(dbm.Puppet, BasePuppet):
             self.avatar_set = True
         self.avatar_checked_at = int(time.time() * 1000)
         await self.save()
+        if digest != before:
+            await self._update_private_chats()
+
+    async def _update_private_chats(self) -> None:
+        """1:1 rooms shown as this person (``private_chat_portal_meta``) follow a new name
+        or picture. Never raises: the rooms catch up with the next change."""
+        try:
+            for portal in await self.directory.private_chats_with(self.mri):
+                await portal.room.peer_changed(self)
+        except Exception:
+            self.log.warning("Could not update the 1:1 rooms with %s", self.mri, exc_info=True)
 
     # -- loading (the cache is the directory's) ----------------------------------------------
 

@@ -60,6 +60,15 @@ class Portal:
         return [cls(**row) for row in await cls.db.fetch(q)]
 
     @classmethod
+    async def private_chats_with(cls, mri: str) -> list[Portal]:
+        """The 1:1 portals with a room whose other person is ``mri``."""
+        q = (
+            f"SELECT {cls._columns} FROM portal "
+            "WHERE other_user_mri=$1 AND kind='one_to_one' AND mxid IS NOT NULL"
+        )
+        return [cls(**row) for row in await cls.db.fetch(q, mri)]
+
+    @classmethod
     async def for_user(cls, user_mxid: UserID) -> list[Portal]:
         q = (
             f"SELECT {', '.join('p.' + c.strip() for c in cls._columns.split(','))} "

@@ -23,11 +23,14 @@ from .urls import link_label, safe_href
 # Matrix HTML subset elements that are copied without attributes.
 _PLAIN_ELEMENTS = frozenset(
     (
-        "del h1 h2 h3 h4 h5 h6 blockquote p ul ol sup sub li b i u strong em strike hr "
+        "del h1 h2 h3 h4 h5 h6 blockquote p ul ol sup sub li u strong em strike hr "
         "br div table thead tbody tr th td caption details summary"
     ).split()
 )
+# Renamed to what every Matrix client styles (some style only <strong>/<em>, not <b>/<i>).
 _RENAMED = {
+    "b": "strong",
+    "i": "em",
     "s": "del",
     "ins": "u",
     "quote": "blockquote",

@@ -24,7 +24,14 @@ from ..media_util import (
 )
 from ..names import ROOM_NAME_MAX_BYTES, clean_name, clean_topic
 from ..puppet import Puppet
-from ..teams import Conversation, ConversationKind, Profile, Thread, is_one_to_one_id
+from ..teams import (
+    Conversation,
+    ConversationKind,
+    Profile,
+    Thread,
+    is_one_to_one_id,
+    is_participant_mri,
+)
 from .rules import Member, channel_room_name, room_name
 
 if TYPE_CHECKING:
@@ -156,12 +163,16 @@ class Room:
         """At the login's chat sync, catch up on what may have changed while the bridge
         was away: members' pictures (those that are due), the chat picture, and the power
         levels of rooms created before renaming was opened to everyone."""
+        portal = self.portal
         try:
             members, thread = await self.fetch_members(source, [])
             for mri in members:
                 await (await Puppet.get_by_mri(mri)).sync_avatar(source.client)
             if thread is not None:
                 await self.update_avatar(source, thread)
+            if portal.is_direct and portal.other_user_mri:
+                # Rooms made before 1:1 rooms took the other person's picture get it now.
+                await self.peer_changed(await Puppet.get_by_mri(portal.other_user_mri))
             await self._update_power_levels()
         except Exception:
             self.log.warning("Could not refresh the room from Teams", exc_info=True)
@@ -179,6 +190,10 @@ class Room:
             levels.events[EventType.ROOM_NAME] = wanted
             await intent.set_power_levels(portal.mxid, levels)
 
+    @property
+    def _private_meta(self) -> bool:
+        return bool(self.portal.config["bridge.private_chat_portal_meta"])
+
     def _name_for(self, puppets: list[Puppet], own_mri: str | None) -> str | None:
         portal = self.portal
         return room_name(
@@ -187,8 +202,28 @@ class Room:
             team=portal.team_name,
             members=[Member(p.mri, p.name) for p in puppets],
             own_mri=own_mri,
-            private_chat_meta=bool(portal.config["bridge.private_chat_portal_meta"]),
+            private_chat_meta=self._private_meta,
         )
+
+    async def peer_changed(self, peer: Puppet) -> None:
+        """The other person of a 1:1 room changed their name or picture: with
+        ``private_chat_portal_meta`` the room follows (set by their ghost)."""
+        portal = self.portal
+        if not portal.mxid or not portal.is_direct or not self._private_meta:
+            return
+        if peer.mri != portal.other_user_mri:
+            return
+        changed = False
+        name = self._name_for([peer], portal.receiver or None)
+        if name and name != portal.name:
+            await portal.main_intent.set_room_name(portal.mxid, name)
+            portal.name, portal.name_set, changed = name, True, True
+        avatar = ContentURI(peer.avatar_url) if peer.avatar_url else None
+        if avatar != (portal.avatar_url or None):
+            await portal.main_intent.set_room_avatar(portal.mxid, avatar)
+            portal.avatar_url, changed = avatar, True
+        if changed:
+            await portal.save()
 
     def _remember_team(self, team_id: str | None, team_name: str | None) -> None:
         """Note the channel's team as Teams names it (stored with the portal's next save)."""
@@ -216,6 +251,9 @@ class Room:
             others = [p for p in puppets if p.mri != source.mri]
             if others:
                 portal.other_user_mri = others[0].mri
+                if self._private_meta and others[0].avatar_url:
+                    # The room looks like the other person: their name and picture.
+                    avatar = ContentURI(others[0].avatar_url)
             else:
                 portal.kind = "group"
         portal.name = self._name_for(puppets, source.mri)
@@ -260,7 +298,8 @@ class Room:
         portal.mxid = room_id
         portal.name_set = bool(portal.name)
         if avatar:
-            portal.avatar_url, portal.avatar_source = avatar, thread.picture if thread else None
+            portal.avatar_url = avatar
+            portal.avatar_source = thread.picture if thread and not portal.is_direct else None
         await portal.save()
         portal.directory.portal_stored(portal)
         await _bounded([self._join(j, room_id) for j in joiners])
@@ -295,8 +334,11 @@ class Room:
 
     # -- the chat's name ---------------------------------------------------------------------
 
-    async def teams_topic_changed(self, source: User, topic: str | None) -> None:
-        """A rename made in Teams (a ``TopicUpdate``): the room takes the new name."""
+    async def teams_topic_changed(
+        self, source: User, topic: str | None, by: str | None = None
+    ) -> None:
+        """A rename made in Teams (a ``TopicUpdate``): the room takes the new name, set by
+        the ghost of the person who renamed it (``by``) where that ghost can."""
         portal = self.portal
         assert portal.mxid
         topic = clean_topic(topic)
@@ -314,12 +356,26 @@ class Room:
             name = self._name_for(await self.update_puppets(source, members, thread), source.mri)
         renamed = False
         if name and name != portal.name:
-            await portal.main_intent.set_room_name(portal.mxid, name)
+            await self._set_name_as(by, name)
             portal.name, portal.name_set, renamed = name, True, True
         await portal.save()
         if renamed and portal.is_channel:
             # It names the channel and its team, for a space to gather the room by.
             await self.update_bridge_info()
+
+    async def _set_name_as(self, mri: str | None, name: str) -> None:
+        portal = self.portal
+        assert portal.mxid
+        if mri and is_participant_mri(mri) and portal.user_in_room(mri) is None:
+            ghost = (await Puppet.get_by_mri(mri)).default_mxid_intent
+            try:
+                await ghost.set_room_name(portal.mxid, name)
+                return
+            except MatrixRequestError as e:
+                # Not in the room, or no power to rename it (a room from before renaming
+                # was opened to members): the room's own voice renames it.
+                self.log.debug("%s could not rename the room: %s", mri, e)
+        await portal.main_intent.set_room_name(portal.mxid, name)
 
     async def matrix_renamed(self, user: User, name: str) -> None:
         """A room rename by a bridge user renames the Teams chat (its topic)."""

@@ -45,7 +45,7 @@ class Roster:
             for member in activity.targets:
                 await self._teams_member_removed(member, activity)
         elif kind is ThreadActivityKind.TOPIC_UPDATE:
-            await self.portal.room.teams_topic_changed(source, activity.topic)
+            await self.portal.room.teams_topic_changed(source, activity.topic, activity.initiator)
         elif kind is ThreadActivityKind.HORIZON_UPDATE:
             if activity.horizon is not None:
                 await self._teams_read(activity.horizon)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from mautrix.errors import MatrixRequestError
 from mautrix.types import (
+    JSON,
     EventID,
     EventType,
     Format,
@@ -60,9 +61,27 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
+def edit_fallback_html(html: str) -> str:
+    """The ``formatted_body`` an edit shows in clients that do not apply edits: the new
+    text marked with ``*`` (inside its first paragraph, so the mark is not a line of
+    its own)."""
+    if html[:3].lower() == "<p>":
+        return f"<p>* {html[3:]}"
+    return f"* {html}"
+
+
+class _Replacement(TextMessageEventContent):
+    def serialize(self) -> JSON:
+        data = super().serialize()
+        new = data.get("m.new_content")
+        if isinstance(new, dict) and isinstance(new.get("formatted_body"), str):
+            data["formatted_body"] = edit_fallback_html(new["formatted_body"])
+        return data
+
+
 def _replacement(content: TextMessageEventContent, target: EventID) -> TextMessageEventContent:
     """An m.replace of ``target`` with the new content."""
-    edit = TextMessageEventContent(msgtype=content.msgtype, body=content.body)
+    edit = _Replacement(msgtype=content.msgtype, body=content.body)
     if content.formatted_body:
         edit.format = Format.HTML
         edit.formatted_body = content.formatted_body

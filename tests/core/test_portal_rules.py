@@ -18,6 +18,7 @@ from teams_bridge.portal.rules import (
     teams_event_kind,
     thread_relation,
 )
+from teams_bridge.portal.updates import edit_fallback_html
 
 ME = "8:orgid:me"
 
@@ -195,3 +196,12 @@ def test_a_reaction_removed_from_matrix_is_not_revived_by_a_stale_update():
 def test_which_handler_a_teams_event_goes_to(resource, mtype, has_message, has_thread, expected):
     kind = teams_event_kind(resource, mtype, has_message=has_message, has_thread=has_thread)
     assert kind is expected
+
+
+def test_an_edit_fallback_marks_the_text_not_a_line_of_its_own():
+    assert edit_fallback_html("<p>first <strong>edit</strong></p>") == (
+        "<p>* first <strong>edit</strong></p>"
+    )
+    assert edit_fallback_html("<P>x</P><p>y</p>") == "<p>* x</P><p>y</p>"
+    assert edit_fallback_html("plain <em>text</em>") == "* plain <em>text</em>"
+    assert edit_fallback_html("<ul><li>a</li></ul>") == "* <ul><li>a</li></ul>"

@@ -144,7 +144,7 @@ async def test_text_mentions_replies_edits_deletes_both_ways(
         "body": "bold italic under struck x=1 link (https://example.org)\n1. one\n   - nested"
         "\nHead\n> quoted\nprint(1)\nemoji 🙂",
         "format": "org.matrix.custom.html",
-        "formatted_body": "<p><b>bold</b> <i>italic</i> <u>under</u> <del>struck</del> "
+        "formatted_body": "<p><strong>bold</strong> <em>italic</em> <u>under</u> <del>struck</del> "
         '<code>x=1</code> <a href="https://example.org">link</a></p><ol><li>one<ul><li>'
         "nested</li></ul></li></ol><h2>Head</h2><blockquote>quoted</blockquote><pre><code>"
         "print(1)</code></pre><p>emoji 🙂</p>",
@@ -291,12 +291,12 @@ async def test_text_mentions_replies_edits_deletes_both_ways(
         "msgtype": "m.text",
         "body": "* first edit",
         "format": "org.matrix.custom.html",
-        "formatted_body": "* <p>first <b>edit</b></p>",
+        "formatted_body": "<p>* first <strong>edit</strong></p>",
         "m.new_content": {
             "msgtype": "m.text",
             "body": "first edit",
             "format": "org.matrix.custom.html",
-            "formatted_body": "<p>first <b>edit</b></p>",
+            "formatted_body": "<p>first <strong>edit</strong></p>",
             "m.mentions": {"user_ids": []},
         },
         "m.mentions": {"user_ids": []},
@@ -375,7 +375,7 @@ async def test_text_mentions_replies_edits_deletes_both_ways(
         "msgtype": "m.notice",
         "body": "Edited in Teams: said in Teams",
         "format": "org.matrix.custom.html",
-        "formatted_body": "<p><em>Edited in Teams:</em></p><p>said in <b>Teams</b></p>",
+        "formatted_body": "<p><em>Edited in Teams:</em></p><p>said in <strong>Teams</strong></p>",
         "m.mentions": {"user_ids": []},
         "m.relates_to": {"m.in_reply_to": {"event_id": mine}},
     }
@@ -708,12 +708,12 @@ async def test_membership_topics_calls_and_names(
     )
     await displayname(ada_p, "Countess Lovelace (Teams)")
 
-    # Nothing came back from the rename: the bot named the room twice (from Teams), the
-    # user once.
+    # Nothing came back from the rename: the room was named twice from Teams, each time
+    # by the ghost of the person who renamed the chat, and once by the user.
     names = [e for e in mx.timeline[s.room] if e.type == EventType.ROOM_NAME]
     assert [(e.sender, e.content.name) for e in names][-3:] == [
-        (s.reg.bot_mxid, "Renamed in Teams"),
-        (s.reg.bot_mxid, "Renamed again"),
+        (ada_p, "Renamed in Teams"),
+        (bob_p, "Renamed again"),
         (mx.user_id, "Named in Matrix"),
     ]
     await s.bridge.astop(timeout=STOP_TIMEOUT)
@@ -764,11 +764,14 @@ async def test_pictures_become_avatars(
     await control.set_picture(ada["mri"], PNG_A, "image/png")
     chat = await control.create_chat("group", [me["mri"], ada["mri"], bob["mri"]], "Faces")
     await _chat_picture(control, chat["id"], me["mri"], PNG_B)
+    await control.create_chat(kind="one_to_one", members=[me["mri"], ada["mri"]])
     bridge = bridge_factory(overrides={"bridge.avatar_refresh_hours": REFRESH_HOURS})
     await bridge.astart()
     await login_through_bot(mx, reg, control, me["mri"])
     room = await mx.wait_for_invite(lambda inv: inv.name == "Faces")
     await mx.join(room)
+    dm = await mx.wait_for_invite(lambda inv: inv.name == "Ada Lovelace")
+    await mx.join(dm)
     await control.wait_for_registration(me["mri"], timeout=60)
     ada_p, bob_p = puppet_mxid(reg, ada["mri"]), puppet_mxid(reg, bob["mri"])
 
@@ -779,6 +782,10 @@ async def test_pictures_become_avatars(
     assert first and _sha(await mx.client.download_media(first)) == _sha(PNG_A)
     assert join.content.avatar_url == first
     assert await _avatar(mx, bob_p) is None
+
+    # A 1:1 room looks like the other person: their name and, from the start, picture.
+    dm_created = await _room_avatar(mx, dm)
+    assert dm_created.content.url == first
 
     # The chat's picture is the room's avatar from the start; a new one replaces it, a
     # removed one clears it.
@@ -840,6 +847,9 @@ async def test_pictures_become_avatars(
     await after_refresh("new face")
     second = await wait_for(lambda: _changed(_avatar(mx, ada_p), first))
     assert _sha(await mx.client.download_media(second)) == _sha(PNG_B)
+    # The 1:1 room follows, changed by Ada's ghost.
+    dm_changed = await _room_avatar(mx, dm, after=dm_created.event_id)
+    assert dm_changed.content.url == second and dm_changed.sender == ada_p
 
     # A removed picture clears it.
     await control.remove_picture(ada["mri"])

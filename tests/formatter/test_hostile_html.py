@@ -64,7 +64,7 @@ def test_active_content_is_removed_matrix_to_teams(html: str) -> None:
 def test_unsafe_links_lose_their_href(href: str) -> None:
     html = f'<a href="{href}">click</a> <b>x</b>'
     message = teams_to_matrix(html)
-    assert message.formatted_body == "click <b>x</b>"
+    assert message.formatted_body == "click <strong>x</strong>"
     assert matrix_to_teams("x", html).html == "<p>click <b>x</b></p>"
 
 
@@ -80,14 +80,14 @@ def test_attribute_values_cannot_break_out() -> None:
 def test_text_that_looks_like_markup_is_escaped() -> None:
     message = teams_to_matrix("<p>&lt;img src=x onerror=alert(1)&gt; <b>b</b></p>")
     assert message.body == "<img src=x onerror=alert(1)> b"
-    assert message.formatted_body == "<p>&lt;img src=x onerror=alert(1)&gt; <b>b</b></p>"
+    assert message.formatted_body == "<p>&lt;img src=x onerror=alert(1)&gt; <strong>b</strong></p>"
     assert matrix_to_teams("<script>") == matrix_to_teams("<script>", None)
     assert matrix_to_teams("<script>").html == "<p>&lt;script&gt;</p>"
 
 
 def test_http_images_never_reach_matrix() -> None:
     message = teams_to_matrix('<p><img src="https://tracker.example/pixel.gif"><b>x</b></p>')
-    assert message.formatted_body == "<p><b>x</b></p>"
+    assert message.formatted_body == "<p><strong>x</strong></p>"
 
 
 def test_colours_are_validated() -> None:

@@ -180,7 +180,7 @@ def test_reply_quote_round_trip() -> None:
     back = teams_to_matrix(html)
     assert back.reply_to_message_id == "42"
     assert back.body == "now"
-    assert back.formatted_body == "<p><b>now</b></p>"
+    assert back.formatted_body == "<p><strong>now</strong></p>"
 
 
 ROOM = RoomMention("19:chan@thread.tacv2", "channel", "Design Crew")

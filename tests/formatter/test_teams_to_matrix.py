@@ -35,11 +35,11 @@ def convert(html: str, **kwargs: object) -> MatrixMessage:
 @pytest.mark.parametrize(
     ("html", "body", "formatted"),
     [
-        ("<p>Hello <b>world</b></p>", "Hello world", "<p>Hello <b>world</b></p>"),
+        ("<p>Hello <b>world</b></p>", "Hello world", "<p>Hello <strong>world</strong></p>"),
         (
             "<p><strong>a</strong> <em>b</em> <i>c</i></p>",
             "a b c",
-            "<p><strong>a</strong> <em>b</em> <i>c</i></p>",
+            "<p><strong>a</strong> <em>b</em> <em>c</em></p>",
         ),
         ("<p><u>under</u></p>", "under", "<p><u>under</u></p>"),
         (
@@ -71,13 +71,13 @@ def test_line_breaks_and_empty_paragraphs_keep_the_lines() -> None:
 def test_empty_paragraph_stays_visible_in_formatted_body() -> None:
     message = convert("<p><b>one</b></p><p>&nbsp;</p><p>two</p>")
     assert message.body == "one\n\ntwo"
-    assert message.formatted_body == "<p><b>one</b></p><p><br></p><p>two</p>"
+    assert message.formatted_body == "<p><strong>one</strong></p><p><br></p><p>two</p>"
 
 
 def test_no_break_spaces_become_spaces() -> None:
     message = convert("<p>a&nbsp;&nbsp;b&nbsp;<b>c</b></p>")
     assert message.body == "a  b c"
-    assert message.formatted_body == "<p>a  b <b>c</b></p>"
+    assert message.formatted_body == "<p>a  b <strong>c</strong></p>"
 
 
 def test_links_keep_only_href() -> None:
@@ -246,7 +246,7 @@ def test_reply_quote_is_removed_and_reported() -> None:
     )
     assert convert(html) == MatrixMessage(
         body="my answer",
-        formatted_body="<p>my <b>answer</b></p>",
+        formatted_body="<p>my <strong>answer</strong></p>",
         reply_to_message_id="1715842456893",
     )
 
@@ -311,7 +311,7 @@ def test_text_message_type_is_not_html() -> None:
 def test_legacy_rich_text_newlines_are_line_breaks() -> None:
     message = teams_to_matrix("<b>bold</b>\nnext &lt;3", message_type="RichText")
     assert message.body == "bold\nnext <3"
-    assert message.formatted_body == "<b>bold</b><br>next &lt;3"
+    assert message.formatted_body == "<strong>bold</strong><br>next &lt;3"
 
 
 def test_legacy_skype_quote() -> None:
