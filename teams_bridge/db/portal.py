@@ -131,6 +131,10 @@ class Portal:
         )
         await self.db.execute(q, user_mxid, self.thread_id, self.receiver)
 
+    async def remove_user(self, user_mxid: UserID) -> None:
+        q = "DELETE FROM user_portal WHERE user_mxid=$1 AND thread_id=$2 AND receiver=$3"
+        await self.db.execute(q, user_mxid, self.thread_id, self.receiver)
+
     async def has_user(self, user_mxid: UserID) -> bool:
         """Whether this Matrix user's Teams account is in the chat (as far as the bridge saw)."""
         q = "SELECT 1 FROM user_portal WHERE user_mxid=$1 AND thread_id=$2 AND receiver=$3"

@@ -459,6 +459,9 @@ class Room:
         await portal.add_user(user.mxid)
 
     async def bridge_user_removed(self, user: User, *, left: bool) -> None:
+        """A bridge user left the Teams chat or was removed from it: they leave the room
+        too (told why, there and in their management room), and the chat is no longer
+        theirs to catch up on."""
         portal = self.portal
         assert portal.mxid
         reason = "Left the Teams chat" if left else "Removed from the Teams chat"
@@ -467,6 +470,12 @@ class Room:
         except MatrixRequestError as e:
             self.log.debug("Could not remove %s from the room: %s", user.mxid, e)
         self._known_users.discard(user.mxid)
+        await portal.remove_user(user.mxid)
+        what = "You left" if left else "You were removed from"
+        await user.send_management_notice(
+            f"{what} the Teams chat {portal.name or portal.topic or 'without a name'}, "
+            "so you were taken out of its room."
+        )
 
 
 async def _bounded(calls: list[Awaitable[Any]]) -> None:
