@@ -188,6 +188,7 @@ CHECKS: list[tuple[str, Check]] = [
     ("bridge.matrix_order_hold_seconds", number(0)),
     ("bridge.homeserver_watch_seconds", number(0)),
     ("bridge.private_chat_portal_meta", boolean),
+    ("bridge.spaces", boolean),
     ("bridge.sync_direct_chat_list", boolean),
     ("bridge.command_prefix", text),
     ("bridge.max_file_size", integer(1)),

@@ -18,6 +18,7 @@ from .log_filter import register_secret
 from .portal import Portal
 from .portal.key import PortalKey
 from .puppet import Puppet
+from .spaces import Spaces
 from .teams import (
     AuthError,
     ConversationKind,
@@ -80,6 +81,7 @@ class User(dbm.User, BaseUser):
         self._sync_task = None
         self._connect_lock = asyncio.Lock()
         self._resync_lock = asyncio.Lock()
+        self.spaces = Spaces(self)
 
     @classmethod
     def init_cls(cls, bridge: TeamsBridge) -> Awaitable[None]:

@@ -12,6 +12,7 @@ from .portal import Portal
 from .puppet import Puppet
 from .reaction import Reaction
 from .sent_message import SentMessage
+from .space import Space
 from .upgrade import upgrade_table
 from .user import User
 
@@ -27,6 +28,7 @@ def init(db: Database) -> None:
         KeyValue,
         Reaction,
         MessageState,
+        Space,
     )
     for table in tables:
         table.db = db
@@ -55,4 +57,5 @@ __all__ = [
     "KeyValue",
     "Reaction",
     "MessageState",
+    "Space",
 ]

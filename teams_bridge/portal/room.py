@@ -103,6 +103,7 @@ class Room:
                     await portal.save()
                 await self._ensure_user_invited(source)
                 await self._refresh(source)
+                await source.spaces.add(portal)
         await portal.add_user(source.mxid)
 
     async def ensure(self, source: User) -> RoomID | None:
@@ -246,7 +247,7 @@ class Room:
         puppets = await self.update_puppets(source, members, thread)
         avatar: ContentURI | None = None
         if thread and thread.picture and not portal.is_direct:
-            avatar = await self._upload_chat_picture(source, thread.picture)
+            avatar = await self.upload_chat_picture(source, thread.picture)
         if portal.is_direct:
             others = [p for p in puppets if p.mri != source.mri]
             if others:
@@ -309,6 +310,7 @@ class Room:
             room_id, source.mxid, extra_content={"is_direct": True} if portal.is_direct else None
         )
         self._known_users.add(source.mxid)
+        await source.spaces.add(portal)
 
     async def update_bridge_info(self) -> None:
         """Send the room's bridge state again, after what it names changed."""
@@ -404,14 +406,14 @@ class Room:
         portal = self.portal
         if not portal.mxid or portal.is_direct or thread.picture == portal.avatar_source:
             return
-        avatar = await self._upload_chat_picture(source, thread.picture) if thread.picture else None
+        avatar = await self.upload_chat_picture(source, thread.picture) if thread.picture else None
         if thread.picture and avatar is None:
             return  # not readable now; the next change or sync tries again
         await portal.main_intent.set_room_avatar(portal.mxid, avatar)
         portal.avatar_url, portal.avatar_source = avatar, thread.picture
         await portal.save()
 
-    async def _upload_chat_picture(self, source: User, url: str) -> ContentURI | None:
+    async def upload_chat_picture(self, source: User, url: str) -> ContentURI | None:
         """The chat picture (an AMS `avatar_fullsize` view) in the Matrix media repository."""
         if source.client is None:
             return None
@@ -471,6 +473,7 @@ class Room:
             self.log.debug("Could not remove %s from the room: %s", user.mxid, e)
         self._known_users.discard(user.mxid)
         await portal.remove_user(user.mxid)
+        await user.spaces.remove(portal)
         what = "You left" if left else "You were removed from"
         await user.send_management_notice(
             f"{what} the Teams chat {portal.name or portal.topic or 'without a name'}, "

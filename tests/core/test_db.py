@@ -64,6 +64,7 @@ async def test_upgrade_from_v3_keeps_rows_and_adds_the_picture_columns(database:
         ("message", "origin"),
     ):
         await database.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+    await database.execute("DROP TABLE space")
     await database.execute("UPDATE version SET version=3")
     await upgrade_table.upgrade(database)
     assert await database.fetchval("SELECT version FROM version") == LATEST_VERSION

@@ -47,11 +47,15 @@ def bridge_database(backend: str, request: pytest.FixtureRequest) -> str:
 async def bridge_factory(
     backend: str, bridge_database: str, synapse, fake_teams: FakeTeams, tmp_path: Path
 ) -> Callable[..., BridgeProcess]:
-    """`make(permissions=None, overrides=None)`: a configured, not yet started bridge."""
+    """`make(permissions=None, overrides=None)`: a configured, not yet started bridge.
+
+    Spaces are off unless a test turns them on (``{"bridge.spaces": True}``): their invites
+    would otherwise be among the portal invites every test waits for."""
     processes: list[BridgeProcess] = []
     registration = synapse.appservices[backend]
 
     def make(**kwargs) -> BridgeProcess:
+        kwargs["overrides"] = {"bridge.spaces": False, **(kwargs.get("overrides") or {})}
         workdir = tmp_path / f"bridge{len(processes)}"
         config = build_config(
             registration=registration,

@@ -68,10 +68,12 @@ async def test_each_bridge_user_has_their_own_one_to_one_room(
     members_b = await mx_bob.members(room_b)
     assert members_a.get(bob_p) == "join" and mx_bob.user_id not in members_a
     assert members_b.get(ada_p) == "join" and mx_ada.user_id not in members_b
-    # The room's picture is the other person's (a direct room has none of its own).
+    # Each room shows the other person: their name and their picture.
     for mx, room, other in ((mx_ada, room_a, bob_p), (mx_bob, room_b, ada_p)):
-        assert (await mx.client.get_profile(other)).avatar_url
-        assert not [e for e in await mx.room_state(room) if e.type == EventType.ROOM_AVATAR]
+        picture = (await mx.client.get_profile(other)).avatar_url
+        assert picture
+        avatars = [e for e in await mx.room_state(room) if e.type == EventType.ROOM_AVATAR]
+        assert [e.content.url for e in avatars] == [picture]
     await control.wait_for_registration(ada["mri"], timeout=60)
     await control.wait_for_registration(bob["mri"], timeout=60)
 

@@ -15,7 +15,7 @@ from mautrix.util.async_db import UpgradeTable
 
 upgrade_table = UpgradeTable()
 
-LATEST_VERSION = 6
+LATEST_VERSION = 7
 
 # Registered in order: the latest revision first, then each version's upgrade.
 from . import (  # noqa: E402, F401
@@ -25,6 +25,7 @@ from . import (  # noqa: E402, F401
     v04_avatars,
     v05_portal_keys,
     v06_message_origin,
+    v07_spaces,
 )
 
 __all__ = ["LATEST_VERSION", "upgrade_table"]

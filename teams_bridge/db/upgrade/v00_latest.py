@@ -165,3 +165,13 @@ async def upgrade_latest(conn: Connection, scheme: Scheme) -> None:
                 ON DELETE CASCADE ON UPDATE CASCADE
         )"""
     )
+    # Each user's spaces: team_id '' is the personal space, any other that team's.
+    await conn.execute(
+        """CREATE TABLE space (
+            user_mxid TEXT NOT NULL,
+            team_id   TEXT NOT NULL DEFAULT '',
+            mxid      TEXT NOT NULL,
+            name      TEXT,
+            PRIMARY KEY (user_mxid, team_id)
+        )"""
+    )

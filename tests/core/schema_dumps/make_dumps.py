@@ -37,7 +37,8 @@ VERSIONS: dict[int, str | None] = {
     3: "1fd2682",
     4: "a3de64c",
     5: "35c8c68",
-    6: None,
+    6: "35464c4",
+    7: None,
 }
 
 # Rows for each table, added once the table exists (version it appeared in, SQL).
@@ -201,6 +202,11 @@ ROWS: list[tuple[int, str]] = [
     ),
     # From v6 each message says where it came from.
     (6, "UPDATE message SET origin = 'matrix' WHERE mxid IN ('$s1', '$e1')"),
+    (
+        7,
+        "INSERT INTO space (user_mxid, team_id, mxid, name) VALUES "
+        "('@ada:example.org', '', '!space:example.org', 'Microsoft Teams')",
+    ),
 ]
 
 
