@@ -109,6 +109,8 @@ def _chat_summary(c: SimContext, chat_id: str) -> dict[str, Any]:
         "id": chat.id,
         "kind": chat.kind,
         "topic": chat.topic,
+        "channel_name": chat.channel_name,
+        "team_name": chat.team_name,
         "picture": chat.picture,
         "members": [{"mri": m.mri, "role": m.role} for m in chat.members.values()],
         "message_count": len(chat.messages),

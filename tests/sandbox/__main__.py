@@ -1,6 +1,7 @@
 """The local sandbox: a real Synapse, the Teams simulator with demo chats, and the bridge,
 all on 127.0.0.1 and SQLite. Run it with `bash .ci/sandbox` (or `python -m tests.sandbox`
-from the project venv), then use any Matrix client.
+from the project venv), then use any Matrix client; play the Teams side with
+`python -m tests.sandbox.act` (see README.md beside this file).
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ async def run(state_dir: Path, password: str) -> None:
     )
     bridge = BridgeProcess(state_dir / "bridge", config)
     bridge.start()
+    # Where `python -m tests.sandbox.act` finds the simulator.
+    (state_dir / "sandbox.json").write_text(json.dumps({"simulator": sim.url}))
 
     lines = [
         "",
@@ -60,13 +63,18 @@ async def run(state_dir: Path, password: str) -> None:
     lines += [f"  {u['display_name']:<18} {u['kind']:<9} {u['mri']}" for u in demo["users"]]
     lines += [
         "",
-        "Post as a Teams user, for example:",
-        f"  curl -X POST {sim.url}/_control/chats/<chat id>/messages "
-        "-H 'Content-Type: application/json' "
-        '-d \'{"sender": "<mri>", "content": "<p>hi</p>"}\'',
-        "Demo chats:",
+        "Demo chats and channels (history included; a team Contoso with a thread in Design):",
     ]
-    lines += [f"  {json.dumps(c)}" for c in demo["chats"]]
+    lines += [f"  {c['topic'] or c['kind']:<24} {c['id']}" for c in demo["chats"]]
+    lines += [
+        "",
+        "Play a Teams user from another terminal (tests/sandbox/README.md has them all):",
+        "  .venv/bin/python -m tests.sandbox.act post Structured Edsger 'Hello from Teams'",
+        "  .venv/bin/python -m tests.sandbox.act messages Structured",
+        "  .venv/bin/python -m tests.sandbox.act reply Structured Ada <message id> 'Agreed'",
+        "  .venv/bin/python -m tests.sandbox.act react Structured Ada <message id> heart",
+        "  .venv/bin/python -m tests.sandbox.act image Design Ada picture.png 'A sketch'",
+    ]
     print("\n".join(lines), flush=True)
 
     stop = asyncio.Event()
@@ -76,6 +84,7 @@ async def run(state_dir: Path, password: str) -> None:
     try:
         await stop.wait()
     finally:
+        (state_dir / "sandbox.json").unlink(missing_ok=True)
         bridge.stop()
         await sim.stop()
         synapse.stop()
