@@ -40,7 +40,7 @@ async def test_standalone_json_demo():
         assert {u["kind"] for u in data["users"]} == {"work", "personal"}
         async with ControlClient(data["url"]) as control:
             chats = await control.list_chats()
-            assert {c["kind"] for c in chats} == {"one_to_one", "group"}
+            assert {c["kind"] for c in chats} == {"one_to_one", "group", "channel"}
             assert any(c["topic"] for c in chats) and any(
                 c["kind"] == "group" and not c["topic"] for c in chats
             )
