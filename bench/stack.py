@@ -331,6 +331,10 @@ class Stack:
             # (300 s by default). 0 stops that (see docs/benchmarks.md).
             overrides["bridge.matrix_order_hold_seconds"] = 0
             self.config_notes.add("matrix_order_hold_seconds")
+        if "\n    spaces:" in example and "bridge.spaces" not in bridge.overrides:
+            # The scenarios count portal invites; a space's invite is not one of them.
+            overrides["bridge.spaces"] = False
+            self.config_notes.add("spaces")
         return build_config(
             registration=bridge.registration,
             homeserver_url=self.synapse.url,
