@@ -223,6 +223,7 @@ class TeamsBridge(Bridge):
             timeline_page=self._timeline_page,
             e2ee=lambda: self.matrix.e2ee,
             send_checkpoint=self._send_checkpoint,
+            status_events=bool(self.config["bridge.message_status_events"]),
         )
 
     async def start(self) -> None:

@@ -115,6 +115,9 @@ class Services:
     e2ee: Callable[[], EncryptionManager | None]
     # Posts a checkpoint when an endpoint is configured (else does nothing).
     send_checkpoint: Callable[[MessageSendCheckpoint], Awaitable[None]]
+    # Whether each outcome is also told to the room as a `com.beeper.message_send_status`
+    # (`bridge.message_status_events`): one more event for the homeserver per message.
+    status_events: bool = True
 
 
 HANDLER_KINDS = ("text", "media", "edit", "reaction", "redaction")
@@ -394,7 +397,8 @@ class DeliveryWorker:
         """Store how the delivery of ``row`` ended, and tell the room.
 
         `Sent`: the event is mapped to the new Teams message and marked done, in one write.
-        `Done`: marked done. Both get a ``SUCCESS`` message send status. `Skipped`: marked
+        `Done`: marked done. Both get a ``SUCCESS`` message send status (when status events
+        are on). `Skipped`: marked
         failed with the reason, and only logged. `Failed`: marked failed, and the room gets
         a ``FAIL_PERMANENT`` status and a notice saying why.
         """
@@ -443,7 +447,8 @@ class DeliveryWorker:
         """Queue what the room (and the checkpoint endpoint) is told about ``row``."""
         ok = not isinstance(outcome, Failed)
         reason = outcome.reason if isinstance(outcome, Failed) else None
-        self._reports.put_nowait(("the message status", lambda: self._send_status(row, reason)))
+        if self.services.status_events:
+            self._reports.put_nowait(("the message status", lambda: self._send_status(row, reason)))
         if reason is not None:
             text = f"Your message could not be delivered to Teams: {reason}"
             self._reports.put_nowait(("the failure notice", lambda: self._notice(text)))

@@ -67,6 +67,7 @@ class Room:
         once: dict[str, list[BaseException]] | None = None,
         results: dict[str, Result] | None = None,
         e2ee: Any = None,
+        status_events: bool = True,
     ) -> None:
         self.mxid = ROOM
         self.thread_id = CHAT
@@ -116,6 +117,7 @@ class Room:
             timeline_page=None,  # type: ignore[arg-type]
             e2ee=lambda: e2ee,
             send_checkpoint=send_checkpoint,
+            status_events=status_events,
         )
         self.delivery = DeliveryWorker(
             self,
@@ -347,6 +349,19 @@ async def test_each_outcome_is_recorded_once_and_only_failures_are_told(database
         "$redaction": ("REMOTE", "SUCCESS"),
         "$image": ("REMOTE", "SUCCESS"),
         "$refused": ("REMOTE", "PERM_FAILURE"),
+    }
+
+
+async def test_without_status_events_only_failures_are_told_by_a_notice(database: Database):
+    await _store("$post", 1, TEXT)
+    await _store("$refused", 2, TEXT)
+    room = Room(always={"$refused": TeamsError(403, "Forbidden", "x")}, status_events=False)
+    await _run_until_finished(room, "$post", "$refused")
+    assert [kind for kind, _ in room.told] == ["notice"]
+    assert room.statuses("$post") == room.statuses("$refused") == []
+    assert {c.event_id: c.status.value for c in room.checkpoints} == {
+        "$post": "SUCCESS",
+        "$refused": "PERM_FAILURE",
     }
 
 

@@ -160,8 +160,9 @@ async def test_an_event_that_cannot_be_converted_fails_alone(
     backend, synapse, bridge_factory, control, matrix_user
 ):
     reg, me, ada, chat, room, bridge, dm = await _setup(
-        synapse, backend, bridge_factory, control, matrix_user, "Poison"
-    )
+        synapse, backend, bridge_factory, control, matrix_user, "Poison",
+        overrides={"bridge.message_status_events": True},
+    )  # fmt: skip
     # The homeserver takes a sticker whose msgtype is a list.
     poison = await matrix_user.client.send_message_event(
         room,

@@ -393,7 +393,7 @@ async def test_over_limit_files_get_a_notice_on_the_sending_side(
     limit = 64 * 1024
     reg, me, ada, chat, room, direct = await _setup(
         synapse, backend, bridge_factory, control, matrix_user,
-        overrides={"bridge.max_file_size": limit},
+        overrides={"bridge.max_file_size": limit, "bridge.message_status_events": True},
     )  # fmt: skip
     ada_puppet = puppet_mxid(reg, ada["mri"])
 
