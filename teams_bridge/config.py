@@ -107,6 +107,7 @@ class Config(BaseBridgeConfig):
         copy("bridge.private_chat_portal_meta")
         copy("bridge.spaces")
         copy("bridge.message_status_events")
+        copy("bridge.uvloop")
         copy("bridge.sync_direct_chat_list")
         copy("bridge.command_prefix")
         copy("bridge.max_file_size")

@@ -190,6 +190,7 @@ CHECKS: list[tuple[str, Check]] = [
     ("bridge.private_chat_portal_meta", boolean),
     ("bridge.spaces", boolean),
     ("bridge.message_status_events", boolean),
+    ("bridge.uvloop", boolean),
     ("bridge.sync_direct_chat_list", boolean),
     ("bridge.command_prefix", text),
     ("bridge.max_file_size", integer(1)),

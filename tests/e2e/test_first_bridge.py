@@ -31,6 +31,7 @@ async def test_login_portals_and_text_both_ways(
 
     bridge = bridge_factory()
     await bridge.astart()
+    assert "Using uvloop for asyncio" in bridge.log_text()  # bridge.uvloop, on by default
     dm = await login_through_bot(matrix_user, reg, control, me["mri"])
 
     # Portals: the named group, the unnamed group (named after its members), the 1:1.
