@@ -33,6 +33,7 @@ from .teams import (
 if TYPE_CHECKING:
     from .__main__ import TeamsBridge
     from .directory import Directory
+    from .teams import Conversation
 
 BRIDGED_KINDS = {
     ConversationKind.ONE_TO_ONE,
@@ -279,7 +280,8 @@ class User(dbm.User, BaseUser):
             self.log.info("Resync done: %d messages fetched", total)
 
     async def _sync_chats(self) -> None:
-        """Create or refresh portals for the user's recent chats."""
+        """Create or refresh portals for the user's recent chats. When rooms are to be made,
+        the management room says so first (each arrives as an invite) and when it is done."""
         assert self.client is not None
         limit = self.config["bridge.initial_chat_sync"]
         try:
@@ -287,6 +289,7 @@ class User(dbm.User, BaseUser):
         except Exception:
             self.log.exception("Failed to list Teams chats")
             return
+        portals: list[tuple[Portal, Conversation]] = []
         for conversation in conversations[:limit]:
             if conversation.kind not in BRIDGED_KINDS:
                 continue
@@ -295,10 +298,35 @@ class User(dbm.User, BaseUser):
                 portal = await Portal.for_conversation(
                     conversation.id, self.mri, one_to_one=one_to_one, create=True
                 )
-                if portal:
-                    await portal.sync_with_teams(self, conversation)
+            except Exception:
+                self.log.exception("Failed to load the portal of chat %s", conversation.id)
+                continue
+            if portal:
+                portals.append((portal, conversation))
+        new = sum(1 for portal, _ in portals if not portal.mxid)
+        if new:
+            await self.send_management_notice(
+                f"Setting up {_chats(new)} from Teams: you will be invited to a room for each"
+                + (" (and to a space holding them)." if self.spaces.enabled else ".")
+            )
+        made = 0
+        for portal, conversation in portals:
+            had_room = bool(portal.mxid)
+            try:
+                await portal.sync_with_teams(self, conversation)
             except Exception:
                 self.log.exception("Failed to sync chat %s", conversation.id)
+            made += bool(portal.mxid) and not had_room
+        if new:
+            failed = new - made
+            await self.send_management_notice(
+                f"Your Teams chats are set up: {_chats(made)} made"
+                + (
+                    f", {failed} could not be (they are tried again at the next start)."
+                    if failed
+                    else "."
+                )
+            )
 
     # -- management room ---------------------------------------------------------------------
 
@@ -309,3 +337,7 @@ class User(dbm.User, BaseUser):
             await self.az.intent.send_notice(self.management_room, text)
         except Exception:
             self.log.warning("Failed to send a notice to the management room", exc_info=True)
+
+
+def _chats(count: int) -> str:
+    return f"{count} chat" if count == 1 else f"{count} chats"

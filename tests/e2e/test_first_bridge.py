@@ -41,6 +41,9 @@ async def test_login_portals_and_text_both_ways(
         invites[room_id] = matrix_user.invites[room_id]
     by_name = {inv.name: room_id for room_id, inv in invites.items()}
     assert "Analytical Engine" in by_name
+    # The bot said the invites would come, and when they all had.
+    await matrix_user.wait_for_notice(dm, contains="Setting up 3 chats from Teams")
+    await matrix_user.wait_for_notice(dm, contains="Your Teams chats are set up: 3 chats made.")
     assert "Ada Lovelace, Bob Babbage" in by_name
     group_room = by_name["Analytical Engine"]
     direct_room = by_name["Ada Lovelace"]
