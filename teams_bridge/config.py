@@ -98,6 +98,7 @@ class Config(BaseBridgeConfig):
         copy("bridge.displayname_template")
         copy("bridge.avatar_refresh_hours")
         copy("bridge.initial_chat_sync")
+        copy("bridge.backfill.initial_messages")
         copy("bridge.portal_queue_size")
         copy("bridge.cache.portals")
         copy("bridge.cache.puppets")

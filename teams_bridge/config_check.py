@@ -182,6 +182,7 @@ CHECKS: list[tuple[str, Check]] = [
     ("bridge.displayname_template", template("{displayname}")),
     ("bridge.avatar_refresh_hours", number(0)),
     ("bridge.initial_chat_sync", integer(0)),
+    ("bridge.backfill.initial_messages", integer(0)),
     ("bridge.portal_queue_size", integer(1)),
     ("bridge.cache.portals", integer(0)),
     ("bridge.cache.puppets", integer(0)),

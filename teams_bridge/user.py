@@ -35,6 +35,10 @@ if TYPE_CHECKING:
     from .directory import Directory
     from .teams import Conversation
 
+# With this many new rooms or more, the management room hears how far the sync is, every
+# this many rooms.
+PROGRESS_EVERY = 10
+
 BRIDGED_KINDS = {
     ConversationKind.ONE_TO_ONE,
     ConversationKind.GROUP,
@@ -222,7 +226,14 @@ class User(dbm.User, BaseUser):
             await puppet.update_name(info.display_name, "profile")
             puppet.schedule_avatar_sync(client)
             client.start_trouter(self._on_event, self._on_trouter_state, self._resync)
-            self._sync_task = asyncio.create_task(self._sync_chats())
+            self.start_chat_sync()
+
+    def start_chat_sync(self) -> bool:
+        """Sync the chat list in the background; False when a sync is running already."""
+        if self.client is None or (self._sync_task is not None and not self._sync_task.done()):
+            return False
+        self._sync_task = asyncio.create_task(self._sync_chats())
+        return True
 
     async def disconnect(self) -> None:
         client, self.client = self.client, None
@@ -317,6 +328,8 @@ class User(dbm.User, BaseUser):
             except Exception:
                 self.log.exception("Failed to sync chat %s", conversation.id)
             made += bool(portal.mxid) and not had_room
+            if new >= PROGRESS_EVERY and not had_room and made and made % PROGRESS_EVERY == 0:
+                await self.send_management_notice(f"History: {made} of {new} chats")
         if new:
             failed = new - made
             await self.send_management_notice(

@@ -140,7 +140,7 @@ class Inbound:
         if not message.sender_mri:
             self.log.warning("Message %s has no sender; skipping", message.id)
             return
-        if not await portal.room.ensure(source):
+        if not await portal.room.ensure(source, upto=message.id):
             return
         puppet = await Puppet.get_by_mri(message.sender_mri)
         if not puppet.name:
@@ -157,6 +157,20 @@ class Inbound:
                 timestamp=message_timestamp_ms(message),
             )
             await self._record(message, part, event_id, last=part == len(parts) - 1)
+
+    async def put_history(self, source: User, limit: int, *, before: str | None) -> int:
+        """A new room made for a message that just arrived gets the chat's history first:
+        the newest ``limit`` messages older than ``before``, oldest first, each handled as
+        a live one (and its reactions as an update); how many."""
+        if source.client is None or limit <= 0:
+            return 0
+        page = await source.client.list_messages(self.portal.thread_id, limit=limit)
+        history = [m for m in page if is_history(m) and (before is None or _newer(before, m.id))]
+        for message in history:
+            await self.handle_message(source, message)
+            if message.emotions:
+                await self.portal.updates.handle(source, message)
+        return len(history)
 
     async def convert(self, source: User, message: Message) -> list[MessageEventContent]:
         """The Matrix events one Teams message becomes, in these steps:
@@ -335,6 +349,16 @@ def _call_sender(call: CallEvent) -> Sender:
     """The caller, as for the messages they write in Teams."""
     mri = call.originator
     return mri if mri and is_participant_mri(mri) else Voice.ROOM
+
+
+def is_history(message: Message) -> bool:
+    """Whether a message of the chat's past belongs in a new room's history: what was
+    said (text, files, calls), not deleted; not typing or roster changes, which tell of
+    a past the room already shows as it is now."""
+    mtype = message.message_type or ""
+    if mtype.startswith(("Control/", "ThreadActivity/")):
+        return False
+    return not message.is_deleted
 
 
 def message_timestamp_ms(message: Message) -> int:

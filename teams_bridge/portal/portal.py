@@ -33,7 +33,7 @@ from ..puppet import Puppet
 from ..teams import EventMessage as TeamsEventMessage
 from ..teams import ResourceType, is_channel_id
 from .channels import Threads
-from .inbound import Inbound
+from .inbound import Inbound, is_history
 from .key import PortalKey
 from .matrix_events import MatrixEvents
 from .media import Media
@@ -55,11 +55,11 @@ CATCH_UP_PAGE = 200
 INBOUND_ATTEMPTS = 12
 
 
-def synthetic_event(message: Message) -> TeamsEventMessage:
-    """Wrap a message fetched over REST so it takes the same path as a pushed one."""
-    return TeamsEventMessage(
-        id=None, resource_type=ResourceType.NEW_MESSAGE, time=None, resource=message
-    )
+def synthetic_event(message: Message, *, update: bool = False) -> TeamsEventMessage:
+    """Wrap a message fetched over REST so it takes the same path as a pushed one (as a
+    new message, or as an update of it)."""
+    kind = ResourceType.MESSAGE_UPDATE if update else ResourceType.NEW_MESSAGE
+    return TeamsEventMessage(id=None, resource_type=kind, time=None, resource=message)
 
 
 class Portal(dbm.Portal, BasePortal):
@@ -270,6 +270,27 @@ class Portal(dbm.Portal, BasePortal):
             if count:
                 self.log.info("Catching up %d messages after %s", count, self.last_message_id)
             return count
+
+    async def backfill(self, source: User, limit: int) -> int:
+        """Put the chat's history into its new room: the newest ``limit`` messages (after
+        the cursor, when a backfill cut short goes on), oldest first, through the same
+        queue and handlers as live events, which wait behind them. Returns once they are
+        in the room; how many were queued."""
+        if source.client is None or not self.mxid or limit <= 0:
+            return 0
+        async with self._catchup_lock:
+            self._ensure_worker()
+            await self._queue.join()
+            after = self.last_message_id
+            page = await source.client.list_messages(self.thread_id, after_id=after, limit=limit)
+            history = [m for m in page if is_history(m)]
+            for message in history:
+                await self._queue.put((source, synthetic_event(message)))
+                if message.emotions:
+                    # Its reactions, worked out as for a live update of the message.
+                    await self._queue.put((source, synthetic_event(message, update=True)))
+        await self._queue.join()
+        return len(history)
 
     async def _run_queue(self) -> None:
         while True:

@@ -76,6 +76,8 @@ class Room:
         self.log = portal.log
         self._lock = asyncio.Lock()
         self._known_users: set[UserID] = set()
+        # Users not invited yet because the room's history is being put in.
+        self._held: set[UserID] = set()
 
     def is_idle(self) -> bool:
         return not self._lock.locked()
@@ -83,8 +85,12 @@ class Room:
     # -- creating and keeping the room -----------------------------------------------------
 
     async def sync_with_teams(self, source: User, conversation: Conversation) -> None:
-        """Make sure the room exists, is up to date and the user is in it."""
+        """Make sure the room exists, is up to date and the user is in it. A new room gets
+        the chat's recent history (`bridge.backfill.initial_messages`) before the user is
+        invited; so does a room whose making was cut short (its user never invited)."""
         portal = self.portal
+        history = int(portal.config["bridge.backfill.initial_messages"])
+        backfill = False
         async with self._lock:
             before = (portal.kind, portal.topic, portal.team_id, portal.team_name)
             portal.kind = KIND_NAMES.get(conversation.kind, "group")
@@ -93,24 +99,39 @@ class Room:
             if conversation.kind is ConversationKind.CHANNEL:
                 self._remember_team(conversation.team_id, conversation.team_name)
             if not portal.mxid:
-                if conversation.last_message and portal.last_message_id is None:
-                    # History before the room existed is not replayed (no backfill yet);
-                    # catch-up starts from here.
+                if history <= 0 and conversation.last_message and portal.last_message_id is None:
+                    # No history wanted: catch-up starts from the chat's newest message.
                     portal.inbound.start_cursor_at(conversation.last_message.id)
-                await self._create(source, conversation.members)
+                await self._create(source, conversation.members, invite=history <= 0)
+                backfill = history > 0
             else:
                 if (portal.kind, portal.topic, portal.team_id, portal.team_name) != before:
                     await portal.save()
-                await self._ensure_user_invited(source)
+                if history > 0 and not await portal.has_user(source.mxid):
+                    # Made, but the bridge stopped before its history was in: go on from
+                    # the last message bridged, then invite.
+                    self._held.add(source.mxid)
+                    backfill = True
+                else:
+                    await self._ensure_user_invited(source)
                 await self._refresh(source)
-                await source.spaces.add(portal)
+                if not backfill:
+                    await source.spaces.add(portal)
+        if backfill:
+            try:
+                count = await portal.backfill(source, history)
+                self.log.info("Backfilled %d messages", count)
+            finally:
+                await self._invite(source)
         await portal.add_user(source.mxid)
 
-    async def ensure(self, source: User) -> RoomID | None:
-        """Used when the first event of a chat arrives: create the room from Teams' data."""
+    async def ensure(self, source: User, upto: str | None = None) -> RoomID | None:
+        """Used when the first event of a chat arrives: create the room from Teams' data,
+        with the chat's history before ``upto`` (the message that arrived) in it before the
+        user is invited."""
         portal = self.portal
         if portal.mxid:
-            if source.mxid not in self._known_users:
+            if source.mxid not in self._known_users and source.mxid not in self._held:
                 await self._ensure_user_invited(source)
                 await portal.add_user(source.mxid)
             return portal.mxid
@@ -121,7 +142,13 @@ class Room:
                 portal.kind = "one_to_one"
             elif portal.is_channel:
                 portal.kind = "channel"
-            await self._create(source, [])
+            history = int(portal.config["bridge.backfill.initial_messages"])
+            await self._create(source, [], invite=history <= 0)
+        if history > 0:
+            try:
+                await portal.inbound.put_history(source, history, before=upto)
+            finally:
+                await self._invite(source)
         await portal.add_user(source.mxid)
         return portal.mxid
 
@@ -232,7 +259,7 @@ class Room:
         portal.team_id = team_id or portal.team_id
         portal.team_name = team_name or portal.team_name
 
-    async def _create(self, source: User, hint: list[str]) -> None:
+    async def _create(self, source: User, hint: list[str], *, invite: bool = True) -> None:
         portal = self.portal
         members, thread = await self.fetch_members(source, hint)
         if thread and thread.topic:
@@ -305,10 +332,26 @@ class Room:
         portal.directory.portal_stored(portal)
         await _bounded([self._join(j, room_id) for j in joiners])
         # Only a complete room is shown to the user: members, name, avatar, power levels
-        # and bridge state are all in place before the invite.
-        await intent.invite_user(
-            room_id, source.mxid, extra_content={"is_direct": True} if portal.is_direct else None
-        )
+        # and bridge state (and, when wanted, the history) are all in place before the
+        # invite.
+        if invite:
+            await self._invite(source)
+        else:
+            self._held.add(source.mxid)
+
+    async def _invite(self, source: User) -> None:
+        portal = self.portal
+        assert portal.mxid
+        self._held.discard(source.mxid)
+        try:
+            await portal.main_intent.invite_user(
+                portal.mxid,
+                source.mxid,
+                extra_content={"is_direct": True} if portal.is_direct else None,
+            )
+        except MatrixRequestError as e:
+            # Already invited or joined (a backfill cut short after its invite).
+            self.log.debug("Invite of %s not needed or failed: %s", source.mxid, e)
         self._known_users.add(source.mxid)
         await source.spaces.add(portal)
 

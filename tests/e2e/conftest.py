@@ -49,13 +49,18 @@ async def bridge_factory(
 ) -> Callable[..., BridgeProcess]:
     """`make(permissions=None, overrides=None)`: a configured, not yet started bridge.
 
-    Spaces are off unless a test turns them on (``{"bridge.spaces": True}``): their invites
-    would otherwise be among the portal invites every test waits for."""
+    Spaces and history are off unless a test turns them on (``{"bridge.spaces": True}``,
+    ``{"bridge.backfill.initial_messages": 50}``): their invites and events would otherwise
+    be among the ones every test waits for and counts."""
     processes: list[BridgeProcess] = []
     registration = synapse.appservices[backend]
 
     def make(**kwargs) -> BridgeProcess:
-        kwargs["overrides"] = {"bridge.spaces": False, **(kwargs.get("overrides") or {})}
+        kwargs["overrides"] = {
+            "bridge.spaces": False,
+            "bridge.backfill.initial_messages": 0,
+            **(kwargs.get("overrides") or {}),
+        }
         workdir = tmp_path / f"bridge{len(processes)}"
         config = build_config(
             registration=registration,
