@@ -30,7 +30,7 @@ def test_only_the_kept_builtins_remain_each_behind_its_check():
         assert isinstance(handler, PortalAdminCommand) == (rule == "portal-admin"), name
     assert all(not is_builtin(h) or h.name in KEPT for h in command_aliases.values())
     own = {name for name, h in command_handlers.items() if not is_builtin(h)}
-    assert own == {"login", "login-refresh", "cancel", "logout", "ping"}
+    assert own == {"login", "login-refresh", "cancel", "logout", "ping", "sync"}
 
 
 def test_portal_commands_are_listed_only_for_those_who_may_run_them():
