@@ -41,7 +41,8 @@ SYNC_FILTER = json.dumps(
 class MatrixError(RuntimeError):
     def __init__(self, status: int, body: Any) -> None:
         errcode = body.get("errcode") if isinstance(body, dict) else None
-        super().__init__(f"homeserver answered {status} {errcode or ''}".strip())
+        error = body.get("error") if isinstance(body, dict) else None
+        super().__init__(f"homeserver answered {status} {errcode or ''} {error or ''}".strip())
         self.status = status
         self.body = body
 

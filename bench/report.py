@@ -94,6 +94,20 @@ def rows(results: dict[str, Any]) -> list[list[str]]:
                 _verdict(r >= TARGETS["throughput_ratio"]),
             ]
         )
+    hist = s.get("history")
+    if hist:
+        r = hist["ratio"]
+        out.append(
+            [
+                "6",
+                f"History into new rooms ({hist['chats']} chats × {hist['messages_per_chat']} msgs)",
+                f"{hist['bridge_msgs_per_s']:.1f} msg/s",
+                f"{hist['baseline_msgs_per_s']:.1f} msg/s",
+                f"× {r:.2f}",
+                f"≥ × {TARGETS['throughput_ratio']}",
+                _verdict(r >= TARGETS["throughput_ratio"]),
+            ]
+        )
     scale = s.get("scale")
     if scale:
         n = scale["users"]

@@ -23,13 +23,14 @@ from .stack import REPO, Stack
 
 log = logging.getLogger("bench")
 
-SCENARIOS = ("latency", "throughput", "m2t", "scale", "cpu")
+SCENARIOS = ("latency", "throughput", "m2t", "scale", "cpu", "history")
 SCENARIO_HELP = {
     "latency": "1: Teams -> Matrix latency",
     "throughput": "2: Teams -> Matrix throughput (+ CPU per message)",
     "m2t": "3: Matrix -> Teams latency and throughput (+ CPU per message)",
     "scale": "4: many users: memory and start-up",
     "cpu": "5: py-spy profile of the bridge in both directions",
+    "history": "6: history in new rooms (a fresh bridge, a login with chats of messages)",
 }
 
 # (full, quick)
@@ -42,6 +43,8 @@ SIZES: dict[str, tuple[int, int]] = {
     "scale_users": (200, 3),
     "scale_chats": (10, 2),
     "profile_messages": (300, 20),
+    "history_chats": (20, 2),
+    "history_messages": (50, 5),
 }
 
 
@@ -147,7 +150,7 @@ def _synapse_version() -> str:
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
-    from .scenarios import common, cpu, matrix_to_teams, scale, teams_to_matrix
+    from .scenarios import common, cpu, history, matrix_to_teams, scale, teams_to_matrix
 
     began = time.monotonic()
     load_before = os.getloadavg()
@@ -212,6 +215,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     f"{args.scale_users * args.scale_chats} rooms would take Synapse longer "
                     "than the whole run may."
                 )
+        if "history" in wanted:
+            log.info("scenario 6: history, %d chats x %d messages", args.history_chats,
+                     args.history_messages)  # fmt: skip
+            result = await attempt(
+                "history", history.run(stack, args.history_chats, args.history_messages)
+            )
+            if result is not None:
+                scen["history"] = result
     except Exception as e:
         log.exception("the benchmark stack failed")
         errors["stack"] = f"{type(e).__name__}: {e}"

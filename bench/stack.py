@@ -242,6 +242,7 @@ class Stack:
         regdir = self.workdir / "appservices"
         bench = write_registration(regdir, "bench", "teamsbench", SERVER_NAME)
         scale = write_registration(regdir, "scale", "teamsscale", SERVER_NAME)
+        history = write_registration(regdir, "history", "teamshistory", SERVER_NAME)
         noop = write_registration(regdir, "noop", "benchnoop", SERVER_NAME)
         # The no-op listener: its ghosts sit in baseline rooms shaped like the portal rooms,
         # and Synapse hands it their events as it hands the bridge a portal's. It is not
@@ -258,9 +259,9 @@ class Stack:
             data.pop(key, None)
         noop.path.write_text(json.dumps(data, indent=2) + "\n")
         self.noop_reg = noop
-        for name, reg in (("bench", bench), ("scale", scale)):
+        for name, reg in (("bench", bench), ("scale", scale), ("history", history)):
             self.bridges[name] = Bridge(name, reg, "")
-        return [bench.path, scale.path, noop.path]
+        return [bench.path, scale.path, history.path, noop.path]
 
     async def start(self) -> None:
         began = time.monotonic()

@@ -59,9 +59,15 @@ async def bounded_gather(limit: int, coros: list[Any]) -> list[Any]:
 
 
 async def login_with_bot(
-    stack: Stack, bridge: Bridge, user: SyncingUser, mri: str, timeout: float = 120
+    stack: Stack,
+    bridge: Bridge,
+    user: SyncingUser,
+    mri: str,
+    timeout: float = 120,
+    on_approve: Any = None,
 ) -> str:
-    """Open a DM with the bot, send `login`, approve the device code as `mri`."""
+    """Open a DM with the bot, send `login`, approve the device code as `mri`
+    (``on_approve`` gets the monotonic time just before the approval)."""
     assert stack.control
     bot = bridge.registration.bot_mxid
     dm = await user.api.create_room(preset="trusted_private_chat", is_direct=True, invite=[bot])
@@ -71,6 +77,8 @@ async def login_with_bot(
     found = CODE_RE.search(prompt.body or "")
     if not found:
         raise RuntimeError("the bot's login prompt has no code")
+    if on_approve is not None:
+        on_approve(time.monotonic())
     await stack.control.approve_device_code(found.group(1), mri)
     await user.wait_message(dm, sender=bot, contains="Successfully logged in", timeout=timeout)
     return dm

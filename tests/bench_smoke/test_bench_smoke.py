@@ -30,6 +30,8 @@ SIZES = {
     "--scale-users": 2,
     "--scale-chats": 1,
     "--profile-messages": 2,
+    "--history-chats": 1,
+    "--history-messages": 2,
 }
 
 
@@ -74,7 +76,12 @@ def test_every_scenario_runs_and_reports(tmp_path: Path) -> None:
         "m2t_throughput",
         "scale",
         "cpu_profile",
+        "history",
     }
+    history = s["history"]
+    assert (history["chats"], history["messages_per_chat"]) == (1, 2), history
+    assert positive(history["bridge_s"]) and positive(history["baseline_s"]), history
+    assert positive(history["ratio"]), history
 
     for key, samples in (("t2m_latency", 2), ("m2t_latency", 2)):
         latency = s[key]

@@ -1,0 +1,112 @@
+"""Scenario 6: history in new rooms. A user with `chats` chats of `messages` messages each
+logs in to a fresh bridge, which makes a room per chat and puts each chat's history in
+before inviting the user. Baseline: the same work done directly through the appservice API
+in the same run: a room per chat made by one sender's ghost with the other joined, then the
+same message content sent as those ghosts, one chat after the other, one message at a time
+(as the bridge does), with the Teams times as `ts`."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+from urllib.parse import quote
+
+from ..matrix import Api, SyncingUser
+from ..stack import Stack
+from .common import bounded_gather, login_with_bot, marker
+from .teams_to_matrix import same_as_bridged
+
+log = logging.getLogger("bench.history")
+
+
+async def run(stack: Stack, chats: int, messages: int) -> dict[str, Any]:
+    assert stack.control and stack.session and stack.synapse
+    control = stack.control
+    me_teams = await control.create_user("History Reader", "work")
+    senders = [await control.create_user(f"History Sender {i}", "work") for i in range(2)]
+    seeded: list[tuple[str, list[tuple[str, str, int]]]] = []  # chat id, (sender, html, ts)
+    markers: list[str] = []
+    for k in range(chats):
+        chat = await control.create_chat(
+            "group", [me_teams["mri"], *(s["mri"] for s in senders)], f"History {k:02d}"
+        )
+        sent = []
+        for n in range(messages):
+            who = senders[n % 2]["mri"]
+            m = marker()
+            markers.append(m)
+            html = f"<p>history {m}</p>"
+            posted = await control.post_message(chat["id"], sender=who, content=html)
+            sent.append((who, html, int(posted["id"])))
+        seeded.append((chat["id"], sent))
+
+    bridge = stack.bridges["history"]
+    bridge.overrides = {
+        "bridge.initial_chat_sync": chats,
+        "bridge.backfill.initial_messages": messages,
+    }
+    await stack.start_bridge("history")
+    user_id, token = await stack.register_user(f"history_{marker().lower()}")
+    me = SyncingUser(Api(stack.session, stack.synapse.url, token), user_id)
+    await me.start()
+    try:
+        # Timed from the approval of the login (the chat sync starts with it) until every
+        # room's invite, which comes once its history is in.
+        started: list[float] = []
+        await login_with_bot(stack, bridge, me, me_teams["mri"], on_approve=started.append)
+        t0 = started[0]
+        invites = await me.wait_invites(chats, timeout=120 + chats * messages * 0.5)
+        bridge_s = time.monotonic() - t0
+        rooms = [inv.room_id for inv in invites if (inv.name or "").startswith("History ")]
+        await bounded_gather(4, [me.api.join(r) for r in rooms])
+        await me.wait_markers(markers, timeout=120)
+        log.info("history: %d chats x %d messages in %.1fs", chats, messages, bridge_s)
+
+        # The baseline: the same rooms and sends, directly.
+        as_api = Api(stack.session, stack.synapse.url, bridge.registration.as_token)
+        ghosts = [bridge.puppet_mxid(s["mri"]) for s in senders]
+        t1 = time.monotonic()
+        for _chat_id, sent in seeded:
+            room = (
+                await as_api.call(
+                    "POST",
+                    "/_matrix/client/v3/createRoom",
+                    {"name": "Baseline", "preset": "private_chat", "invite": ghosts[1:]},
+                    as_user=ghosts[0],
+                )
+            )["room_id"]
+            for ghost in ghosts[1:]:
+                await as_api.join(room, as_user=ghost)
+            for who, _html, ts in sent:
+                m = marker()
+                await as_api.call(
+                    "PUT",
+                    f"/_matrix/client/v3/rooms/{quote(room, safe='')}/send/m.room.message/{m}",
+                    same_as_bridged(f"<p>history {m}</p>"),
+                    as_user=bridge.puppet_mxid(who),
+                    params={"ts": str(ts)},
+                )
+            # As the bridge does: the user is invited once the history is in.
+            await as_api.call(
+                "POST",
+                f"/_matrix/client/v3/rooms/{quote(room, safe='')}/invite",
+                {"user_id": user_id},
+                as_user=ghosts[0],
+            )
+        baseline_s = time.monotonic() - t1
+        log.info("history baseline: %.1fs", baseline_s)
+    finally:
+        await me.stop()
+        await stack.stop_bridge("history")
+    total = chats * messages
+    return {
+        "chats": chats,
+        "messages_per_chat": messages,
+        "messages": total,
+        "bridge_s": round(bridge_s, 3),
+        "baseline_s": round(baseline_s, 3),
+        "ratio": round(baseline_s / bridge_s, 3),
+        "bridge_msgs_per_s": round(total / bridge_s, 2),
+        "baseline_msgs_per_s": round(total / baseline_s, 2),
+    }
