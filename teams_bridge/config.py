@@ -23,6 +23,7 @@ RETIRED_EXAMPLE_COMMENTS = frozenset(
         "The maximum body size of appservice API requests (from the homeserver) in mebibytes.",
         "When the homeserver delivers an appservice transaction late (e.g. after it restarted),",
         "messages from later transactions wait this long for it, so they reach Teams in order.",
+        "Whether to update m.direct for the user's direct chats (needs double puppeting).",
     }
 )
 
@@ -110,6 +111,9 @@ class Config(BaseBridgeConfig):
         copy("bridge.message_status_events")
         copy("bridge.uvloop")
         copy("bridge.sync_direct_chat_list")
+        copy("bridge.login_shared_secret_map")
+        copy("bridge.double_puppet_server_map")
+        copy("bridge.double_puppet_allow_discovery")
         copy("bridge.command_prefix")
         copy("bridge.max_file_size")
         copy("bridge.media_temp_dir")

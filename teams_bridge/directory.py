@@ -265,6 +265,14 @@ class Directory:
             self._puppet_by_custom[puppet.custom_mxid] = mri
         return puppet
 
+    def puppet_saved(self, puppet: Puppet) -> None:
+        """A puppet was stored: its double puppet may have come or gone."""
+        for mxid, mri in list(self._puppet_by_custom.items()):
+            if mri == puppet.mri and mxid != puppet.custom_mxid:
+                del self._puppet_by_custom[mxid]
+        if puppet.custom_mxid:
+            self._puppet_by_custom[puppet.custom_mxid] = puppet.mri
+
     def cached_puppet(self, mri: str) -> Puppet | None:
         return self._puppets.cached(mri)
 

@@ -73,7 +73,8 @@ class MatrixHandler(BaseMatrixHandler):
             return False
         forget_in_logs(body, prefix)
         redacted = False
-        for intent in self._room_intents(portal):
+        user = await self.bridge.get_user(evt.sender)
+        for intent in self._room_intents(portal) + await self._own_intents(user, command, body):
             try:
                 await intent.redact(evt.room_id, evt.event_id, reason="contained a secret")
                 redacted = True
@@ -86,7 +87,6 @@ class MatrixHandler(BaseMatrixHandler):
                     intent.mxid,
                     type(e).__name__,
                 )
-        user = await self.bridge.get_user(evt.sender)
         allowed = user is not None and await self.allow_command(user)
         notes = []
         if not allowed:
@@ -107,6 +107,21 @@ class MatrixHandler(BaseMatrixHandler):
         intents = [self.az.intent]
         if portal is not None and portal.main_intent is not self.az.intent:
             intents.append(portal.main_intent)
+        return intents
+
+    async def _own_intents(self, user: User | None, command: str, body: str) -> list[IntentAPI]:
+        """Where the bot may not redact (a room the user made, without power for the bot),
+        the user's own account may: through their double puppet, or, for `login-matrix`,
+        the access token the message gives."""
+        if user is None:
+            return []
+        intents = []
+        puppet = await user.double_puppet()
+        if puppet is not None:
+            intents.append(puppet.intent)
+        words = body.split()
+        if command == "login-matrix" and len(words) >= 2:
+            intents.append(self.az.intent.user(user.mxid, words[-1]))
         return intents
 
     async def _notice(self, room_id: RoomID, text: str, portal: Portal | None) -> None:

@@ -100,6 +100,11 @@ class Puppet(dbm.Puppet, BasePuppet):
         cls.hs_domain = cls.config["homeserver.domain"]
         cls.mxid_template = f"@{cls.config['bridge.username_template']}:{cls.hs_domain}"
         cls.login_device_name = "Teams bridge"
+        secrets = cls.config["bridge.login_shared_secret_map"] or {}
+        cls.login_shared_secret_map = {str(k): str(v).encode() for k, v in secrets.items()}
+        servers = cls.config["bridge.double_puppet_server_map"] or {}
+        cls.homeserver_url_map = {str(k): URL(str(v)) for k, v in servers.items()}
+        cls.allow_discover_url = bool(cls.config["bridge.double_puppet_allow_discovery"])
         return (puppet.try_start() async for puppet in cls.all_with_custom_mxid())
 
     def is_idle(self) -> bool:
@@ -113,6 +118,7 @@ class Puppet(dbm.Puppet, BasePuppet):
 
     async def save(self) -> None:
         await self.update()
+        self.directory.puppet_saved(self)
 
     @classmethod
     def get_mxid_from_mri(cls, mri: str) -> UserID:

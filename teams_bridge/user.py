@@ -122,6 +122,33 @@ class User(dbm.User, BaseUser):
             return None
         return await Puppet.get_by_mri(self.mri)
 
+    async def get_direct_chats(self) -> dict[UserID, list[RoomID]]:
+        """The user's 1:1 rooms by the other person's ghost (for ``m.direct``)."""
+        dms: dict[UserID, list[RoomID]] = {}
+        for row in await Portal.for_user(self.mxid):
+            if row.kind == "one_to_one" and row.mxid and row.other_user_mri:
+                ghost = Puppet.get_mxid_from_mri(row.other_user_mri)
+                dms.setdefault(ghost, []).append(row.mxid)
+        return dms
+
+    async def double_puppet(self) -> Puppet | None:
+        """The user's own puppet when it acts as the user's Matrix account."""
+        puppet = await self.get_puppet()
+        return (
+            puppet if puppet and puppet.is_real_user and puppet.custom_mxid == self.mxid else None
+        )
+
+    async def _auto_double_puppet(self, puppet: Puppet) -> None:
+        """Turn double puppeting on by itself where the config lets the bridge log in as
+        the user (``bridge.login_shared_secret_map``)."""
+        if puppet.custom_mxid == self.mxid or not Puppet.can_auto_login(self.mxid):
+            return
+        try:
+            await puppet.switch_mxid("auto", self.mxid)
+            self.log.info("Double puppeting is on")
+        except Exception as e:
+            self.log.warning("Could not turn on double puppeting: %s", e)
+
     async def get_portal_with(self, puppet: Puppet, create: bool = True) -> Portal | None:
         # Starting new chats from Matrix comes with the chat commands.
         return None
@@ -166,6 +193,10 @@ class User(dbm.User, BaseUser):
         if self.login_task and not self.login_task.done():
             self.login_task.cancel()
         await self.disconnect()
+        puppet = await self.double_puppet()
+        if puppet is not None:
+            # The Teams account is no longer this Matrix user's: nor is its puppet.
+            await puppet.switch_mxid(None, None)
         self.directory.note_user_mri(self, None)
         self.credentials = None
         await self.update()
@@ -225,6 +256,7 @@ class User(dbm.User, BaseUser):
             puppet = await Puppet.get_by_mri(info.mri)
             await puppet.update_name(info.display_name, "profile")
             puppet.schedule_avatar_sync(client)
+            await self._auto_double_puppet(puppet)
             client.start_trouter(self._on_event, self._on_trouter_state, self._resync)
             self.start_chat_sync()
 
@@ -265,8 +297,17 @@ class User(dbm.User, BaseUser):
     async def _on_event(self, evt: EventMessage) -> None:
         """Route a Trouter event to its portal's queue; awaiting it slows the reader."""
         ref = evt.conversation_ref
-        if ref is None or evt.conversation is not None:
-            return  # no chat's, or a conversation update (nothing in it is bridged yet)
+        if ref is None:
+            return  # no chat's
+        if evt.conversation is not None:
+            # Of a conversation update only the user's own read position is bridged, and
+            # only with double puppeting (to the portal's queue, in order with messages).
+            if evt.conversation.consumption_horizon is None or await self.double_puppet() is None:
+                return
+            portal = await Portal.for_conversation(ref.id, self.mri, one_to_one=ref.one_to_one)
+            if portal is not None and portal.mxid:
+                await portal.queue_teams_event(self, evt)
+            return
         portal = await Portal.for_conversation(
             ref.id, self.mri, one_to_one=ref.one_to_one, create=ref.opens_chat
         )
@@ -330,6 +371,7 @@ class User(dbm.User, BaseUser):
             made += bool(portal.mxid) and not had_room
             if new >= PROGRESS_EVERY and not had_room and made and made % PROGRESS_EVERY == 0:
                 await self.send_management_notice(f"History: {made} of {new} chats")
+        await self.update_direct_chats()
         if new:
             failed = new - made
             await self.send_management_notice(

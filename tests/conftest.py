@@ -25,6 +25,7 @@ from tests.harness import (  # noqa: E402
     MatrixTestClient,
     PostgresCluster,
     SynapseServer,
+    write_double_puppet_registration,
     write_registration,
 )
 
@@ -95,12 +96,17 @@ def synapse(
     tmp_path_factory: pytest.TempPathFactory, appservices: dict[str, AppserviceRegistration]
 ) -> Iterator[SynapseServer]:
     """The session's Synapse; `synapse.appservices` are the registrations it loaded."""
+    # Lets a bridge log in as the real users (double puppeting, `as_token:` method).
+    double_puppet = write_double_puppet_registration(
+        tmp_path_factory.mktemp("doublepuppet"), SERVER_NAME
+    )
     server = SynapseServer(
         tmp_path_factory.mktemp("synapse"),
-        [reg.path for reg in appservices.values()],
+        [reg.path for reg in appservices.values()] + [double_puppet.path],
         server_name=SERVER_NAME,
     )
     server.appservices = appservices
+    server.double_puppet = double_puppet
     server.start()
     _started.setdefault("synapse", server.start_seconds or 0.0)
     try:

@@ -46,6 +46,9 @@ KEPT: dict[str, str] = {
     "set-displayname": "admin",
     "remove-displayname": "admin",
     "clean-rooms": "admin",
+    "login-matrix": "anyone",
+    "logout-matrix": "anyone",
+    "ping-matrix": "anyone",
 }
 
 PORTAL_ADMIN_REFUSAL = (

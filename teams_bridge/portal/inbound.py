@@ -61,6 +61,7 @@ class Inbound:
             TeamsEvent.ACTIVITY: self._thread_activity,
             TeamsEvent.UPDATE: self._update,
             TeamsEvent.THREAD: self._thread,
+            TeamsEvent.OWN_READ: self._own_read,
         }
 
     # -- the one dispatch table --------------------------------------------------------------
@@ -72,6 +73,7 @@ class Inbound:
             evt.message.message_type if evt.message else None,
             has_message=evt.message is not None,
             has_thread=evt.thread is not None,
+            has_own_horizon=bool(evt.conversation and evt.conversation.consumption_horizon),
         )
         handler = self._handlers.get(kind) if kind else None
         if handler is None:
@@ -94,6 +96,10 @@ class Inbound:
     async def _thread(self, source: User, evt: EventMessage) -> None:
         assert evt.thread is not None
         await self.portal.room.update_avatar(source, evt.thread)
+
+    async def _own_read(self, source: User, evt: EventMessage) -> None:
+        assert evt.conversation is not None and evt.conversation.consumption_horizon
+        await self.portal.roster.own_read(source, evt.conversation.consumption_horizon)
 
     async def _thread_activity(self, source: User, evt: EventMessage) -> None:
         portal = self.portal

@@ -178,8 +178,14 @@ class Portal(dbm.Portal, BasePortal):
         return self.directory.user_by_mri(mri)
 
     async def _ghost_intent(self, mri: str) -> IntentAPI:
+        """Who writes for the Teams user ``mri`` here: their ghost, or, for a bridge user
+        of this room with double puppeting, their own Matrix account (whose sends carry
+        ``fi.mau.double_puppet_source``, so they never go back to Teams)."""
         puppet = await self.directory.puppet(mri)
         assert puppet is not None
+        user = self.user_in_room(mri)
+        if user is not None and puppet.is_real_user and puppet.custom_mxid == user.mxid:
+            return puppet.intent
         return puppet.default_mxid_intent
 
     async def save(self) -> None:

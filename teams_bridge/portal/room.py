@@ -353,6 +353,7 @@ class Room:
             # Already invited or joined (a backfill cut short after its invite).
             self.log.debug("Invite of %s not needed or failed: %s", source.mxid, e)
         self._known_users.add(source.mxid)
+        await self._accept_as_double_puppet(source)
         await source.spaces.add(portal)
 
     async def update_bridge_info(self) -> None:
@@ -490,6 +491,22 @@ class Room:
         except Exception:
             self.log.debug("Invite of %s not needed or failed", source.mxid, exc_info=True)
         self._known_users.add(source.mxid)
+
+    async def _accept_as_double_puppet(self, user: User) -> None:
+        """With double puppeting the user's own account joins at once (as mautrix bridges
+        do), and a 1:1 room goes into their ``m.direct``."""
+        portal = self.portal
+        assert portal.mxid
+        puppet = await user.double_puppet()
+        if puppet is None:
+            return
+        try:
+            await puppet.intent.ensure_joined(portal.mxid)
+            if portal.is_direct and portal.other_user_mri:
+                ghost = Puppet.get_mxid_from_mri(portal.other_user_mri)
+                await user.update_direct_chats({ghost: [portal.mxid]})
+        except Exception as e:
+            self.log.warning("Double puppet of %s could not join: %s", user.mxid, e)
 
     async def bridge_user_added(self, user: User) -> None:
         """Someone who uses this bridge was added in Teams: invite their own Matrix account."""

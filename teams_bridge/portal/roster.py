@@ -4,6 +4,7 @@ chat's topic (the room name, kept by `Room`), other members' read positions and 
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING
 
 from mautrix.errors import MatrixRequestError
@@ -85,12 +86,19 @@ class Roster:
         assert self.portal.mxid
         if not horizon.mri or not horizon.message_id or not is_participant_mri(horizon.mri):
             return
-        if self.portal.user_in_room(horizon.mri) is not None:
+        user = self.portal.user_in_room(horizon.mri)
+        if user is not None and await user.double_puppet() is None:
             return  # a bridge user's Matrix client sends its own receipts
         event_id = await self._event_read_up_to(horizon.message_id)
         if event_id is None:
             return
         await self.portal.writer.read(horizon.mri, event_id)
+
+    async def own_read(self, source: User, horizon: ConsumptionHorizon) -> None:
+        """The user read the chat in a Teams app: with double puppeting, their own Matrix
+        read marker follows."""
+        if self.portal.mxid and source.mri:
+            await self._teams_read(dataclasses.replace(horizon, mri=source.mri))
 
     async def _event_read_up_to(self, message_id: str) -> EventID | None:
         """The last Matrix event of the newest bridged message not after ``message_id``."""

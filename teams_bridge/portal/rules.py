@@ -88,10 +88,16 @@ class TeamsEvent(enum.Enum):
     ACTIVITY = "activity"  # ThreadActivity/*: members, topic, read positions
     UPDATE = "update"  # MessageUpdate: an edit, delete or reaction
     THREAD = "thread"  # ThreadUpdate: the chat's properties (its picture)
+    OWN_READ = "own_read"  # ConversationUpdate: the signed-in user's own read position
 
 
 def teams_event_kind(
-    resource_type: str, message_type: str | None, *, has_message: bool, has_thread: bool
+    resource_type: str,
+    message_type: str | None,
+    *,
+    has_message: bool,
+    has_thread: bool,
+    has_own_horizon: bool = False,
 ) -> TeamsEvent | None:
     """Which handler a queued event goes to; None: nothing to do (other control messages,
     conversation updates, unknown resource types)."""
@@ -107,6 +113,8 @@ def teams_event_kind(
         return TeamsEvent.UPDATE
     if resource_type == ResourceType.THREAD_UPDATE and has_thread:
         return TeamsEvent.THREAD
+    if resource_type == ResourceType.CONVERSATION_UPDATE and has_own_horizon:
+        return TeamsEvent.OWN_READ
     return None
 
 

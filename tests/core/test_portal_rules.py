@@ -198,6 +198,15 @@ def test_which_handler_a_teams_event_goes_to(resource, mtype, has_message, has_t
     assert kind is expected
 
 
+def test_only_a_conversation_update_with_the_users_read_position_is_handled():
+    kind = teams_event_kind(
+        "ConversationUpdate", None, has_message=False, has_thread=False, has_own_horizon=True
+    )
+    assert kind is TeamsEvent.OWN_READ
+    assert teams_event_kind("NewMessage", None, has_message=False, has_thread=False,
+                            has_own_horizon=True) is None  # fmt: skip
+
+
 def test_an_edit_fallback_marks_the_text_not_a_line_of_its_own():
     assert edit_fallback_html("<p>first <strong>edit</strong></p>") == (
         "<p>* first <strong>edit</strong></p>"

@@ -102,3 +102,37 @@ def write_registration(
     reg.path.write_text(json.dumps(reg.as_dict(), indent=2) + "\n")
     reg.path.chmod(0o600)
     return reg
+
+
+@dataclass
+class DoublePuppetRegistration:
+    """A registration that only lets the bridge act as real users of the homeserver (its
+    users namespace covers them all, not exclusively; no URL, so it gets no events): the
+    ``as_token:`` method of double puppeting."""
+
+    path: Path
+    as_token: str
+
+    def __repr__(self) -> str:
+        return f"DoublePuppetRegistration(path={str(self.path)!r})"
+
+
+def write_double_puppet_registration(
+    directory: str | Path, server_name: str = "localhost"
+) -> DoublePuppetRegistration:
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    as_token = secrets.token_urlsafe(32)
+    data = {
+        "id": "doublepuppet",
+        "url": None,
+        "as_token": as_token,
+        "hs_token": secrets.token_urlsafe(32),
+        "sender_localpart": secrets.token_hex(8),
+        "namespaces": {"users": [{"exclusive": False, "regex": f"@.*:{server_name}"}]},
+        "rate_limited": False,
+    }
+    path = directory / "doublepuppet-registration.yaml"
+    path.write_text(json.dumps(data, indent=2) + "\n")
+    path.chmod(0o600)
+    return DoublePuppetRegistration(path, as_token)

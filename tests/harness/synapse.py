@@ -107,6 +107,7 @@ class SynapseServer:
         self.start_seconds: float | None = None
         # Registrations this server loaded, by name (filled in by whoever wrote them).
         self.appservices: dict[str, Any] = {}
+        self.double_puppet: Any = None
         self._configured = False
 
     @property
