@@ -22,7 +22,7 @@ PREFIX = "!teams"
 def test_only_the_kept_builtins_remain_each_behind_its_check():
     builtins = {name: h for name, h in command_handlers.items() if is_builtin(h)}
     assert set(builtins) == set(KEPT)
-    for gone in ("login-matrix", "set-relay", "unset-relay", "open-manhole", "ping-matrix"):
+    for gone in ("set-relay", "unset-relay", "open-manhole"):
         assert gone not in command_handlers
     for name, rule in KEPT.items():
         handler = builtins[name]
@@ -30,7 +30,18 @@ def test_only_the_kept_builtins_remain_each_behind_its_check():
         assert isinstance(handler, PortalAdminCommand) == (rule == "portal-admin"), name
     assert all(not is_builtin(h) or h.name in KEPT for h in command_aliases.values())
     own = {name for name, h in command_handlers.items() if not is_builtin(h)}
-    assert own == {"login", "login-refresh", "cancel", "logout", "ping", "sync"}
+    assert own == {
+        "login",
+        "login-refresh",
+        "cancel",
+        "logout",
+        "ping",
+        "sync",
+        "search-users",
+        "contacts",
+        "start-chat",
+        "create-group",
+    }
 
 
 def test_portal_commands_are_listed_only_for_those_who_may_run_them():

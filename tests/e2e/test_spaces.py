@@ -4,11 +4,13 @@ chat in Teams."""
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from mautrix.types import EventType
 
 from tests.e2e.helpers import login_through_bot, wait_for
+from tests.fake_teams.demo import square_png
 
 STOP_TIMEOUT = 5
 CHILD = "m.space.child"
@@ -37,7 +39,12 @@ async def test_a_space_of_chats_with_a_space_per_team(
     bob = await control.create_user(display_name="Bob Babbage", kind="work")
     group = await control.create_chat("group", [me["mri"], ada["mri"], bob["mri"]], "Engines")
     await control.create_chat(kind="one_to_one", members=[me["mri"], ada["mri"]])
-    await control.create_team("Contoso", [ada["mri"], me["mri"]], ["Design"])
+    contoso_team = await control.create_team("Contoso", [ada["mri"], me["mri"]], ["Design"])
+    # The team's picture (its General channel's, whose id is the team's).
+    picture = await control.ams_upload(
+        ada["mri"], square_png((10, 20, 30)), conversation=contoso_team["id"], view="avatar"
+    )
+    await control.set_chat_picture(contoso_team["id"], picture["id"], by=ada["mri"])
     await control.create_team("Fabrikam", [bob["mri"], me["mri"]], ["Ops"])
     bridge = bridge_factory(overrides={"bridge.spaces": True})
     await bridge.astart()
@@ -60,6 +67,11 @@ async def test_a_space_of_chats_with_a_space_per_team(
     personal, contoso, fabrikam = rooms["Microsoft Teams"], rooms["Contoso"], rooms["Fabrikam"]
     for space in (personal, contoso, fabrikam):
         assert await _space_type(mx, space) == "m.space"
+    # A team's space has the team's picture; a team without one has none.
+    avatar = await mx.client.get_state_event(contoso, EventType.ROOM_AVATAR)
+    data = await mx.client.download_media(avatar.url)
+    assert hashlib.sha256(data).digest() == hashlib.sha256(square_png((10, 20, 30))).digest()
+    assert not [e for e in await mx.room_state(fabrikam) if e.type == EventType.ROOM_AVATAR]
 
     # The personal space: the chats and the teams' spaces; each team's: its channels.
     async def laid_out() -> bool:

@@ -1,0 +1,88 @@
+"""Finding people and starting chats from the management room: `search-users`, `contacts`,
+`start-chat` (`pm`) and `create-group`, with their refusals."""
+
+from __future__ import annotations
+
+from tests.e2e.helpers import login_through_bot, puppet_mxid, wait_for
+
+STOP_TIMEOUT = 5
+
+
+async def test_people_and_new_chats_from_the_management_room(
+    backend, synapse, bridge_factory, control, matrix_user
+):
+    mx = matrix_user
+    reg = synapse.appservices[backend]
+    me = await control.create_user(display_name="Grace Hopper", kind="work")
+    ada = await control.create_user(display_name="Ada Lovelace", kind="work")
+    bob = await control.create_user(display_name="Bob Babbage", kind="work")
+    await control.create_user(display_name="Bob Marley", kind="work")
+    await control.create_chat(kind="one_to_one", members=[me["mri"], ada["mri"]])
+    bridge = bridge_factory()
+    await bridge.astart()
+    dm = await login_through_bot(mx, reg, control, me["mri"])
+    ada_room = await mx.wait_for_invite(lambda inv: inv.name == "Ada Lovelace")
+    await mx.wait_for_notice(dm, contains="Your Teams chats are set up")
+    await control.wait_for_registration(me["mri"], timeout=60)
+
+    async def ask(command: str) -> str:
+        sent = await mx.send_text(dm, command)
+        return (await mx.wait_for_notice(dm, after=sent)).content.body
+
+    # Search: names and emails, each with a pill of the ghost.
+    found = await ask("search-users babbage")
+    assert "Bob Babbage" in found and puppet_mxid(reg, bob["mri"]) in found
+    assert bob["email"] in found and "Bob Marley" not in found
+    assert "Nobody found" in await ask("search-users zzzz-nobody")
+    assert "Usage" in await ask("search-users x")
+
+    # Contacts: the 1:1 partners.
+    listed = await ask("contacts")
+    assert "Ada Lovelace" in listed and "Bob Babbage" not in listed
+
+    # start-chat with someone there is a 1:1 with: its room, no new Teams chat.
+    chats_before = len(await control.list_chats())
+    answer = await ask(f"start-chat {ada['mri']}")
+    assert "You already have a chat" in answer and ada_room in answer
+    # By email, with someone there is none with: a new Teams 1:1 and its room.
+    answer = await ask(f"pm {bob['email']}")
+    assert "Started a chat with Bob Babbage" in answer
+    assert len(await control.list_chats()) == chats_before + 1
+    bob_room = await mx.wait_for_invite(lambda inv: inv.name == "Bob Babbage")
+    assert bob_room in answer and mx.invites[bob_room].is_direct
+    # By the ghost's Matrix ID, again: the same room.
+    assert bob_room in await ask(f"start-chat {puppet_mxid(reg, bob['mri'])}")
+    assert len(await control.list_chats()) == chats_before + 1
+
+    # Refusals: nobody, several people, yourself, no argument.
+    assert "Nobody matches" in await ask("start-chat zzzz-nobody")
+    several = await ask("start-chat Bob")
+    assert "Several people match" in several and "Bob Marley" in several
+    assert "Teams knows nobody" in await ask(
+        "start-chat 8:orgid:00000000-0000-0000-0000-000000000000"
+    )
+    assert "That is you" in await ask(f"start-chat {me['mri']}")
+    assert "Usage" in await ask("start-chat")
+
+    # create-group: a Teams group chat with a topic, and its room.
+    answer = await ask(f"create-group {ada['mri']} {bob['email']} --name Engines")
+    assert "Created the group chat Engines" in answer
+    group_room = await mx.wait_for_invite(lambda inv: inv.name == "Engines")
+    assert group_room in answer
+    group = next(c for c in await control.list_chats() if c["topic"] == "Engines")
+    assert {m["mri"] for m in group["members"]} == {me["mri"], ada["mri"], bob["mri"]}
+    assert "Usage" in await ask("create-group")
+
+    # help lists every command with a description.
+    help_text = await ask("help")
+    for command in ("search-users", "contacts", "start-chat", "create-group", "sync", "login"):
+        assert f"**{command}**" in help_text, command
+
+    async def logged_out() -> bool:
+        return "You are not logged in" in await ask("ping")
+
+    # Not logged in: refused.
+    await ask("logout")
+    await wait_for(logged_out)
+    assert "logged in" in await ask("search-users ada")
+    await bridge.astop(timeout=STOP_TIMEOUT)
