@@ -15,7 +15,16 @@ from ..login import (
     LoginProcess,
     flow_for,
 )
-from ..teams import AccountKind, AuthError, LoginDeclined, LoginExpired
+from ..teams import (
+    AccountKind,
+    AuthClient,
+    AuthError,
+    LoginBlocked,
+    LoginDeclined,
+    LoginExpired,
+    PastedAddressError,
+)
+from .secrets import is_sign_in_address
 
 if TYPE_CHECKING:
     from mautrix.bridge.commands import CommandEvent
@@ -74,6 +83,74 @@ def _process(evt: CommandEvent, user: User, flow: LoginFlow, tenant: str | None)
     )
 
 
+OTHER_WAYS = (
+    "Other ways in: `login-browser` (sign in in a browser and paste back the address it "
+    "ends on) or `login-refresh <refresh token>`."
+)
+
+
+@command_handler(
+    needs_auth=False,
+    management_only=True,
+    help_section=SECTION_AUTH,
+    help_text="Log in to Teams in a browser (for when device codes are blocked): open the "
+    "link, sign in, and paste back the address the browser ends on.",
+    help_args="[personal | <tenant>]",
+)
+async def login_browser(evt: CommandEvent) -> EventID | None:
+    user: User = evt.sender  # type: ignore[assignment]
+    if not user.is_whitelisted:
+        return await evt.reply("You are not allowed to use this bridge to log in to Teams.")
+    if user.login_task and not user.login_task.done():
+        return await evt.reply("A login is already in progress. Send `cancel` to stop it.")
+    kind = AccountKind.WORK
+    tenant = evt.config["teams.default_tenant"]
+    if evt.args:
+        if evt.args[0].lower() in ("personal", "consumer", "live"):
+            kind, tenant = AccountKind.PERSONAL, None
+        elif evt.args[0].lower() not in ("work", "school"):
+            tenant = evt.args[0]
+    auth = AuthClient(evt.bridge.teams_session, evt.bridge.teams_endpoints)  # type: ignore[attr-defined]
+    flow = auth.start_auth_code(kind, tenant)
+
+    async def pasted(next_evt: CommandEvent) -> EventID | None:
+        # The message was redacted before this ran (a sign-in address is a secret).
+        address = " ".join(next_evt.args).strip()
+        if not is_sign_in_address(address) and "error=" not in address:
+            return await next_evt.reply(
+                "That is not the address of a finished sign-in: paste the whole address "
+                "from the browser's address bar (it has `code=` in it), or send `cancel`."
+            )
+        try:
+            credentials = await auth.finish_auth_code(flow, address)
+            name = await user.login(credentials, next_evt.room_id)
+        except PastedAddressError as e:
+            return await next_evt.reply(f"{e}. Try again, or send `cancel`.")
+        except LoginBlocked:
+            user.command_status = None
+            return await next_evt.reply(_blocked("browser sign-in"))
+        except AuthError as e:
+            user.command_status = None
+            return await next_evt.reply(f"Login failed: {e}. Send `login-browser` to start over.")
+        user.command_status = None
+        return await next_evt.reply(f"Successfully logged in as {name}.")
+
+    user.command_status = {"action": "Login", "next": pasted}
+    return await evt.reply(
+        f"Open [this sign-in link]({flow.url}) in a browser and sign in. When the browser "
+        "ends on a page that does not load (or a blank page), copy the whole address from "
+        "its address bar and send it here; it is removed from the room at once. Send "
+        "`cancel` to stop."
+    )
+
+
+def _blocked(what: str) -> str:
+    return (
+        f"Your organisation's conditional access policies do not allow the {what} here "
+        f"(AADSTS53003). {OTHER_WAYS}"
+    )
+
+
 async def _finish_login(evt: CommandEvent, user: User, process: LoginProcess) -> None:
     try:
         step = await process.wait()
@@ -84,6 +161,8 @@ async def _finish_login(evt: CommandEvent, user: User, process: LoginProcess) ->
         await evt.reply("The login code expired. Send `login` to try again.")
     except LoginDeclined:
         await evt.reply("The login was declined.")
+    except LoginBlocked:
+        await evt.reply(_blocked("device-code sign-in"))
     except AuthError as e:
         await evt.reply(f"Login failed: {e}")
     except Exception as e:

@@ -9,6 +9,8 @@ with the log filter, and only then lets the usual checks run.
 
 from __future__ import annotations
 
+import re
+
 from ..log_filter import register_secret
 
 # Commands whose arguments are a secret. `login-matrix` is not a command of this bridge,
@@ -38,7 +40,22 @@ def secret_command(body: str, prefix: str, *, in_portal: bool) -> str | None:
     if not words:
         return None
     command = words[0].lower()
-    return command if command in SECRET_COMMANDS else None
+    if command in SECRET_COMMANDS:
+        return command
+    if not in_portal and is_sign_in_address(body):
+        return SIGN_IN_ADDRESS
+    return None
+
+
+# What a pasted address of a browser sign-in is called where a command name would be.
+SIGN_IN_ADDRESS = "sign-in address"
+_SIGN_IN = re.compile(r"https?://\S*[?#&]code=[^&\s]+", re.IGNORECASE)
+
+
+def is_sign_in_address(body: str) -> bool:
+    """Whether a message is (or holds) the address a browser sign-in ended on: it carries
+    an authorization code, a secret until redeemed."""
+    return _SIGN_IN.search(body) is not None
 
 
 def secret_arguments(body: str, prefix: str) -> list[str]:
@@ -51,3 +68,8 @@ def forget_in_logs(body: str, prefix: str) -> None:
     """Make the log filter remove the secret from any line that might still quote it."""
     for word in secret_arguments(body, prefix):
         register_secret(word)
+    for found in _SIGN_IN.finditer(body):
+        register_secret(found.group(0))
+        code = re.search(r"code=([^&\s#]+)", found.group(0))
+        if code:
+            register_secret(code.group(1))

@@ -20,7 +20,7 @@ from .attachments import (
     video_message,
     voice_message,
 )
-from .auth import AuthClient
+from .auth import AuthClient, AuthCodeFlow, PastedAddressError, parse_redirect, pkce_challenge
 from .client import TeamsClient
 from .credentials import Credentials, DeviceCodeFlow
 from .emoji import reaction_key_to_unicode, unicode_to_reaction_key
@@ -28,6 +28,7 @@ from .endpoints import Endpoints, ServiceUrls
 from .errors import (
     AuthError,
     InvalidId,
+    LoginBlocked,
     LoginDeclined,
     LoginExpired,
     ParseError,
@@ -73,6 +74,10 @@ __all__ = [
     "AmsVideo",
     "Attachment",
     "AuthClient",
+    "AuthCodeFlow",
+    "PastedAddressError",
+    "parse_redirect",
+    "pkce_challenge",
     "AuthError",
     "CallEvent",
     "CallEventKind",
@@ -86,6 +91,7 @@ __all__ = [
     "Endpoints",
     "EventMessage",
     "InvalidId",
+    "LoginBlocked",
     "LoginDeclined",
     "LoginExpired",
     "MediaDownload",

@@ -8,17 +8,27 @@ later can fail.
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import logging
+import secrets
 import time
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import aiohttp
 
 from .credentials import Credentials, DeviceCodeFlow
 from .endpoints import Endpoints
-from .errors import AuthError, LoginDeclined, LoginExpired, ReloginRequired, TeamsError
+from .errors import (
+    AuthError,
+    LoginBlocked,
+    LoginDeclined,
+    LoginExpired,
+    ReloginRequired,
+    TeamsError,
+)
 from .http import Response, RetryPolicy, send
 from .ids import MSA_TENANT_ID
 from .jwt import unverified_claims
@@ -32,6 +42,12 @@ ENTERPRISE_SPACES_SCOPE = "https://api.spaces.skype.com/.default"
 CONSUMER_SPACES_SCOPE = "service::api.fl.spaces.skype.com::MBI_SSL"
 OIDC_SCOPES = "openid profile offline_access"
 DEVICE_CODE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
+
+# Where each client's sign-in lands (the address the user pastes back).
+ENTERPRISE_REDIRECT = "https://login.microsoftonline.com/common/oauth2/nativeclient"
+CONSUMER_REDIRECT = "https://teams.live.com/v2"
+# Conditional access refusals (blocked location, device, or sign-in method).
+_BLOCKED_AADSTS = frozenset({53000, 53001, 53002, 53003, 53004})
 
 _MIN_POLL_INTERVAL = 0.05
 _RELOGIN_ERRORS = frozenset({"invalid_grant", "interaction_required", "consent_required"})
@@ -52,6 +68,58 @@ def default_client(kind: AccountKind, tenant: str | None) -> tuple[str, str]:
     if kind is AccountKind.PERSONAL:
         return CONSUMER_CLIENT_ID, tenant or "consumers"
     return ENTERPRISE_CLIENT_ID, tenant or "organizations"
+
+
+@dataclass(frozen=True)
+class AuthCodeFlow:
+    """A browser sign-in under way: its address, and the PKCE verifier and state that
+    finishing it needs (never shown)."""
+
+    kind: AccountKind
+    tenant: str
+    client_id: str
+    redirect_uri: str
+    verifier: str = field(repr=False)
+    state: str = field(repr=False)
+    url: str = field(repr=False)
+
+
+class PastedAddressError(AuthError):
+    """The pasted address is not the end of this sign-in (or tells of a failure)."""
+
+
+def pkce_challenge(verifier: str) -> str:
+    """The S256 code challenge of a PKCE verifier (RFC 7636)."""
+    digest = hashlib.sha256(verifier.encode("ascii")).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+def parse_redirect(pasted: str, flow: AuthCodeFlow) -> str:
+    """The authorization code in the address a browser sign-in ended on, checked against
+    the sign-in it belongs to; ``PastedAddressError`` saying what is wrong otherwise."""
+    url = urlsplit(pasted.strip().strip("<>"))
+    params: dict[str, str] = {}
+    for part in (url.query, url.fragment):
+        for key, values in parse_qs(part, keep_blank_values=True).items():
+            params.setdefault(key, values[0])
+    if url.scheme not in ("http", "https") or not url.netloc:
+        raise PastedAddressError("that is not a web address: paste the whole address")
+    if "error" in params:
+        description = params.get("error_description") or params["error"]
+        raise PastedAddressError(f"Microsoft refused the sign-in: {description.splitlines()[0]}")
+    if params.get("state") != flow.state:
+        raise PastedAddressError(
+            "that address is from another sign-in: use the link of your latest `login-browser`"
+        )
+    code = params.get("code")
+    if not code:
+        raise PastedAddressError("the address has no code: did the sign-in finish?")
+    return code
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 @dataclass(frozen=True)
@@ -249,11 +317,83 @@ class AuthClient:
                 continue
             if error in ("expired_token", "code_expired"):
                 raise LoginExpired()
+            if _BLOCKED_AADSTS.intersection(_codes):
+                raise LoginBlocked(
+                    f"conditional access refused the device-code sign-in: {message}",
+                    status=resp.status,
+                    error_code=error,
+                )
             if error in ("authorization_declined", "access_denied"):
                 raise LoginDeclined()
             raise AuthError(
                 f"device-code login failed: {message}", status=resp.status, error_code=error
             )
+
+    # -- authorization code with PKCE (a browser sign-in whose address is pasted back) -----
+
+    def start_auth_code(self, kind: AccountKind, tenant: str | None = None) -> AuthCodeFlow:
+        """The sign-in address for a browser, and what finishing needs (its PKCE verifier
+        and state stay here)."""
+        kind = AccountKind(kind)
+        client_id, tenant = default_client(kind, tenant)
+        redirect = CONSUMER_REDIRECT if kind is AccountKind.PERSONAL else ENTERPRISE_REDIRECT
+        verifier = secrets.token_urlsafe(64)
+        state = secrets.token_urlsafe(16)
+        params = {
+            "client_id": client_id,
+            "response_type": "code",
+            "redirect_uri": redirect,
+            "scope": f"{spaces_scope(client_id, kind)} {OIDC_SCOPES}",
+            "code_challenge": pkce_challenge(verifier),
+            "code_challenge_method": "S256",
+            "state": state,
+        }
+        if kind is AccountKind.PERSONAL:
+            params["response_mode"] = "fragment"
+        url = f"{self.endpoints.login_url(tenant, 'authorize')}?{urlencode(params)}"
+        return AuthCodeFlow(kind, tenant, client_id, redirect, verifier, state, url)
+
+    async def finish_auth_code(self, flow: AuthCodeFlow, pasted: str) -> Credentials:
+        """Redeem the code in the address the browser ended on (``pasted``)."""
+        answer = parse_redirect(pasted, flow)
+        headers = (
+            {"Origin": _origin(flow.redirect_uri)} if flow.kind is AccountKind.PERSONAL else {}
+        )
+        resp = await send(
+            self.session,
+            "POST",
+            self.endpoints.login_url(flow.tenant, "token"),
+            headers={
+                "Content-Type": "application/x-www-form-urlencoded",
+                "Accept": "application/json",
+                **headers,
+            },
+            body=urlencode(
+                {
+                    "grant_type": "authorization_code",
+                    "client_id": flow.client_id,
+                    "code": answer,
+                    "redirect_uri": flow.redirect_uri,
+                    "code_verifier": flow.verifier,
+                    "scope": f"{spaces_scope(flow.client_id, flow.kind)} {OIDC_SCOPES}",
+                }
+            ).encode(),
+            policy=self.policy,
+        )
+        if not resp.ok:
+            error, message, codes = _aad_error(resp)
+            if _BLOCKED_AADSTS.intersection(codes):
+                raise LoginBlocked(
+                    f"conditional access refused the sign-in: {message}",
+                    status=resp.status,
+                    error_code=error,
+                )
+            raise AuthError(f"the sign-in failed: {message}", status=resp.status, error_code=error)
+        result = self._token_result(resp)
+        log.info("Browser login completed")
+        return credentials_from(
+            result, kind=flow.kind, tenant=flow.tenant, client_id=flow.client_id
+        )
 
     async def refresh(
         self, credentials: Credentials, scope: str

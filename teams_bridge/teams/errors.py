@@ -61,6 +61,11 @@ class LoginDeclined(AuthError):
         super().__init__(message, error_code="authorization_declined")
 
 
+class LoginBlocked(AuthError):
+    """The organisation's conditional access refused this way of signing in (AADSTS53003
+    and its kin); another way (browser sign-in, refresh token) may be allowed."""
+
+
 class LoginExpired(AuthError):
     """The device code expired before the user finished signing in."""
 

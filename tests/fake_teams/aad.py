@@ -1,4 +1,5 @@
-"""Azure AD v2 device-code and refresh-token grants (teams-protocol.md §2.1-2.3).
+"""Azure AD v2 device-code, authorization-code (PKCE) and refresh-token grants
+(teams-protocol.md §2.1-2.3).
 
 Refresh tokens rotate strictly: a refresh token works once, the answer carries its
 successor, and reusing the old one gets `invalid_grant`, so a client that fails to
@@ -7,10 +8,14 @@ persist the new token is caught.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import hashlib
+import html
 import time
 import uuid
 from typing import Any
+from urllib.parse import urlencode
 
 from aiohttp import web
 
@@ -179,6 +184,8 @@ async def token(request: web.Request) -> web.Response:
             50059,
             "No tenant-identifying information found in either the request or implied by any provided credentials.",
         )
+    if grant == "authorization_code":
+        return _code_grant(c, form, client_id)
     if grant in DEVICE_GRANTS:
         return _device_grant(c, str(form.get("device_code") or form.get("code") or ""), client_id)
     if grant == "refresh_token":
@@ -233,6 +240,14 @@ def _device_grant(c: SimContext, device_code: str, client_id: str) -> web.Respon
             70016,
             "OAuth 2.0 device flow error. Authorization is pending. Continue polling.",
         )
+    if c.options.conditional_access == "block_device_code":
+        code.status = "redeemed"
+        return aad_error(
+            "invalid_grant",
+            53003,
+            "Access has been blocked by Conditional Access policies. The access policy does "
+            "not allow token issuance.",
+        )
     user = c.world.users[str(code.mri)]
     code.status = "redeemed"
     audience = scope_audience(code.scope, code.kind)
@@ -263,6 +278,134 @@ def _refresh_grant(
     return answer
 
 
+# Where each client's browser sign-in may land (§2.1): the address the user pastes back.
+REDIRECTS: dict[str, str] = {
+    WORK_CLIENT_ID: "https://login.microsoftonline.com/common/oauth2/nativeclient",
+    PERSONAL_CLIENT_ID: "https://teams.live.com/v2",
+}
+
+
+async def authorize(request: web.Request) -> web.Response:
+    """The browser sign-in (authorization code with PKCE). GET: a page to pick a simulated
+    user; POST (the page's form, field ``mri``): the redirect to ``redirect_uri`` with the
+    code and state, in the query or (``response_mode=fragment``) the fragment. Errors about
+    the client or redirect address are shown, not redirected, as AAD does; others go back
+    in the redirect as ``error``/``error_description``."""
+    c = ctx(request)
+    params = dict(request.query)
+    if request.method == "POST":
+        params.update({k: str(v) for k, v in (await request.post()).items()})
+    client_id = params.get("client_id", "")
+    kind = CLIENT_KINDS.get(client_id)
+    if kind is None:
+        return aad_error(
+            "unauthorized_client",
+            700016,
+            f"Application with identifier '{client_id}' was not found in the directory.",
+        )
+    redirect = params.get("redirect_uri", "")
+    if redirect != REDIRECTS[client_id]:
+        return aad_error(
+            "invalid_request",
+            50011,
+            f"The redirect URI '{redirect}' specified in the request does not match the "
+            "redirect URIs configured for the application.",
+        )
+    fragment = params.get("response_mode") == "fragment"
+
+    def back(**answer: str) -> web.Response:
+        if "state" in params:
+            answer["state"] = params["state"]
+        sep = "#" if fragment else "?"
+        raise web.HTTPFound(f"{redirect}{sep}{urlencode(answer)}")
+
+    if not tenant_allowed(kind, request.match_info["tenant"], c.world.tenant_id):
+        return back(error="invalid_request", error_description="AADSTS90002: Tenant not found.")
+    if params.get("response_type") != "code":
+        return back(
+            error="unsupported_response_type",
+            error_description="AADSTS70005: response_type 'token' is not enabled for the application.",
+        )
+    if params.get("code_challenge_method") != "S256" or not params.get("code_challenge"):
+        return back(
+            error="invalid_request",
+            error_description="AADSTS9002325: Proof Key for Code Exchange is required for "
+            "cross-origin authorization code redemption.",
+        )
+    audience = scope_audience(params.get("scope", ""), kind)
+    if isinstance(audience, web.Response):
+        return back(error="invalid_scope", error_description="AADSTS70011: invalid scope")
+    if request.method == "GET":
+        users = [u for u in c.world.users.values() if u.kind == kind]
+        buttons = "".join(
+            f'<button name="mri" value="{html.escape(u.mri)}">{html.escape(u.display_name)}</button>'
+            for u in users
+        )
+        page = f'<html><body><h1>Sign in</h1><form method="post">{buttons}</form></body></html>'
+        return web.Response(text=page, content_type="text/html")
+    mri = params.get("mri", "")
+    if mri == "decline":
+        return back(
+            error="access_denied",
+            error_description="AADSTS65004: User declined to consent to access the app.",
+        )
+    user = c.world.users.get(mri)
+    if user is None or user.kind != kind:
+        return web.Response(status=400, text="no such user")
+    code = c.tokens.issue_device_code(c.options.auth_code_lifetime).value
+    c.auth_codes[code] = {
+        "mri": mri,
+        "client_id": client_id,
+        "redirect_uri": redirect,
+        "challenge": params["code_challenge"],
+        "scope": params.get("scope", ""),
+        "kind": kind,
+        "expires_at": time.time() + c.options.auth_code_lifetime,
+        "redeemed": False,
+    }
+    return back(code=code)
+
+
+def _code_grant(c: SimContext, form: Any, client_id: str) -> web.Response:
+    issued = c.auth_codes.get(str(form.get("code", "")))
+    if issued is None or issued["client_id"] != client_id:
+        return aad_error(
+            "invalid_grant", 9002313, "Invalid request. Request is malformed or invalid."
+        )
+    if issued["redeemed"]:
+        return aad_error(
+            "invalid_grant",
+            54005,
+            "OAuth2 Authorization code was already redeemed, please retry with a new valid code or use an existing refresh token.",
+        )
+    if time.time() > issued["expires_at"]:
+        return aad_error(
+            "invalid_grant", 70008, "The provided authorization code or refresh token has expired."
+        )
+    if str(form.get("redirect_uri", "")) != issued["redirect_uri"]:
+        return aad_error(
+            "invalid_grant",
+            50148,
+            "The redirect_uri in the token request does not match the authorization request.",
+        )
+    verifier = str(form.get("code_verifier", ""))
+    digest = hashlib.sha256(verifier.encode()).digest()
+    if base64.urlsafe_b64encode(digest).rstrip(b"=").decode() != issued["challenge"]:
+        return aad_error(
+            "invalid_grant",
+            501481,
+            "The Code_Verifier does not match the code_challenge supplied in the authorization request.",
+        )
+    issued["redeemed"] = True
+    scope = str(form.get("scope", "")) or issued["scope"]
+    audience = scope_audience(scope, issued["kind"])
+    if isinstance(audience, web.Response):
+        return audience
+    return token_answer(c, c.world.users[issued["mri"]], client_id, scope, audience, refresh=True)
+
+
 def add_routes(app: web.Application) -> None:
     app.router.add_post("/{tenant}/oauth2/v2.0/devicecode", devicecode)
     app.router.add_post("/{tenant}/oauth2/v2.0/token", token)
+    app.router.add_get("/{tenant}/oauth2/v2.0/authorize", authorize)
+    app.router.add_post("/{tenant}/oauth2/v2.0/authorize", authorize)

@@ -23,6 +23,8 @@ class SimContext:
     world: World
     tokens: TokenStore
     device_codes: DeviceCodes = field(default_factory=DeviceCodes)
+    # Browser sign-ins: authorization code -> what it was issued for.
+    auth_codes: dict[str, dict] = field(default_factory=dict)
     rng: random.Random = field(default_factory=random.Random)
     base_url: str = ""
     trouter: TrouterHub | None = None

@@ -14,6 +14,11 @@ class SimOptions:
 
     device_code_interval: int = 1
     device_code_lifetime: int = 900
+    # How long an authorization code (browser sign-in) may wait to be redeemed.
+    auth_code_lifetime: int = 600
+    # "block_device_code": the tenant's conditional access refuses device-code sign-ins
+    # (the poll after approval answers AADSTS53003), as some organisations' policies do.
+    conditional_access: Literal["none", "block_device_code"] = "none"
     skype_token_lifetime: int = 86400
     access_token_lifetime: int = 3600
     refresh_token_lifetime: int = 90 * 86400
