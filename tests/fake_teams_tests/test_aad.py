@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 
 import aiohttp
 import pytest
@@ -190,3 +192,51 @@ async def test_device_login_page_approves(sim, http, control: ControlClient):
         assert resp.status == 200 and "Signed in as Ada Lovelace" in await resp.text()
     status, tokens = await _poll(http, sim, "organizations", WORK_CLIENT, flow["device_code"])
     assert status == 200
+
+
+async def test_authorization_code_with_pkce(sim, http, control: ControlClient):
+    me = await control.create_user("Grace Hopper", "work")
+    verifier = "v" * 50
+    digest = hashlib.sha256(verifier.encode()).digest()
+    challenge = base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+    redirect = "https://login.microsoftonline.com/common/oauth2/nativeclient"
+    params = {
+        "client_id": WORK_CLIENT,
+        "response_type": "code",
+        "redirect_uri": redirect,
+        "scope": WORK_SCOPE,
+        "code_challenge": challenge,
+        "code_challenge_method": "S256",
+        "state": "s1",
+    }
+    url = f"{sim.url}/organizations/oauth2/v2.0/authorize"
+    # Without PKCE, or with another redirect address: refused.
+    async with http.post(url, data={**params, "code_challenge_method": "plain", "mri": me["mri"]},
+                         allow_redirects=False) as resp:  # fmt: skip
+        assert "error=invalid_request" in resp.headers["Location"]
+    async with http.post(url, data={**params, "redirect_uri": "https://evil.example/"}) as resp:
+        assert resp.status == 400 and "50011" in (await resp.json())["error_description"]
+    async with http.post(url, data={**params, "mri": me["mri"]}, allow_redirects=False) as resp:
+        landed = resp.headers["Location"]
+    assert landed.startswith(redirect + "?") and "state=s1" in landed
+    code = landed.split("code=")[1].split("&")[0]
+
+    async def redeem(**extra: str) -> tuple[int, dict]:
+        form = {
+            "grant_type": "authorization_code",
+            "client_id": WORK_CLIENT,
+            "code": code,
+            "redirect_uri": redirect,
+            "code_verifier": verifier,
+            "scope": WORK_SCOPE,
+            **extra,
+        }
+        async with http.post(f"{sim.url}/organizations/oauth2/v2.0/token", data=form) as resp:
+            return resp.status, await resp.json()
+
+    status, body = await redeem(code_verifier="w" * 50)
+    assert status == 400 and body["error_codes"] == [501481]
+    status, body = await redeem()
+    assert status == 200 and body["refresh_token"] and claims(body["id_token"])["name"]
+    status, body = await redeem()
+    assert status == 400 and body["error_codes"] == [54005]
