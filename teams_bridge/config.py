@@ -108,6 +108,7 @@ class Config(BaseBridgeConfig):
         copy("bridge.matrix_event_retention_hours")
         copy("bridge.private_chat_portal_meta")
         copy("bridge.spaces")
+        copy("bridge.leave_teams_chat_on_leave")
         copy("bridge.message_status_events")
         copy("bridge.uvloop")
         copy("bridge.sync_direct_chat_list")

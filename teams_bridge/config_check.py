@@ -190,6 +190,7 @@ CHECKS: list[tuple[str, Check]] = [
     ("bridge.homeserver_watch_seconds", number(0)),
     ("bridge.private_chat_portal_meta", boolean),
     ("bridge.spaces", boolean),
+    ("bridge.leave_teams_chat_on_leave", boolean),
     ("bridge.sync_direct_chat_list", boolean),
     ("bridge.double_puppet_allow_discovery", boolean),
     ("bridge.message_status_events", boolean),

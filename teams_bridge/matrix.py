@@ -33,6 +33,7 @@ from . import (
 )
 from .commands.secrets import forget_in_logs, secret_command
 from .portal import Portal
+from .puppet import Puppet
 from .user import User
 
 if TYPE_CHECKING:
@@ -131,6 +132,45 @@ class MatrixHandler(BaseMatrixHandler):
                 return
             except Exception as e:
                 self.log.warning("Could not send a notice to %s: %s", room_id, type(e).__name__)
+
+    async def handle_invite(
+        self, room_id: RoomID, user_id: UserID, invited_by: BaseUser, evt: StateEvent
+    ) -> None:
+        """The ghost of a Teams user the bridge has not met yet: it is made, then handled as
+        any ghost invite (in a portal, the person is added to the Teams chat)."""
+        if Puppet.get_mri_from_mxid(user_id) is None:
+            return
+        puppet = await Puppet.get_by_mxid(user_id, create=True)
+        if puppet is not None:
+            await self.handle_puppet_invite(room_id, puppet, invited_by, evt)
+
+    async def handle_kick(
+        self, room_id: RoomID, user_id: UserID, kicked_by: UserID, reason: str, event_id: EventID
+    ) -> None:
+        """A bridge user kicking a ghost removes that person from the Teams chat."""
+        if kicked_by == self.az.bot_mxid or Puppet.get_mri_from_mxid(kicked_by):
+            return  # the bridge's own doing (a removal that came from Teams)
+        portal = await Portal.get_by_mxid(room_id)
+        puppet = await Puppet.get_by_mxid(user_id, create=False)
+        user = await self.bridge.get_user(kicked_by, create=False)
+        if portal is None or puppet is None or user is None or not await user.is_logged_in():
+            return
+        await portal.roster.matrix_kick(user, puppet)
+
+    async def handle_leave(self, room_id: RoomID, user_id: UserID, event_id: EventID) -> None:
+        """A bridge user leaving a room leaves the Teams chat only where the config says so
+        (`bridge.leave_teams_chat_on_leave`); otherwise use `leave` in the room."""
+        if not self.config["bridge.leave_teams_chat_on_leave"]:
+            return
+        portal = await Portal.get_by_mxid(room_id)
+        user = await self.bridge.get_user(user_id, create=False)
+        if portal is None or user is None or not await user.is_logged_in():
+            return
+        refusal = await portal.roster.leave_teams_chat(user)
+        if refusal is not None:
+            await user.send_management_notice(
+                f"You left the room {portal.name or ''}, but not the Teams chat: {refusal}."
+            )
 
     async def handle_encrypted(self, evt: EncryptedEvent) -> None:
         """In a portal an encrypted event is the delivery worker's, which decrypts it, or

@@ -195,3 +195,19 @@ async def create_group(evt: CommandEvent) -> EventID | None:
     return await evt.reply(
         f"Created the group chat {portal.name or ''}: https://matrix.to/#/{portal.mxid}"
     )
+
+
+@command_handler(
+    needs_auth=True,
+    help_section=SECTION_PEOPLE,
+    help_text="Leave this Teams chat (in a bridged group room); you leave the room with it.",
+)
+async def leave(evt: CommandEvent) -> EventID | None:
+    user: User = evt.sender  # type: ignore[assignment]
+    portal = evt.portal
+    if portal is None or evt.is_management:
+        return await evt.reply("Send `leave` in the bridged room of the chat you want to leave.")
+    refusal = await portal.roster.leave_teams_chat(user)  # type: ignore[attr-defined]
+    if refusal is not None:
+        return await evt.reply(f"You cannot leave this chat here: {refusal}.")
+    return await evt.reply("You left the Teams chat.")

@@ -370,6 +370,9 @@ class Portal(dbm.Portal, BasePortal):
     async def handle_matrix_name(self, user: User, name: str) -> None:
         await self.room.matrix_renamed(user, name)
 
+    async def handle_matrix_invite(self, invited_by: User, puppet: Puppet) -> None:  # type: ignore[override]
+        await self.roster.matrix_invite(invited_by, puppet)
+
     async def update_bridge_info(self) -> None:
         await self.room.update_bridge_info()
 

@@ -60,6 +60,11 @@ GROUP_EVENT_LEVELS: dict[str, int] = {
     "m.room.encryption": 100,
 }
 
+# The power level of the bridge users in a group room: above the ghosts (0), so a user can
+# remove a Teams person from the chat by kicking their ghost (`kick` is at this level), and
+# not above another user or the bridge.
+MEMBER_LEVEL = 1
+
 KIND_NAMES = {
     ConversationKind.ONE_TO_ONE: "one_to_one",
     ConversationKind.GROUP: "group",
@@ -201,21 +206,33 @@ class Room:
             if portal.is_direct and portal.other_user_mri:
                 # Rooms made before 1:1 rooms took the other person's picture get it now.
                 await self.peer_changed(await Puppet.get_by_mri(portal.other_user_mri))
-            await self._update_power_levels()
+            await self._update_power_levels(source.mxid)
         except Exception:
             self.log.warning("Could not refresh the room from Teams", exc_info=True)
 
-    async def _update_power_levels(self) -> None:
+    async def _update_power_levels(self, member: UserID | None = None) -> None:
+        """Group rooms made by older versions: members may rename the room and remove
+        people, as in Teams; ``member`` (a bridge user in the chat) gets the level that
+        lets them remove a ghost (not another user, nor the bridge)."""
         portal = self.portal
         assert portal.mxid
         if portal.is_direct:
             return
         intent = portal.main_intent
         levels = await intent.get_power_levels(portal.mxid)
+        changed = False
         wanted = GROUP_EVENT_LEVELS[str(EventType.ROOM_NAME)]
         if levels.get_event_level(EventType.ROOM_NAME) != wanted:
             self.log.info("Letting room members rename the room, as in Teams")
             levels.events[EventType.ROOM_NAME] = wanted
+            changed = True
+        if levels.kick != MEMBER_LEVEL:
+            levels.kick = MEMBER_LEVEL
+            changed = True
+        if member is not None and levels.get_user_level(member) < MEMBER_LEVEL:
+            levels.users[member] = MEMBER_LEVEL
+            changed = True
+        if changed:
             await intent.set_power_levels(portal.mxid, levels)
 
     @property
@@ -313,9 +330,12 @@ class Room:
             )
         # The creator's power is implicit (and may not be listed in room v12+).
         power_users = {az.bot_mxid: 100} if intent is not az.intent else {}
+        if not portal.is_direct:
+            power_users[source.mxid] = MEMBER_LEVEL
         power: dict[str, Any] = {"users": power_users} if power_users else {}
         if not portal.is_direct:
             power["events"] = dict(GROUP_EVENT_LEVELS)
+            power["kick"] = MEMBER_LEVEL
         self.log.info("Creating Matrix room (%s, %d members)", portal.kind, len(members))
         room_id = await intent.create_room(
             name=portal.name,
@@ -518,6 +538,10 @@ class Room:
             except MatrixRequestError as e:
                 self.log.debug("Invite of %s failed: %s", user.mxid, e)
             self._known_users.add(user.mxid)
+            try:
+                await self._update_power_levels(user.mxid)
+            except MatrixRequestError as e:
+                self.log.debug("Could not give %s a member's level: %s", user.mxid, e)
         await portal.add_user(user.mxid)
 
     async def bridge_user_removed(self, user: User, *, left: bool) -> None:

@@ -1,5 +1,8 @@
-"""Teams -> Matrix for the room around the messages: members joining and leaving, the
-chat's topic (the room name, kept by `Room`), other members' read positions and typing.
+"""The people of a chat, both ways. Teams -> Matrix: members joining and leaving, the chat's
+topic (the room name, kept by `Room`), other members' read positions and typing. Matrix ->
+Teams: a ghost invited into or kicked from a group room adds or removes that person in the
+Teams chat; a user leaves the Teams chat only when they say so (`leave`, or
+`bridge.leave_teams_chat_on_leave`). Refusals are told in the room and undone in Matrix.
 """
 
 from __future__ import annotations
@@ -7,12 +10,13 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING
 
+from mautrix.bridge import RejectMatrixInvite
 from mautrix.errors import MatrixRequestError
 from mautrix.types import EventID
 
 from .. import db as dbm
 from ..puppet import Puppet
-from ..teams import ThreadActivityKind, is_participant_mri, parse_thread_activity
+from ..teams import TeamsError, ThreadActivityKind, is_participant_mri, parse_thread_activity
 
 if TYPE_CHECKING:
     from ..teams import ActivityMember, ConsumptionHorizon, Message, ThreadActivity
@@ -79,6 +83,79 @@ class Roster:
             await puppet.default_mxid_intent.leave_room(self.portal.mxid)
         except MatrixRequestError as e:
             self.log.debug("%s could not leave the room: %s", member.mri, e)
+
+    # -- Matrix -> Teams: membership ------------------------------------------------------
+
+    def _roster_is_fixed(self) -> str | None:
+        """Why this chat's members cannot be changed from here, or None."""
+        portal = self.portal
+        if portal.is_direct:
+            return "a 1:1 chat has exactly two people"
+        if portal.is_channel:
+            return "a channel's members are its team's: change them in Teams"
+        return None
+
+    async def matrix_invite(self, invited_by: User, puppet: Puppet) -> None:
+        """A ghost invited into the room: the person is added to the Teams chat. Raises
+        ``RejectMatrixInvite`` (the ghost declines the invite) when that cannot be."""
+        portal = self.portal
+        if not puppet.name and invited_by.client is not None:
+            # A Teams user the bridge has not met: their ghost gets their name first.
+            try:
+                profiles = await invited_by.client.fetch_profiles([puppet.mri])
+                found = profiles.get(puppet.mri)
+                if found is not None and found.display_name:
+                    await puppet.update_name(found.display_name, "profile")
+            except TeamsError as e:
+                self.log.debug("No profile for %s: %s", puppet.mri, e)
+        refusal = self._roster_is_fixed()
+        if refusal is None and invited_by.client is None:
+            refusal = "you are not connected to Teams"
+        if refusal is None:
+            try:
+                await invited_by.client.add_member(portal.thread_id, puppet.mri)
+                return
+            except TeamsError as e:
+                refusal = f"Teams refused ({e})"
+        name = puppet.name or puppet.mri
+        await portal.notice(f"{name} was not added to the Teams chat: {refusal}.")
+        raise RejectMatrixInvite(refusal)
+
+    async def matrix_kick(self, kicked_by: User, puppet: Puppet) -> None:
+        """A ghost kicked from the room: the person is removed from the Teams chat; when
+        Teams refuses, they are put back in the room."""
+        portal = self.portal
+        assert portal.mxid
+        refusal = self._roster_is_fixed()
+        if refusal is None and kicked_by.client is None:
+            refusal = "you are not connected to Teams"
+        if refusal is None:
+            try:
+                await kicked_by.client.remove_member(portal.thread_id, puppet.mri)
+                return
+            except TeamsError as e:
+                refusal = f"Teams refused ({e})"
+        name = puppet.name or puppet.mri
+        await portal.notice(f"{name} was not removed from the Teams chat: {refusal}.")
+        try:
+            await portal.main_intent.invite_user(portal.mxid, puppet.default_mxid)
+            await puppet.default_mxid_intent.ensure_joined(portal.mxid)
+        except MatrixRequestError as e:
+            self.log.warning("Could not put %s back in the room: %s", puppet.mri, e)
+
+    async def leave_teams_chat(self, user: User) -> str | None:
+        """The user leaves the Teams chat (and so, through its echo, the room); why not,
+        when they cannot."""
+        refusal = self._roster_is_fixed()
+        if refusal is not None:
+            return refusal
+        if user.client is None or not user.mri:
+            return "you are not connected to Teams"
+        try:
+            await user.client.remove_member(self.portal.thread_id, user.mri)
+        except TeamsError as e:
+            return f"Teams refused ({e})"
+        return None
 
     # -- read positions --------------------------------------------------------------------
 

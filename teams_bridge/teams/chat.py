@@ -454,6 +454,16 @@ class ChatApi:
                 return raw
         return None
 
+    async def add_member(self, conv_id: str, mri: str, role: str = "User") -> None:
+        """Add someone to a group chat (§4.3)."""
+        url = f"{await self._thread_url(conv_id)}/members/{escape_segment(mri)}"
+        await self._send("PUT", url, {"role": role})
+
+    async def remove_member(self, conv_id: str, mri: str) -> None:
+        """Remove someone from a group chat, or (one's own MRI) leave it (§4.3)."""
+        url = f"{await self._thread_url(conv_id)}/members/{escape_segment(mri)}"
+        await self._send("DELETE", url, None)
+
     async def set_topic(self, conv_id: str, topic: str) -> None:
         """Rename a group chat (§4.3)."""
         url = _with_query(f"{await self._thread_url(conv_id)}/properties", {"name": "topic"})

@@ -223,6 +223,12 @@ class TeamsClient:
         """Every member's read position."""
         return await self.chat.get_consumption_horizons(conv_id)
 
+    async def add_member(self, conv_id: str, mri: str) -> None:
+        await self.chat.add_member(conv_id, mri)
+
+    async def remove_member(self, conv_id: str, mri: str) -> None:
+        await self.chat.remove_member(conv_id, mri)
+
     async def set_topic(self, conv_id: str, topic: str) -> None:
         await self.chat.set_topic(conv_id, topic)
 

@@ -41,6 +41,9 @@ def test_only_the_kept_builtins_remain_each_behind_its_check():
         "contacts",
         "start-chat",
         "create-group",
+        "login-browser",
+        "search",
+        "leave",
     }
 
 
