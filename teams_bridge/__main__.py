@@ -229,6 +229,9 @@ class TeamsBridge(Bridge):
             e2ee=lambda: self.matrix.e2ee,
             send_checkpoint=self._send_checkpoint,
             status_events=bool(self.config["bridge.message_status_events"]),
+            relay_enabled=bool(self.config["bridge.relay.enabled"]),
+            relay_formats=dict(self.config["bridge.relay.message_formats"] or {}),
+            profile=self._matrix_display_name,
         )
 
     async def start(self) -> None:
@@ -338,6 +341,14 @@ class TeamsBridge(Bridge):
 
     def is_bridge_ghost(self, user_id: UserID) -> bool:
         return Puppet.get_mri_from_mxid(user_id) is not None
+
+    async def _matrix_display_name(self, user_id: UserID) -> str | None:
+        """A Matrix user's display name (for attributing relayed messages)."""
+        try:
+            profile = await self.az.intent.get_profile(user_id)
+        except Exception:
+            return None
+        return profile.displayname or None
 
     def init_loop(self) -> None:
         """The event loop: uvloop (`bridge.uvloop`, on by default) when it is installed. It

@@ -49,6 +49,8 @@ KEPT: dict[str, str] = {
     "login-matrix": "anyone",
     "logout-matrix": "anyone",
     "ping-matrix": "anyone",
+    "set-relay": "anyone",
+    "unset-relay": "anyone",
 }
 
 PORTAL_ADMIN_REFUSAL = (

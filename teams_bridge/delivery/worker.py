@@ -22,7 +22,7 @@ import sqlite3
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import aiohttp
@@ -43,8 +43,9 @@ from ..db.matrix_event import DONE, FAILED, PENDING
 from ..db.message import FROM_MATRIX
 from ..teams.chat import new_client_message_id
 from .content_check import content_problem
-from .errors import Permanent, Transient, call_teams, classify
+from .errors import NotSupported, Permanent, Transient, call_teams, classify
 from .intake import ENCRYPTED, Intake, is_for_teams, queue_row, skip_reason
+from .relay import relay_content
 from .results import Done, Failed, Outcome, Result, Sent, Skipped
 
 if TYPE_CHECKING:
@@ -101,6 +102,12 @@ class Host(Protocol):
     @property
     def writer(self) -> RoomWriter: ...
 
+    async def get_relay_user(self) -> User | None: ...
+
+
+async def _no_profile(user_id: UserID) -> str | None:
+    return None
+
 
 @dataclass(frozen=True)
 class Services:
@@ -115,6 +122,11 @@ class Services:
     e2ee: Callable[[], EncryptionManager | None]
     # Posts a checkpoint when an endpoint is configured (else does nothing).
     send_checkpoint: Callable[[MessageSendCheckpoint], Awaitable[None]]
+    # Relay mode (`bridge.relay`): whether it is on, and the attribution templates.
+    relay_enabled: bool = False
+    relay_formats: dict[str, str] = field(default_factory=dict)
+    # The Matrix display name of a user (for relay attribution), or None.
+    profile: Callable[[UserID], Awaitable[str | None]] = _no_profile
     # Whether each outcome is also told to the room as a `com.beeper.message_send_status`
     # (`bridge.message_status_events`): one more event for the homeserver per message.
     status_events: bool = True
@@ -284,8 +296,22 @@ class DeliveryWorker:
         problem = content_problem(raw)
         if problem:
             raise Permanent(f"the message is malformed ({problem})")
-        sender = await self._sender(row)
-        handler = self.handlers[handler_kind(raw)]
+        sender, relayed_for = await self._sender(row)
+        kind = handler_kind(raw)
+        if relayed_for is not None:
+            if kind == "reaction":
+                raise NotSupported("reactions of people without a Teams login are not relayed")
+            if kind in ("text", "media", "edit"):
+                raw = {
+                    **raw,
+                    "content": relay_content(
+                        raw.get("content") or {},
+                        self.services.relay_formats,
+                        mxid=relayed_for.mxid,
+                        displayname=await self._display_name(relayed_for),
+                    ),
+                }
+        handler = self.handlers[kind]
         async with self._send_lock:
             try:
                 return await handler(sender, row, raw)
@@ -316,13 +342,28 @@ class DeliveryWorker:
             raise Permanent("the encrypted message is malformed")
         return plain
 
-    async def _sender(self, row: dbm.MatrixEvent) -> User:
-        """The event's sender, logged in to Teams and connected."""
+    async def _sender(self, row: dbm.MatrixEvent) -> tuple[User, User | None]:
+        """Who posts the event: its sender, logged in to Teams and connected; or, for a
+        sender without a login in a room with a relay, the relay user (and the sender)."""
         sender = await self.services.get_user(row.sender)
+        if sender is not None and not sender.credentials and self.services.relay_enabled:
+            relay = await self.host.get_relay_user()
+            if relay is not None and (sender.relay_whitelisted or sender.is_whitelisted):
+                return await self._connected(relay), sender
         if sender is None or not sender.is_whitelisted:
             raise Permanent("you are not allowed to use this bridge")
         if not sender.credentials:
             raise Permanent("you are not logged in to Teams")
+        return await self._connected(sender), None
+
+    async def _display_name(self, user: User) -> str:
+        try:
+            profile = await self.services.profile(user.mxid)
+        except Exception:
+            profile = None
+        return profile or user.mxid
+
+    async def _connected(self, sender: User) -> User:
         waited = 0.0
         while sender.client is None or sender.mri is None:
             if not sender.credentials:
