@@ -13,6 +13,7 @@ from mautrix.types import RoomID, UserID
 from mautrix.util.bridge_state import BridgeState, BridgeStateEvent
 
 from . import db as dbm
+from . import start_chat as chats
 from .config import Config
 from .log_filter import register_secret
 from .portal import Portal
@@ -150,8 +151,19 @@ class User(dbm.User, BaseUser):
             self.log.warning("Could not turn on double puppeting: %s", e)
 
     async def get_portal_with(self, puppet: Puppet, create: bool = True) -> Portal | None:
-        # Starting new chats from Matrix comes with the chat commands.
-        return None
+        """The user's 1:1 portal with a Teams user, its room made (and the Teams chat
+        started, when there is none and ``create``); for a DM started from a Matrix client."""
+        if self.client is None or puppet.mri == self.mri:
+            return None
+        try:
+            contact = await chats.resolve(self, puppet.mri)
+            if contact is None or (contact.dm_room is None and not create):
+                return None
+            await chats.open_dm(self, contact)
+        except Exception as e:
+            self.log.warning("Could not open the 1:1 with %s: %s", puppet.mri, e)
+            return None
+        return await Portal.get_by_mxid(contact.dm_room) if contact.dm_room else None
 
     async def get_bridge_states(self) -> list[BridgeState]:
         if not self.credentials:

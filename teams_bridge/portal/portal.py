@@ -373,6 +373,12 @@ class Portal(dbm.Portal, BasePortal):
     async def handle_matrix_invite(self, invited_by: User, puppet: Puppet) -> None:  # type: ignore[override]
         await self.roster.matrix_invite(invited_by, puppet)
 
+    async def accept_matrix_dm(self, room_id: RoomID, invited_by: User, puppet: Puppet) -> None:  # type: ignore[override]
+        """A DM with a ghost started from a Matrix client: answered in that room with this
+        portal (which the user is invited to), and left, as mautrix bridges do for a DM
+        that already exists."""
+        await self.reject_duplicate_dm(room_id, invited_by, puppet)
+
     async def update_bridge_info(self) -> None:
         await self.room.update_bridge_info()
 

@@ -17,6 +17,7 @@ async def test_people_and_new_chats_from_the_management_room(
     ada = await control.create_user(display_name="Ada Lovelace", kind="work")
     bob = await control.create_user(display_name="Bob Babbage", kind="work")
     await control.create_user(display_name="Bob Marley", kind="work")
+    carol = await control.create_user(display_name="Carol Shaw", kind="work")
     await control.create_chat(kind="one_to_one", members=[me["mri"], ada["mri"]])
     bridge = bridge_factory()
     await bridge.astart()
@@ -72,6 +73,21 @@ async def test_people_and_new_chats_from_the_management_room(
     group = next(c for c in await control.list_chats() if c["topic"] == "Engines")
     assert {m["mri"] for m in group["members"]} == {me["mri"], ada["mri"], bob["mri"]}
     assert "Usage" in await ask("create-group")
+
+    # A DM with a ghost started from the Matrix client: answered with the 1:1 portal.
+    def told_about(room_id: str):
+        return lambda e: room_id in str(getattr(e.content, "body", "") or "")
+
+    started = await mx.create_dm(puppet_mxid(reg, ada["mri"]))
+    await mx.wait_for_event(started, told_about(ada_room))
+    carol_p = puppet_mxid(reg, carol["mri"])
+    started = await mx.create_dm(carol_p)
+    carol_room = await mx.wait_for_invite(lambda inv: inv.name == "Carol Shaw")
+    await mx.wait_for_event(started, told_about(carol_room))
+    assert any(
+        {m["mri"] for m in c["members"]} == {me["mri"], carol["mri"]}
+        for c in await control.list_chats()
+    )
 
     # help lists every command with a description.
     help_text = await ask("help")
