@@ -84,6 +84,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="a Teams simulator option (value read as JSON when it parses), e.g. "
         "server_heartbeat_interval=30",
     )
+    parser.add_argument(
+        "--default-rate-limits",
+        action="store_true",
+        help="run Synapse with its own rate limits (not the test template's raised ones); "
+        "the registrations stay rate_limited: false",
+    )
     parser.add_argument("-v", "--verbose", action="store_true")
     for name, (full, quick) in SIZES.items():
         parser.add_argument(
@@ -158,7 +164,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     synapse_version = asyncio.create_task(asyncio.to_thread(_synapse_version))
     results: dict[str, Any] = {"scenarios": {}, "notes": [], "setup_s": {}}
     scen = results["scenarios"]
-    stack = Stack(keep=args.keep, sim_options=args.sim_options)
+    stack = Stack(
+        keep=args.keep, sim_options=args.sim_options, default_rate_limits=args.default_rate_limits
+    )
+    if args.default_rate_limits:
+        results["notes"].append("Synapse ran with its default rate limits.")
     args.results.mkdir(parents=True, exist_ok=True)
     errors: dict[str, str] = {}
     results["errors"] = errors

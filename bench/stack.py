@@ -216,8 +216,10 @@ class Stack:
         workdir: Path | None = None,
         keep: bool = False,
         sim_options: dict[str, Any] | None = None,
+        default_rate_limits: bool = False,
     ) -> None:
         self.keep = keep
+        self.default_rate_limits = default_rate_limits
         self.sim_options = {**SIM_OPTIONS, **(sim_options or {})}
         base = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="teams-bridge-bench-", dir=base))
@@ -287,7 +289,11 @@ class Stack:
         )
         self.postgres = PostgresCluster()
         self.synapse = SynapseServer(
-            self.workdir / "synapse", paths, server_name=SERVER_NAME, log_level="WARNING"
+            self.workdir / "synapse",
+            paths,
+            server_name=SERVER_NAME,
+            log_level="WARNING",
+            default_rate_limits=self.default_rate_limits,
         )
         await asyncio.gather(
             asyncio.to_thread(self.postgres.start), asyncio.to_thread(self.synapse.start)

@@ -7,12 +7,13 @@ same message content sent as those ghosts, one chat after the other, one message
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any
 from urllib.parse import quote
 
-from ..matrix import Api, SyncingUser
+from ..matrix import Api, MatrixError, SyncingUser
 from ..stack import Stack
 from .common import bounded_gather, login_with_bot, marker
 from .teams_to_matrix import same_as_bridged
@@ -59,7 +60,8 @@ async def run(stack: Stack, chats: int, messages: int) -> dict[str, Any]:
         invites = await me.wait_invites(chats, timeout=120 + chats * messages * 0.5)
         bridge_s = time.monotonic() - t0
         rooms = [inv.room_id for inv in invites if (inv.name or "").startswith("History ")]
-        await bounded_gather(4, [me.api.join(r) for r in rooms])
+        # (The reader is a plain user: with Synapse's default rate limits its joins wait.)
+        await bounded_gather(4, [_join_patiently(me, r) for r in rooms])
         await me.wait_markers(markers, timeout=120)
         log.info("history: %d chats x %d messages in %.1fs", chats, messages, bridge_s)
 
@@ -110,3 +112,15 @@ async def run(stack: Stack, chats: int, messages: int) -> dict[str, Any]:
         "bridge_msgs_per_s": round(total / bridge_s, 2),
         "baseline_msgs_per_s": round(total / baseline_s, 2),
     }
+
+
+async def _join_patiently(me: SyncingUser, room: str) -> None:
+    while True:
+        try:
+            await me.api.join(room)
+            return
+        except MatrixError as e:
+            if e.status != 429:
+                raise
+            wait_ms = e.body.get("retry_after_ms", 1000) if isinstance(e.body, dict) else 1000
+            await asyncio.sleep(wait_ms / 1000)

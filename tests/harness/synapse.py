@@ -93,6 +93,7 @@ class SynapseServer:
         port: int | None = None,
         log_level: str = "INFO",
         extra_config: dict[str, Any] | None = None,
+        default_rate_limits: bool = False,
     ) -> None:
         self.workdir = Path(workdir).resolve()
         self.server_name = server_name
@@ -102,6 +103,8 @@ class SynapseServer:
         self.port = port or free_port()
         self.log_level = log_level
         self.extra_config = extra_config or {}
+        # Synapse's own rate limits instead of the template's raised ones.
+        self.default_rate_limits = default_rate_limits
         self.registration_shared_secret = secrets.token_urlsafe(24)
         self.proc: subprocess.Popen[bytes] | None = None
         self.start_seconds: float | None = None
@@ -143,6 +146,8 @@ class SynapseServer:
             "app_service_config_files": json.dumps(self.appservice_registration_files),
         }
         text = string.Template(TEMPLATE.read_text()).substitute(values)
+        if self.default_rate_limits:
+            text = _without_rate_limits(text)
         if self.extra_config:
             # JSON is YAML; later top-level keys replace earlier ones in Synapse's loader,
             # but drop the template's copy anyway so the file stays unambiguous.
@@ -311,3 +316,14 @@ class SynapseServer:
 
     def __repr__(self) -> str:
         return f"SynapseServer(url={self.url!r}, server_name={self.server_name!r})"
+
+
+def _without_rate_limits(text: str) -> str:
+    """The config without its top-level ``rc_*`` settings (and their nested lines)."""
+    kept, dropping = [], False
+    for line in text.splitlines():
+        if line and not line[0].isspace():
+            dropping = line.startswith("rc_")
+        if not dropping:
+            kept.append(line)
+    return "\n".join(kept) + "\n"
