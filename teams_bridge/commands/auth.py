@@ -44,18 +44,10 @@ SECTION_AUTH = HelpSection("Authentication", 10, "")
 )
 async def login(evt: CommandEvent) -> EventID | None:
     user: User = evt.sender  # type: ignore[assignment]
-    if not user.is_whitelisted:
-        return await evt.reply("You are not allowed to use this bridge to log in to Teams.")
-    if user.login_task and not user.login_task.done():
-        return await evt.reply("A login is already in progress. Send `cancel` to stop it.")
-    kind = AccountKind.WORK
-    tenant = evt.config["teams.default_tenant"]
-    if evt.args:
-        if evt.args[0].lower() in ("personal", "consumer", "live"):
-            kind = AccountKind.PERSONAL
-            tenant = None
-        elif evt.args[0].lower() not in ("work", "school"):
-            tenant = evt.args[0]
+    refusal = _cannot_log_in(user)
+    if refusal:
+        return await evt.reply(refusal)
+    kind, tenant = _login_target(evt)
     process = _process(evt, user, flow_for(kind, device_code=True), tenant)
     try:
         step = await process.start()
@@ -70,6 +62,24 @@ async def login(evt: CommandEvent) -> EventID | None:
     )
     user.login_task = asyncio.create_task(_finish_login(evt, user, process))
     return None
+
+
+def _cannot_log_in(user: User) -> str | None:
+    if not user.is_whitelisted:
+        return "You are not allowed to use this bridge to log in to Teams."
+    if user.login_task and not user.login_task.done():
+        return "A login is already in progress. Send `cancel` to stop it."
+    return None
+
+
+def _login_target(evt: CommandEvent) -> tuple[AccountKind, str | None]:
+    """The account kind and tenant a login command's argument names (`personal`, a
+    tenant, or nothing: a work account of the configured default tenant)."""
+    if evt.args and evt.args[0].lower() in ("personal", "consumer", "live"):
+        return AccountKind.PERSONAL, None
+    if evt.args and evt.args[0].lower() not in ("work", "school"):
+        return AccountKind.WORK, evt.args[0]
+    return AccountKind.WORK, evt.config["teams.default_tenant"]
 
 
 def _process(evt: CommandEvent, user: User, flow: LoginFlow, tenant: str | None) -> LoginProcess:
@@ -99,17 +109,10 @@ OTHER_WAYS = (
 )
 async def login_browser(evt: CommandEvent) -> EventID | None:
     user: User = evt.sender  # type: ignore[assignment]
-    if not user.is_whitelisted:
-        return await evt.reply("You are not allowed to use this bridge to log in to Teams.")
-    if user.login_task and not user.login_task.done():
-        return await evt.reply("A login is already in progress. Send `cancel` to stop it.")
-    kind = AccountKind.WORK
-    tenant = evt.config["teams.default_tenant"]
-    if evt.args:
-        if evt.args[0].lower() in ("personal", "consumer", "live"):
-            kind, tenant = AccountKind.PERSONAL, None
-        elif evt.args[0].lower() not in ("work", "school"):
-            tenant = evt.args[0]
+    refusal = _cannot_log_in(user)
+    if refusal:
+        return await evt.reply(refusal)
+    kind, tenant = _login_target(evt)
     auth = AuthClient(evt.bridge.teams_session, evt.bridge.teams_endpoints)  # type: ignore[attr-defined]
     flow = auth.start_auth_code(kind, tenant)
 

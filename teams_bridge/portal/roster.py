@@ -8,6 +8,7 @@ Teams chat; a user leaves the Teams chat only when they say so (`leave`, or
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from mautrix.bridge import RejectMatrixInvite
@@ -19,7 +20,7 @@ from ..puppet import Puppet
 from ..teams import TeamsError, ThreadActivityKind, is_participant_mri, parse_thread_activity
 
 if TYPE_CHECKING:
-    from ..teams import ActivityMember, ConsumptionHorizon, Message, ThreadActivity
+    from ..teams import ActivityMember, ConsumptionHorizon, Message, TeamsClient, ThreadActivity
     from ..user import User
     from .portal import Portal
 
@@ -108,15 +109,11 @@ class Roster:
                     await puppet.update_name(found.display_name, "profile")
             except TeamsError as e:
                 self.log.debug("No profile for %s: %s", puppet.mri, e)
-        refusal = self._roster_is_fixed()
-        if refusal is None and invited_by.client is None:
-            refusal = "you are not connected to Teams"
+        refusal = await self._roster_change(
+            invited_by, lambda client: client.add_member(portal.thread_id, puppet.mri)
+        )
         if refusal is None:
-            try:
-                await invited_by.client.add_member(portal.thread_id, puppet.mri)
-                return
-            except TeamsError as e:
-                refusal = f"Teams refused ({e})"
+            return
         name = puppet.name or puppet.mri
         await portal.notice(f"{name} was not added to the Teams chat: {refusal}.")
         raise RejectMatrixInvite(refusal)
@@ -126,15 +123,11 @@ class Roster:
         Teams refuses, they are put back in the room."""
         portal = self.portal
         assert portal.mxid
-        refusal = self._roster_is_fixed()
-        if refusal is None and kicked_by.client is None:
-            refusal = "you are not connected to Teams"
+        refusal = await self._roster_change(
+            kicked_by, lambda client: client.remove_member(portal.thread_id, puppet.mri)
+        )
         if refusal is None:
-            try:
-                await kicked_by.client.remove_member(portal.thread_id, puppet.mri)
-                return
-            except TeamsError as e:
-                refusal = f"Teams refused ({e})"
+            return
         name = puppet.name or puppet.mri
         await portal.notice(f"{name} was not removed from the Teams chat: {refusal}.")
         try:
@@ -146,13 +139,22 @@ class Roster:
     async def leave_teams_chat(self, user: User) -> str | None:
         """The user leaves the Teams chat (and so, through its echo, the room); why not,
         when they cannot."""
+        thread_id = self.portal.thread_id
+        return await self._roster_change(
+            user, lambda client: client.remove_member(thread_id, user.mri or "")
+        )
+
+    async def _roster_change(
+        self, user: User, change: Callable[[TeamsClient], Awaitable[None]]
+    ) -> str | None:
+        """Change the Teams chat's members as ``user``; why that cannot be, or None."""
         refusal = self._roster_is_fixed()
         if refusal is not None:
             return refusal
         if user.client is None or not user.mri:
             return "you are not connected to Teams"
         try:
-            await user.client.remove_member(self.portal.thread_id, user.mri)
+            await change(user.client)
         except TeamsError as e:
             return f"Teams refused ({e})"
         return None
