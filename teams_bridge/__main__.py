@@ -14,7 +14,7 @@ from mautrix.types import RoomID, UserID
 from mautrix.util.async_db import Database
 from mautrix.util.message_send_checkpoint import MessageSendCheckpoint
 
-from . import __version__, metrics, startup
+from . import __version__, metrics, presence, startup
 from . import db as dbm
 from .appservice import DurableAppService, body_limit_bytes, describe
 from .config import Config
@@ -61,6 +61,7 @@ class TeamsBridge(Bridge):
     teams_endpoints: Endpoints
     intake: Intake
     delivery_services: Services
+    presence: presence.PresenceSync | None
 
     # -- start-up checks (startup.py) ------------------------------------------------------------
 
@@ -251,6 +252,7 @@ class TeamsBridge(Bridge):
         for sig in (signal.SIGINT, signal.SIGTERM):
             self.loop.add_signal_handler(sig, self._request_stop)
         Portal.init_cls(self)
+        self.presence = presence.for_bridge(self)
         self.add_startup_actions(Puppet.init_cls(self))
         self.add_startup_actions(User.init_cls(self))
         self.add_startup_actions(self._resume_outbound())
@@ -317,6 +319,8 @@ class TeamsBridge(Bridge):
         return self._probe_connections
 
     async def stop(self) -> None:
+        if getattr(self, "presence", None) is not None:
+            await self.presence.stop()
         await self.homeserver_watch.stop()
         if getattr(self, "_probe_session", None) is not None:
             await self._probe_session.close()
