@@ -219,6 +219,7 @@ class TeamsBridge(Bridge):
             interval=self.config["bridge.homeserver_watch_seconds"],
             timeout=5.0,
         )
+        self.presence = presence.for_bridge(self)
         self.queue_pruner = QueuePruner(
             self.config["bridge.matrix_event_retention_hours"], self.disruptions
         )
@@ -252,7 +253,6 @@ class TeamsBridge(Bridge):
         for sig in (signal.SIGINT, signal.SIGTERM):
             self.loop.add_signal_handler(sig, self._request_stop)
         Portal.init_cls(self)
-        self.presence = presence.for_bridge(self)
         self.add_startup_actions(Puppet.init_cls(self))
         self.add_startup_actions(User.init_cls(self))
         self.add_startup_actions(self._resume_outbound())

@@ -213,6 +213,9 @@ class PresenceSync:
             if current.state is PresenceState.OFFLINE or self.applied.get(mri) is not current:
                 continue
             await self._send(mri, current)
+            if self.pending:
+                # A change must not wait for a long round of refreshes.
+                await self.flush()
 
     async def _send(self, mri: str, wanted: MatrixPresence) -> bool:
         try:
