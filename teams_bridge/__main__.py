@@ -319,8 +319,9 @@ class TeamsBridge(Bridge):
         return self._probe_connections
 
     async def stop(self) -> None:
-        if getattr(self, "presence", None) is not None:
-            await self.presence.stop()
+        sync: presence.PresenceSync | None = getattr(self, "presence", None)
+        if sync is not None:
+            await sync.stop()
         await self.homeserver_watch.stop()
         if getattr(self, "_probe_session", None) is not None:
             await self._probe_session.close()
