@@ -14,7 +14,7 @@ from mautrix.types import RoomID, UserID
 from mautrix.util.async_db import Database
 from mautrix.util.message_send_checkpoint import MessageSendCheckpoint
 
-from . import __version__, metrics, startup
+from . import __version__, metrics, presence, startup
 from . import db as dbm
 from .appservice import DurableAppService, body_limit_bytes, describe
 from .config import Config
@@ -61,6 +61,7 @@ class TeamsBridge(Bridge):
     teams_endpoints: Endpoints
     intake: Intake
     delivery_services: Services
+    presence: presence.PresenceSync | None
 
     # -- start-up checks (startup.py) ------------------------------------------------------------
 
@@ -218,6 +219,7 @@ class TeamsBridge(Bridge):
             interval=self.config["bridge.homeserver_watch_seconds"],
             timeout=5.0,
         )
+        self.presence = presence.for_bridge(self)
         self.queue_pruner = QueuePruner(
             self.config["bridge.matrix_event_retention_hours"], self.disruptions
         )
@@ -317,6 +319,9 @@ class TeamsBridge(Bridge):
         return self._probe_connections
 
     async def stop(self) -> None:
+        sync: presence.PresenceSync | None = getattr(self, "presence", None)
+        if sync is not None:
+            await sync.stop()
         await self.homeserver_watch.stop()
         if getattr(self, "_probe_session", None) is not None:
             await self._probe_session.close()

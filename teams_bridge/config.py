@@ -109,6 +109,8 @@ class Config(BaseBridgeConfig):
         copy("bridge.private_chat_portal_meta")
         copy("bridge.spaces")
         copy("bridge.leave_teams_chat_on_leave")
+        copy("bridge.sync_presence")
+        copy("bridge.presence_refresh_seconds")
         copy("bridge.message_status_events")
         copy("bridge.uvloop")
         copy("bridge.sync_direct_chat_list")

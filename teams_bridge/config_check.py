@@ -191,6 +191,8 @@ CHECKS: list[tuple[str, Check]] = [
     ("bridge.private_chat_portal_meta", boolean),
     ("bridge.spaces", boolean),
     ("bridge.leave_teams_chat_on_leave", boolean),
+    ("bridge.sync_presence", boolean),
+    ("bridge.presence_refresh_seconds", number(0)),
     ("bridge.sync_direct_chat_list", boolean),
     ("bridge.double_puppet_allow_discovery", boolean),
     ("bridge.message_status_events", boolean),

@@ -18,6 +18,7 @@ from .config import Config
 from .log_filter import register_secret
 from .portal import Portal
 from .portal.key import PortalKey
+from .presence import PresenceTracker
 from .puppet import Puppet
 from .spaces import Spaces
 from .teams import (
@@ -58,6 +59,7 @@ class User(dbm.User, BaseUser):
     trouter_state: TrouterState | None
     trouter_error: str | None
     login_task: asyncio.Task | None
+    presence: PresenceTracker | None
     _sync_task: asyncio.Task | None
     _connect_lock: asyncio.Lock
 
@@ -84,6 +86,7 @@ class User(dbm.User, BaseUser):
         self.trouter_state = None
         self.trouter_error = None
         self.login_task = None
+        self.presence = None
         self._sync_task = None
         self._connect_lock = asyncio.Lock()
         self._resync_lock = asyncio.Lock()
@@ -269,7 +272,15 @@ class User(dbm.User, BaseUser):
             await puppet.update_name(info.display_name, "profile")
             puppet.schedule_avatar_sync(client)
             await self._auto_double_puppet(puppet)
-            client.start_trouter(self._on_event, self._on_trouter_state, self._resync)
+            sync = self.bridge.presence
+            self.presence = sync.attach(self) if sync is not None else None
+            client.start_trouter(
+                self._on_event,
+                self._on_trouter_state,
+                self._resync,
+                on_presence=self.presence.on_presence if self.presence else None,
+                on_connected=self.presence.on_connected if self.presence else None,
+            )
             self.start_chat_sync()
 
     def start_chat_sync(self) -> bool:
@@ -284,6 +295,9 @@ class User(dbm.User, BaseUser):
         if self._sync_task and not self._sync_task.done():
             self._sync_task.cancel()
         self._sync_task = None
+        tracker, self.presence = self.presence, None
+        if tracker is not None and self.bridge.presence is not None:
+            self.bridge.presence.detach(tracker)
         if client:
             await client.stop()
         self.trouter_state = None
@@ -384,6 +398,12 @@ class User(dbm.User, BaseUser):
             if new >= PROGRESS_EVERY and not had_room and made and made % PROGRESS_EVERY == 0:
                 await self.send_management_notice(f"History: {made} of {new} chats")
         await self.update_direct_chats()
+        if self.presence is not None:
+            # The people in rooms made just now.
+            try:
+                await self.presence.refresh()
+            except Exception:
+                self.log.warning("Could not follow the presence of new people", exc_info=True)
         if new:
             failed = new - made
             await self.send_management_notice(

@@ -1,4 +1,4 @@
 """Bot commands. Importing the modules registers their handlers with mautrix; `builtin`
 then cuts mautrix's own built-in commands down (the order does not matter)."""
 
-from . import auth, builtin, people, sync  # noqa: F401
+from . import auth, builtin, people, presence, sync  # noqa: F401

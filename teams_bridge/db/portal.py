@@ -77,6 +77,17 @@ class Portal:
         )
         return [cls(**row) for row in await cls.db.fetch(q, user_mxid)]
 
+    @classmethod
+    async def joined_members(cls, user_mxid: UserID) -> list[UserID]:
+        """Everyone joined to any of the user's portal rooms (as the state store knows)."""
+        q = (
+            "SELECT DISTINCT m.user_id FROM mx_user_profile m "
+            "JOIN portal p ON p.mxid = m.room_id "
+            "JOIN user_portal up ON p.thread_id = up.thread_id AND p.receiver = up.receiver "
+            "WHERE up.user_mxid = $1 AND m.membership = 'join'"
+        )
+        return [UserID(row["user_id"]) for row in await cls.db.fetch(q, user_mxid)]
+
     @property
     def _values(self) -> tuple:
         return (

@@ -63,6 +63,8 @@ from .models import (
     ThreadActivityKind,
     ThreadMember,
 )
+from .presence import FORCEABLE as FORCEABLE_AVAILABILITIES
+from .presence import Presence
 from .props import ConsumptionHorizon, Mention, Reaction, parse_consumption_horizon
 from .trouter import TrouterConfig, TrouterState
 
@@ -103,6 +105,8 @@ __all__ = [
     "Message",
     "ParseError",
     "ParsedMedia",
+    "FORCEABLE_AVAILABILITIES",
+    "Presence",
     "Profile",
     "ProfilePicture",
     "Reaction",

@@ -15,12 +15,22 @@ from .endpoints import Endpoints, ServiceUrls
 from .errors import AuthError, InvalidId, TeamsError
 from .http import RetryPolicy, TeamsHttp
 from .ids import check_id, mri_from_skype_id
+from .kinds import AccountKind
 from .media import AmsApi, AmsStatus, MediaDownload, Source, UploadedMedia
 from .models import Conversation, Message, Profile, ProfilePicture, SelfInfo, Thread
+from .presence import PUSH_SUFFIX, Presence, PresenceApi, presence_base
 from .profiles import fetch_profile_picture, fetch_short_profiles, search_users
 from .props import ConsumptionHorizon
 from .tokens import CredentialsCallback, TokenManager
-from .trouter import EventCallback, ResyncCallback, StateCallback, Trouter, TrouterConfig
+from .trouter import (
+    ConnectedCallback,
+    EventCallback,
+    PresenceCallback,
+    ResyncCallback,
+    StateCallback,
+    Trouter,
+    TrouterConfig,
+)
 
 log = logging.getLogger("teams.client")
 
@@ -39,6 +49,11 @@ def _user_details(raw: object) -> dict[str, object]:
 
 def _text(value: object) -> str | None:
     return value.strip() or None if isinstance(value, str) else None
+
+
+def presence_trouter_uri(surl: str) -> str:
+    """Where the presence service pushes: the Trouter push URL plus its suffix (§6)."""
+    return f"{surl.rstrip('/')}/{PUSH_SUFFIX}"
 
 
 class TeamsClient:
@@ -68,6 +83,7 @@ class TeamsClient:
         self.http = TeamsHttp(session, self.tokens, policy=retry_policy)
         self.chat = ChatApi(self.http, self.tokens, credentials.kind)
         self.media = AmsApi(session, self.tokens, policy=retry_policy)
+        self.presence = PresenceApi(self.http, self.endpoint_id)
         self.trouter_config = trouter_config
         self.self_info: SelfInfo | None = None
         self._trouter: Trouter | None = None
@@ -323,13 +339,48 @@ class TeamsClient:
             raise TeamsError(None, "no_object_id", "the signed-in user's object id is unknown")
         return oid
 
+    # -- presence --------------------------------------------------------------------
+    async def _presence_base(self) -> str:
+        services = (await self.tokens.skype()).services
+        personal = self.tokens.credentials.kind is AccountKind.PERSONAL
+        return presence_base(services.presence, personal)
+
+    async def get_presence(self, mris: Iterable[str]) -> list[Presence]:
+        """The presence of many people (batched); unknown people are left out."""
+        return await self.presence.get(await self._presence_base(), mris)
+
+    async def subscribe_presence(
+        self, surl: str, add: Iterable[str], remove: Iterable[str] = (), *, purge: bool = False
+    ) -> None:
+        """Have changes of ``add``'s presence pushed over the Trouter connection whose
+        push URL is ``surl`` (``on_connected`` gives it after every connect)."""
+        await self.presence.subscribe(
+            await self._presence_base(),
+            presence_trouter_uri(surl),
+            list(add),
+            list(remove),
+            purge=purge,
+        )
+
+    async def set_availability(self, availability: str) -> None:
+        """Set the own availability (one of ``presence.FORCEABLE``) on every device."""
+        await self.presence.force_availability(await self._presence_base(), availability)
+
+    async def set_status_note(self, text: str) -> None:
+        """Set (or, with an empty text, clear) the own status note."""
+        await self.presence.publish_note(await self._presence_base(), text)
+
     def start_trouter(
         self,
         on_event: EventCallback,
         on_state: StateCallback | None = None,
         on_resync: ResyncCallback | None = None,
+        *,
+        on_presence: PresenceCallback | None = None,
+        on_connected: ConnectedCallback | None = None,
     ) -> None:
-        """Start receiving pushes; ``on_event`` is awaited for each event in order."""
+        """Start receiving pushes; ``on_event`` is awaited for each event in order,
+        ``on_presence`` for each presence push."""
         if self._trouter is not None:
             raise RuntimeError("Trouter is already running")
         self._trouter = Trouter(
@@ -342,6 +393,8 @@ class TeamsClient:
             on_state=on_state,
             on_resync=on_resync,
             config=self.trouter_config,
+            on_presence=on_presence,
+            on_connected=on_connected,
         )
         self._trouter.start()
 

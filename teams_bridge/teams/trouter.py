@@ -13,7 +13,7 @@ import inspect
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Literal, Protocol
@@ -27,7 +27,8 @@ from .http import Auth, TeamsHttp
 from .kinds import AccountKind
 from .models import EventMessage
 from .parse import parse_event
-from .push import PushBodyError, decode_body, parse_request, reply_for
+from .presence import Presence, is_presence_path, parse_push
+from .push import PushBodyError, PushRequest, decode_body, parse_request, reply_for
 from .registrar import register
 from .socketio import (
     HEARTBEAT,
@@ -71,6 +72,11 @@ log = logging.getLogger("teams.trouter")
 EventCallback = Callable[[EventMessage], Awaitable[None] | None]
 StateCallback = Callable[["TrouterState", str | None], Awaitable[None] | None]
 ResyncCallback = Callable[[], Awaitable[None] | None]
+# Presence pushes: the entries and whether they are a full snapshot.
+PresenceCallback = Callable[[list[Presence], bool], Awaitable[None] | None]
+# After every (re)connect and registration: the new push URL (``surl``), which presence
+# subscriptions must name.
+ConnectedCallback = Callable[[str], Awaitable[None] | None]
 
 
 class TrouterState(Enum):
@@ -146,8 +152,12 @@ class Trouter:
         on_state: StateCallback | None = None,
         on_resync: ResyncCallback | None = None,
         config: TrouterConfig | None = None,
+        on_presence: PresenceCallback | None = None,
+        on_connected: ConnectedCallback | None = None,
     ) -> None:
         self.http = http
+        self.on_presence = on_presence
+        self.on_connected = on_connected
         self.tokens = tokens
         self.endpoints = endpoints
         self.kind = kind
@@ -387,6 +397,8 @@ class Trouter:
         helpers.append(asyncio.create_task(self._ping_loop(sock), name="trouter-ping"))
         helpers.append(asyncio.create_task(self._reregister_loop(sock, alloc), name="trouter-reg"))
         self._schedule_resync("connected")
+        if self.on_connected is not None:
+            self._spawn(self._after_connect(alloc.surl), "trouter-connected")
 
     async def _register(self, alloc: Allocation) -> None:
         await register(
@@ -405,6 +417,9 @@ class Trouter:
             self._malformed("request", exc, len(frame.data or ""))
             return
         await sock.send(message_frame(reply_for(request)))
+        if self.on_presence is not None and is_presence_path(request.path):
+            await self._on_presence_push(request)
+            return
         if not request.is_messaging():
             log.debug("Ignoring a Trouter push for %s", request.path.rsplit("/", 1)[-1][:40])
             return
@@ -417,6 +432,18 @@ class Trouter:
             await _call(self.on_event, event)
         except Exception:
             log.exception("The event consumer failed on a %s event", event.resource_type)
+
+    async def _on_presence_push(self, request: PushRequest) -> None:
+        assert self.on_presence is not None
+        try:
+            entries, snapshot = parse_push(decode_body(request))
+        except PushBodyError as exc:
+            self._malformed("presence push", exc, len(str(request.body or "")))
+            return
+        try:
+            await _call(self.on_presence, entries, snapshot)
+        except Exception:
+            log.exception("The presence consumer failed")
 
     async def _on_event_frame(self, sock: Socket, frame: Frame) -> None:
         try:
@@ -467,9 +494,21 @@ class Trouter:
     def _schedule_resync(self, reason: str) -> None:
         if self.on_resync is None:
             return
-        task = asyncio.create_task(self._resync(reason), name="trouter-resync")
+        self._spawn(self._resync(reason), "trouter-resync")
+
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+    async def _after_connect(self, surl: str) -> None:
+        callback = self.on_connected
+        if callback is None:
+            return
+        try:
+            await _call(callback, surl)
+        except Exception:
+            log.exception("The connected callback failed")
 
     async def _resync(self, reason: str) -> None:
         callback = self.on_resync

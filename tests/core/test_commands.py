@@ -44,6 +44,7 @@ def test_only_the_kept_builtins_remain_each_behind_its_check():
         "login-browser",
         "search",
         "leave",
+        "status",
     }
 
 

@@ -7,7 +7,18 @@ from typing import Any
 
 from aiohttp import web
 
-from . import aad, ams, authz, chatsvc, control_api, devicelogin, middletier, registrar, trouter
+from . import (
+    aad,
+    ams,
+    authz,
+    chatsvc,
+    control_api,
+    devicelogin,
+    middletier,
+    presence,
+    registrar,
+    trouter,
+)
 from .context import CTX, SimContext
 from .endpoints import endpoints_for
 from .options import SimOptions
@@ -32,6 +43,7 @@ class FakeTeams:
         )
         self.hub = TrouterHub(self.ctx)
         self.ctx.trouter = self.hub
+        self.ctx.presence = presence.PresenceService(self.ctx)
         world.sink = self.hub
         self.recorder = Recorder(self.options.max_recorded_requests)
         self.ams = ams.AmsStore()
@@ -57,6 +69,7 @@ class FakeTeams:
         middletier.add_routes(app)
         trouter.add_routes(app)
         registrar.add_routes(app)
+        presence.add_routes(app)
         ams.add_routes(app)
         aad.add_routes(app)  # last: its `/{tenant}/…` patterns are the most generic
         return app

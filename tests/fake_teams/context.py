@@ -14,6 +14,7 @@ from .tokens import TokenStore
 from .world import World
 
 if TYPE_CHECKING:
+    from .presence import PresenceService
     from .trouter import TrouterHub
 
 
@@ -28,6 +29,7 @@ class SimContext:
     rng: random.Random = field(default_factory=random.Random)
     base_url: str = ""
     trouter: TrouterHub | None = None
+    presence: PresenceService | None = None
 
     def __post_init__(self) -> None:
         # The world renders events and picks wire variants itself, so it shares these.

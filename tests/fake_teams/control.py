@@ -92,6 +92,33 @@ class ControlClient:
     async def remove_picture(self, mri: str) -> dict[str, Any]:
         return await self._call("DELETE", f"/users/{_seg(mri)}/picture")
 
+    async def set_presence(
+        self,
+        mri: str,
+        availability: str | None = None,
+        *,
+        activity: str | None = None,
+        note: str | None = None,
+        device_type: str | None = None,
+    ) -> dict[str, Any]:
+        """Change a user's presence as their Teams clients would (pushed to subscribers)."""
+        body: dict[str, Any] = {}
+        for key, value in (
+            ("availability", availability),
+            ("activity", activity),
+            ("note", note),
+            ("device_type", device_type),
+        ):
+            if value is not None:
+                body[key] = value
+        return await self._call("PUT", f"/users/{_seg(mri)}/presence", body)
+
+    async def get_presence(self, mri: str) -> dict[str, Any]:
+        return await self._call("GET", f"/users/{_seg(mri)}/presence")
+
+    async def presence_subscriptions(self) -> dict[str, Any]:
+        return await self._call("GET", "/presence/subscriptions")
+
     # -- chats ---------------------------------------------------------------------
     async def create_chat(
         self, kind: str, members: list[str], topic: str | None = None

@@ -16,6 +16,7 @@ from aiohttp import web
 
 from .context import SimContext, ctx
 from .endpoints import endpoints_for
+from .presence import service_of as presence_service
 from .recorder import Fault, Recorder
 from .render import message_json, thread_json
 from .trouter import hub_of
@@ -100,6 +101,36 @@ async def set_picture(request: web.Request, c: SimContext, body: dict[str, Any])
     user.picture = data
     user.picture_type = str(body.get("content_type") or "image/png")
     return {"mri": user.mri, "sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
+
+
+async def user_presence(request: web.Request, c: SimContext, body: dict[str, Any]) -> Any:
+    """Read (GET) or change (PUT) a user's presence as their Teams clients would: a change
+    is pushed to everyone subscribed to that user."""
+    service = presence_service(c)
+    user = c.world.user(request.match_info["mri"])
+    if request.method == "PUT":
+        note = body.get("note")
+        service.change(
+            user.mri,
+            availability=body.get("availability"),
+            activity=body.get("activity"),
+            note=str(note) if note is not None else None,
+            device_type=body.get("device_type"),
+        )
+    state = service.state(user.mri)
+    return {
+        "mri": user.mri,
+        "availability": state.availability,
+        "activity": state.activity,
+        "note": state.note,
+        "forced": state.forced,
+        "etag": state.etag,
+    }
+
+
+async def presence_subscriptions(request: web.Request, c: SimContext, body: dict[str, Any]) -> Any:
+    service = presence_service(c)
+    return {"subscriptions": service.describe(), "pushes": service.pushes}
 
 
 # -- chats -----------------------------------------------------------------------------
@@ -505,6 +536,9 @@ def add_routes(app: web.Application) -> None:
         ("POST", "/trouter/silence", silence),
         ("POST", "/users/{mri}/expire_access_token", expire_access),
         ("PUT", "/users/{mri}/picture", set_picture),
+        ("GET", "/users/{mri}/presence", user_presence),
+        ("PUT", "/users/{mri}/presence", user_presence),
+        ("GET", "/presence/subscriptions", presence_subscriptions),
         ("DELETE", "/users/{mri}/picture", set_picture),
         ("POST", "/chats", create_chat),
         ("GET", "/chats", list_chats),
