@@ -16,6 +16,7 @@ from mautrix.types import (
     EventID,
     EventType,
     MessageEvent,
+    MessageType,
     PresenceEvent,
     ReceiptEvent,
     RoomID,
@@ -54,9 +55,34 @@ class MatrixHandler(BaseMatrixHandler):
 
     async def handle_message(self, evt: MessageEvent, was_encrypted: bool = False) -> None:
         """A message carrying a secret is redacted before any check can refuse it."""
-        if await self._remove_secret(evt):
+        if await self._remove_secret(evt) or await self._refuse_command(evt):
             return
         await super().handle_message(evt, was_encrypted)
+
+    async def _refuse_command(self, evt: MessageEvent) -> bool:
+        """A command (with the prefix) from someone not allowed to run commands is answered
+        with why, where mautrix would ignore it in silence; True when refused here."""
+        content = evt.content
+        if not isinstance(content, TextMessageEventContent) or content.msgtype != MessageType.TEXT:
+            return False
+        prefix = self.config["bridge.command_prefix"]
+        body = (content.body or "").strip()
+        if not body.startswith(prefix) or evt.sender == self.az.bot_mxid:
+            return False
+        if Puppet.get_mri_from_mxid(evt.sender) is not None:
+            return False
+        user = await self.bridge.get_user(evt.sender)
+        if user is not None and await self.allow_command(user):
+            return False
+        words = body[len(prefix) :].split()
+        command = words[0][:40] if words else ""
+        portal = await Portal.get_by_mxid(evt.room_id)
+        await self._notice(
+            evt.room_id,
+            f"You are not allowed to use this bridge, so `{command}` was refused.",
+            portal,
+        )
+        return True
 
     async def _remove_secret(self, evt: MessageEvent) -> bool:
         """Redact a secret-carrying command; True when it was refused here (no permission)."""

@@ -24,9 +24,10 @@ def _member(user_id: str, membership: str):
 
 
 async def test_invites_kicks_refusals_and_leaving(
-    backend, synapse, bridge_factory, control, matrix_user
+    backend, synapse, bridge_factory, control, matrix_user, matrix_client_factory
 ):
     mx = matrix_user
+    stranger = await matrix_client_factory()
     reg = synapse.appservices[backend]
     me = await control.create_user(display_name="Grace Hopper", kind="work")
     ada = await control.create_user(display_name="Ada Lovelace", kind="work")
@@ -35,7 +36,7 @@ async def test_invites_kicks_refusals_and_leaving(
     engines = (await control.create_chat("group", [me["mri"], ada["mri"]], "Engines"))["id"]
     difference = (await control.create_chat("group", [me["mri"], ada["mri"]], "Difference"))["id"]
     await control.create_chat("one_to_one", [me["mri"], ada["mri"]])
-    bridge = bridge_factory()
+    bridge = bridge_factory(permissions={synapse.server_name: "user", stranger.user_id: "relay"})
     await bridge.astart()
     dm = await login_through_bot(mx, reg, control, me["mri"])
     rooms = {}
@@ -70,6 +71,24 @@ async def test_invites_kicks_refusals_and_leaving(
     await mx.wait_for_notice(room, contains="was not removed from the Teams chat")
     back = await mx.wait_for_event(room, _member(ada_p, "join"))
     assert back.sender == ada_p and ada["mri"] in await roster(engines)
+
+    # Someone in the room without the right to use the bridge changes nothing in Teams:
+    # their invite of a ghost is declined with the reason, their commands are refused.
+    await mx.client.invite_user(room, stranger.user_id)
+    await stranger.join(room)
+    await stranger.client.invite_user(room, UserID(carol_p))
+
+    def declined(e) -> bool:
+        reason = getattr(e.content, "reason", None) or ""
+        return _member(carol_p, "leave")(e) and e.sender == carol_p and "not allowed" in reason
+
+    await mx.wait_for_event(room, declined)
+    for command in ("!teams leave", "!teams start-chat " + carol["mri"], "!teams set-relay"):
+        sent = await stranger.send_text(room, command)
+        answer = await stranger.wait_for_notice(room, after=sent)
+        assert "You are not allowed to use this bridge" in answer.content.body
+    assert carol["mri"] not in await roster(engines)
+    assert me["mri"] in await roster(engines)
 
     # A 1:1 has a fixed roster.
     await mx.client.invite_user(rooms["Ada Lovelace"], UserID(bob_p))
