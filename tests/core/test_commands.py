@@ -138,3 +138,13 @@ def test_only_sqlite_file_urls_are_touched(tmp_path: Path):
     # A missing directory is left for the database to report.
     restrict_sqlite_files(f"sqlite:{tmp_path}/missing/a.db")
     assert not (tmp_path / "missing").exists()
+
+
+def test_every_command_has_a_one_line_description_in_help():
+    for name, handler in command_handlers.items():
+        if name == "unknown-command":
+            continue  # the fallback, never listed
+        text = handler._help_text or ""
+        assert text.strip(), f"{name} has no description"
+        assert "\n" not in text.strip(), f"{name}: the description is more than one line"
+        assert handler.help_section is not None, name

@@ -61,4 +61,14 @@ async def test_search_finds_messages_and_links_their_events(
     only = await ask(engines, "!teams search needle")
     assert "this chat" in only and "Engines" in only and "Ada Lovelace" not in only
     assert "Usage" in await ask(dm, "search n")
+
+    # A chat Teams will not let us read is named as such; the others are still searched.
+    await control.add_fault(f"{direct}/messages", status=403, count=1, method="GET")
+    answer = await ask(dm, "search needle")
+    assert "(1 could not be read)" in answer
+    lines = [line for line in answer.splitlines() if line.startswith("* ")]
+    assert len(lines) == 1 and "Engines" in lines[0], answer
+    # Teams not answering at all: said so.
+    await control.add_fault("/users/ME/conversations", status=403, count=1, method="GET")
+    assert "Teams did not answer the search" in await ask(dm, "search needle")
     await bridge.astop(timeout=STOP_TIMEOUT)
