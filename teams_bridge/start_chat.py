@@ -46,6 +46,8 @@ class Contact:
     mxid: UserID
     avatar_url: str | None = None
     dm_room: RoomID | None = None
+    # A work account of another organisation (the middle tier's `type: Federated`).
+    external: bool = False
 
     def serialize(self) -> dict[str, Any]:
         data: dict[str, Any] = {"id": self.mri, "mxid": self.mxid}
@@ -99,6 +101,7 @@ async def _contact(
         mxid=puppet.default_mxid,
         avatar_url=puppet.avatar_url or None,
         dm_room=dm_rooms.get(mri),
+        external=bool(profile and (profile.user_type or "").lower() == "federated"),
     )
 
 

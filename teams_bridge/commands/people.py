@@ -16,6 +16,7 @@ from mautrix.types import EventID
 
 from .. import start_chat as chats
 from ..teams import TeamsError
+from ..teams.profiles import looks_like_email
 
 if TYPE_CHECKING:
     from mautrix.bridge.commands import CommandEvent
@@ -42,6 +43,19 @@ def _person_words(evt: CommandEvent) -> list[str]:
 
 def _unquote(mxid: str) -> str:
     return mxid.replace("%40", "@").replace("%3A", ":").replace("%3a", ":")
+
+
+def _refusal(what: str, people: list[chats.Contact], error: TeamsError) -> str:
+    """Why Teams said no, in words: a 403 with someone of another organisation is almost
+    always that organisation's (or your own) external access policy."""
+    external = [p.name or p.mri for p in people if p.external]
+    if error.status == 403 and external:
+        return (
+            f"Teams refused to {what}: {', '.join(external)} "
+            f"{'is' if len(external) == 1 else 'are'} in another organisation, and Teams "
+            f"does not allow chats with it from your account ({error})."
+        )
+    return f"Teams refused to {what}: {error}"
 
 
 def _line(contact: chats.Contact) -> str:
@@ -95,6 +109,12 @@ async def search_users(evt: CommandEvent) -> EventID | None:
     user = await _ready(evt)
     if user is None:
         return None
+    assert user.client is not None
+    if user.client.personal and not looks_like_email(query):
+        return await evt.reply(
+            "A personal Teams account finds people by their email address only: "
+            "`search-users name@example.com`."
+        )
     try:
         found = await chats.search(user, query)
     except TeamsError as e:
@@ -144,6 +164,7 @@ async def start_chat(evt: CommandEvent) -> EventID | None:
     user = await _ready(evt)
     if user is None:
         return None
+    contact: chats.Contact | None = None
     try:
         contact = await _find(evt, user, words[0])
         if contact is None:
@@ -152,7 +173,8 @@ async def start_chat(evt: CommandEvent) -> EventID | None:
             return await evt.reply("That is you.")
         created = await chats.open_dm(user, contact)
     except TeamsError as e:
-        return await evt.reply(f"Teams refused to start the chat: {e}")
+        people = [contact] if contact is not None else []
+        return await evt.reply(_refusal("start the chat", people, e))
     link = f"https://matrix.to/#/{contact.dm_room}"
     what = "Started a chat" if created else "You already have a chat"
     return await evt.reply(f"{what} with {contact.name or contact.mri}: {link}")
@@ -178,6 +200,7 @@ async def create_group(evt: CommandEvent) -> EventID | None:
     if user is None:
         return None
     members: list[str] = []
+    found: list[chats.Contact] = []
     try:
         for wanted in words:
             contact = await _find(evt, user, wanted)
@@ -185,13 +208,14 @@ async def create_group(evt: CommandEvent) -> EventID | None:
                 return None
             if contact.mri != user.mri and contact.mri not in members:
                 members.append(contact.mri)
+                found.append(contact)
         if not members:
             return await evt.reply("Name at least one other person.")
         portal = await chats.create_group(user, chats.GroupParams(tuple(members), name))
     except chats.BadInput as e:
         return await evt.reply(str(e))
     except TeamsError as e:
-        return await evt.reply(f"Teams refused to create the group chat: {e}")
+        return await evt.reply(_refusal("create the group chat", found, e))
     return await evt.reply(
         f"Created the group chat {portal.name or ''}: https://matrix.to/#/{portal.mxid}"
     )

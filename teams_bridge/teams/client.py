@@ -19,7 +19,13 @@ from .kinds import AccountKind
 from .media import AmsApi, AmsStatus, MediaDownload, Source, UploadedMedia
 from .models import Conversation, Message, Profile, ProfilePicture, SelfInfo, Thread
 from .presence import PUSH_SUFFIX, Presence, PresenceApi, presence_base
-from .profiles import fetch_profile_picture, fetch_short_profiles, search_users
+from .profiles import (
+    fetch_profile_picture,
+    fetch_short_profiles,
+    looks_like_email,
+    search_consumer_emails,
+    search_users,
+)
 from .props import ConsumptionHorizon
 from .tokens import CredentialsCallback, TokenManager
 from .trouter import (
@@ -155,9 +161,20 @@ class TeamsClient:
             self.self_info.mri, members, topic=topic, one_to_one=one_to_one
         )
 
+    @property
+    def personal(self) -> bool:
+        return self.tokens.credentials.kind is AccountKind.PERSONAL
+
     async def search_users(self, text: str) -> list[Profile]:
-        """People whose name or address matches ``text`` (the new-chat picker's search)."""
+        """People whose name or address matches ``text`` (the new-chat picker's search).
+        A personal account can only look people up by their exact email address: anything
+        else finds nobody."""
         services = (await self.tokens.skype()).services
+        if self.personal:
+            text = text.strip()
+            if not looks_like_email(text):
+                return []
+            return await search_consumer_emails(self.http, services.middle_tier, [text])
         return await search_users(self.http, services.middle_tier, text)
 
     async def list_messages(

@@ -32,6 +32,11 @@ PICTURE_SIZES = ("HR64x64", "HR96x96", "HR128x128", "HR196x196")
 # A profile picture of this size is already far larger than any the service renders.
 MAX_PICTURE_BYTES = 4 * 1024 * 1024
 _OBJECT_ID_RE = re.compile(r"[A-Za-z0-9._-]{1,128}")
+_EMAIL_RE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+
+
+def looks_like_email(text: str) -> bool:
+    return _EMAIL_RE.fullmatch(text.strip()) is not None
 
 
 def _entries(data: Any) -> list[Any]:
@@ -108,6 +113,37 @@ async def search_users(http: TeamsHttp, middle_tier: str | None, text: str) -> l
             result.append(parse_profile(raw))
         except ParseError as exc:
             log.debug("Skipping an unparsable search result: %s", exc)
+    return result
+
+
+async def search_consumer_emails(
+    http: TeamsHttp, middle_tier: str | None, emails: list[str]
+) -> list[Profile]:
+    """Consumer people search (``searchUsers``, §8): personal accounts are found by their
+    exact email address. The answer maps each address to ``{"userProfiles": [...]}``."""
+    wanted = [e.strip()[:MAX_SEARCH_TEXT] for e in emails if e.strip()]
+    if not wanted:
+        return []
+    if not middle_tier:
+        raise TeamsError(None, "no_middle_tier", "no middle tier was discovered at login")
+    url = f"{middle_tier.rstrip('/')}/beta/users/searchUsers"
+    resp = await http.request(
+        "POST", url, auth=Auth.SKYPE_BEARER, json_body={"emails": wanted, "phones": []}
+    )
+    data = resp.json()
+    result: list[Profile] = []
+    if not isinstance(data, dict):
+        return result
+    for entry in data.values():
+        found = entry.get("userProfiles") if isinstance(entry, dict) else None
+        for raw in found if isinstance(found, list) else []:
+            try:
+                profile = parse_profile(raw)
+            except ParseError as exc:
+                log.debug("Skipping an unparsable search result: %s", exc)
+                continue
+            if all(p.mri != profile.mri for p in result):
+                result.append(profile)
     return result
 
 

@@ -3,7 +3,11 @@
 
 from __future__ import annotations
 
-from tests.e2e.helpers import login_through_bot, puppet_mxid, wait_for
+import uuid
+
+import pytest
+
+from tests.e2e.helpers import CODE_RE, login_through_bot, puppet_mxid, wait_for
 
 STOP_TIMEOUT = 5
 
@@ -89,9 +93,32 @@ async def test_people_and_new_chats_from_the_management_room(
         for c in await control.list_chats()
     )
 
+    # A person in another organisation: the directory search does not find them by email;
+    # by Teams user ID a chat is refused while external access is blocked, and works after.
+    dan = await control.create_user(
+        display_name="Dan Other", kind="work", tenant_id=str(uuid.uuid4())
+    )
+    assert "Teams knows nobody" in await ask(f"start-chat {dan['email']}")
+    await control.set_policy(external_access=False)
+    chats_before = len(await control.list_chats())
+    refused = await ask(f"start-chat {dan['mri']}")
+    assert "Dan Other is in another organisation" in refused and "403" in refused
+    refused = await ask(f"create-group {ada['mri']} {dan['mri']}")
+    assert "refused to create the group chat" in refused and "another organisation" in refused
+    assert len(await control.list_chats()) == chats_before
+    await control.set_policy(external_access=True)
+    assert "Started a chat with Dan Other" in await ask(f"start-chat {dan['mri']}")
+    await mx.wait_for_invite(lambda inv: inv.name == "Dan Other")
+    assert len(await control.list_chats()) == chats_before + 1
+
     # help lists every command with a description.
     help_text = await ask("help")
-    for command in ("search-users", "contacts", "start-chat", "create-group", "sync", "login"):
+    listed = (
+        "login", "login-browser", "login-refresh", "cancel", "logout", "ping", "sync",
+        "search-users", "contacts", "start-chat", "create-group", "search", "leave",
+        "login-matrix", "logout-matrix", "ping-matrix", "help", "version",
+    )  # fmt: skip
+    for command in listed:
         assert f"**{command}**" in help_text, command
 
     async def logged_out() -> bool:
@@ -101,4 +128,49 @@ async def test_people_and_new_chats_from_the_management_room(
     await ask("logout")
     await wait_for(logged_out)
     assert "logged in" in await ask("search-users ada")
+    await bridge.astop(timeout=STOP_TIMEOUT)
+
+
+@pytest.mark.parametrize("backend", ["lite"], indirect=True)
+async def test_personal_accounts_find_people_by_email(
+    backend, synapse, bridge_factory, control, matrix_user
+):
+    mx = matrix_user
+    reg = synapse.appservices[backend]
+    pat = await control.create_user(display_name="Pat Personal", kind="personal")
+    sam = await control.create_user(display_name="Sam Personal", kind="personal")
+    wendy = await control.create_user(display_name="Wendy Work", kind="work")
+    bridge = bridge_factory()
+    await bridge.astart()
+    dm = await mx.create_dm(reg.bot_mxid)
+    await mx.wait_for_notice(dm, contains="Teams bridge bot")
+    await mx.send_text(dm, "login personal")
+    prompt = await mx.wait_for_notice(dm, contains="enter the code")
+    match = CODE_RE.search(prompt.content.body)
+    assert match, prompt.content.body
+    await control.approve_device_code(match.group(1), pat["mri"])
+    await mx.wait_for_notice(dm, contains="Successfully logged in", timeout=60)
+    await control.wait_for_registration(pat["mri"], timeout=60)
+
+    async def ask(command: str) -> str:
+        sent = await mx.send_text(dm, command)
+        return (await mx.wait_for_notice(dm, after=sent)).content.body
+
+    # By name: a personal account cannot search, and says how it can.
+    assert "by their email address only" in await ask("search-users Sam")
+    # By email: the consumer search finds the person, with a pill of their ghost.
+    found = await ask(f"search-users {sam['email'].upper()}")
+    assert "Sam Personal" in found and puppet_mxid(reg, sam["mri"]) in found
+    assert await control.requests(path_contains="/users/searchUsers")
+    assert await control.requests(path_contains="/users/searchV2") == []
+    # A work account's address is not found that way.
+    assert "Nobody found" in await ask(f"search-users {wendy['email']}")
+    assert "Teams knows nobody" in await ask(f"start-chat {wendy['email']}")
+    # start-chat by email opens a new 1:1 and its room.
+    answer = await ask(f"start-chat {sam['email']}")
+    assert "Started a chat with Sam Personal" in answer
+    room = await mx.wait_for_invite(lambda inv: inv.name == "Sam Personal")
+    assert room in answer
+    chats = await control.list_chats()
+    assert any({m["mri"] for m in c["members"]} == {pat["mri"], sam["mri"]} for c in chats)
     await bridge.astop(timeout=STOP_TIMEOUT)

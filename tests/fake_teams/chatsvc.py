@@ -289,6 +289,7 @@ async def create_thread(request: web.Request, c: SimContext, me: str) -> web.Str
         kind = "one_to_one"
     else:
         kind = "group"
+    c.world.check_external_access(me, members)
     chat: Chat = c.world.create_chat(kind, members, props.get("topic") or None)
     location = f"{rest_base(request)}/threads/{chat.id}"
     shape = c.rng.choice(["empty", "id", "resource"])
@@ -309,6 +310,7 @@ async def put_member(request: web.Request, c: SimContext, me: str) -> web.Stream
         if chat.members[mri].role.lower() != role.lower():
             c.world.set_role(chat.id, mri, role, by=me)
     else:
+        c.world.check_external_access(me, [mri])
         c.world.add_member(chat.id, mri, role, by=me)
     return web.Response(status=200)
 

@@ -70,6 +70,9 @@ class ControlClient:
             body["tenant_id"] = tenant_id
         return await self._call("POST", "/users", body)
 
+    async def set_policy(self, *, external_access: bool) -> dict[str, Any]:
+        return await self._call("PUT", "/policy", {"external_access": external_access})
+
     async def list_users(self) -> list[dict[str, Any]]:
         return await self._call("GET", "/users")
 

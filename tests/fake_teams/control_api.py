@@ -513,6 +513,12 @@ async def faults(request: web.Request, c: SimContext, body: dict[str, Any]) -> A
     return {"faults": len(recorder.faults)}
 
 
+async def policy(request: web.Request, c: SimContext, body: dict[str, Any]) -> Any:
+    if request.method == "PUT" and "external_access" in body:
+        c.world.external_access = bool(body["external_access"])
+    return {"external_access": c.world.external_access}
+
+
 async def info(request: web.Request, c: SimContext, body: dict[str, Any]) -> Any:
     return {
         "url": c.base_url,
@@ -526,6 +532,8 @@ def add_routes(app: web.Application) -> None:
     p = "/_control"
     table: list[tuple[str, str, Route]] = [
         ("GET", "/info", info),
+        ("GET", "/policy", policy),
+        ("PUT", "/policy", policy),
         ("POST", "/users", create_user),
         ("GET", "/users", list_users),
         ("POST", "/users/{mri}/revoke", revoke),

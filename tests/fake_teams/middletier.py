@@ -82,8 +82,9 @@ async def fetch_short_profile(request: web.Request) -> web.Response:
 
 
 async def search_users(request: web.Request) -> web.Response:
-    """`searchV2`: the body is the raw search text; people of the caller's own kind whose
-    display name or address contains it (case-insensitive), the caller excluded."""
+    """`searchV2`: the body is the raw search text; people of the caller's own kind (and,
+    for work accounts, of the caller's own tenant: it searches the directory) whose display
+    name or address contains it (case-insensitive), the caller excluded."""
     c = ctx(request)
     caller = _caller(request, c)
     if caller is None:
@@ -99,10 +100,39 @@ async def search_users(request: web.Request) -> web.Response:
         for u in c.world.users.values()
         if u.mri != viewer.mri
         and u.kind == viewer.kind
+        and (u.kind != "work" or u.tenant_id == viewer.tenant_id)
         and (text in u.display_name.lower() or text in u.email.lower())
     ]
     body = {"value": [profile_json(u, viewer) for u in found]}
     return web.Response(text=compact_json(body), content_type="application/json")
+
+
+async def search_consumer(request: web.Request) -> web.Response:
+    """Consumer `searchUsers`: `{"emails": [...], "phones": [...]}` → each address mapped to
+    `{"userProfiles": [...]}` with the personal accounts of exactly that address (§8; a
+    single source describes it, so the shape beyond `userProfiles[].mri` is this
+    simulator's guess). Work accounts are not found this way."""
+    c = ctx(request)
+    caller = _caller(request, c)
+    if caller is None:
+        return unauthorized(c.options.error_bodies, c.rng)
+    viewer = c.world.users[caller.mri]
+    try:
+        body = json.loads(await request.text() or "{}")
+    except ValueError:
+        return json_error(400, "BadRequest", "the body must be JSON")
+    emails = body.get("emails") if isinstance(body, dict) else None
+    if not isinstance(emails, list) or not all(isinstance(e, str) for e in emails):
+        return json_error(400, "BadRequest", "emails must be a list of strings")
+    answer: dict[str, Any] = {}
+    for email in emails:
+        found = [
+            u
+            for u in c.world.users.values()
+            if u.kind == "personal" and u.email.lower() == email.strip().lower()
+        ]
+        answer[email] = {"userProfiles": [profile_json(u, viewer) for u in found]}
+    return web.Response(text=compact_json(answer), content_type="application/json")
 
 
 PICTURE_SIZES = {"HR64x64", "HR96x96", "HR128x128", "HR196x196"}
@@ -149,4 +179,5 @@ def add_routes(app: web.Application) -> None:
     for base in ("/api/mt/part/{partition}/beta", "/api/mt/beta", "/api/mt/{region}/beta"):
         app.router.add_post(f"{base}/users/fetchShortProfile", fetch_short_profile)
         app.router.add_post(f"{base}/users/searchV2", search_users)
+        app.router.add_post(f"{base}/users/searchUsers", search_consumer)
         app.router.add_get(f"{base}/users/{{oid}}/profilepicturev2/{{mri}}", profile_picture)

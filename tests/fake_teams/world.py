@@ -50,6 +50,9 @@ class World:
         self.teams: dict[str, Team] = {}
         self.sink: EventSink | None = None
         self.dedupe = False
+        # The tenant's external access policy: False refuses chats between work accounts of
+        # different tenants when the service is asked to make them (control API: /policy).
+        self.external_access = True
         self._seen_client_ids: dict[tuple[str, str], Message] = {}
         self.options = SimOptions()  # replaced by the shared ones (SimContext)
         self._last_created = 0
@@ -133,6 +136,27 @@ class World:
 
     def chats_of(self, mri: str) -> list[Chat]:
         return [c for c in self.chats.values() if mri in c.members]
+
+    def check_external_access(self, me: str, mris: list[str]) -> None:
+        """Refuse (403) a chat change by ``me`` that brings in a work account of another
+        tenant while external access is off. The error body's wording is the simulator's
+        own: the protocol reference only says such requests answer 403."""
+        if self.external_access:
+            return
+        caller = self.user(me)
+        for mri in mris:
+            other = self.users.get(mri)
+            if (
+                other is not None
+                and caller.kind == "work"
+                and other.kind == "work"
+                and other.tenant_id != caller.tenant_id
+            ):
+                raise SimError(
+                    403,
+                    "Forbidden",
+                    f"External access to the organization of {mri} is blocked by policy.",
+                )
 
     def create_chat(self, kind: ChatKind, members: list[str], topic: str | None = None) -> Chat:
         if kind not in ("one_to_one", "group", "meeting"):
