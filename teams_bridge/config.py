@@ -100,6 +100,7 @@ class Config(BaseBridgeConfig):
         copy("bridge.avatar_refresh_hours")
         copy("bridge.initial_chat_sync")
         copy("bridge.backfill.initial_messages")
+        copy("bridge.backfill.parallel_chats")
         copy("bridge.portal_queue_size")
         copy("bridge.cache.portals")
         copy("bridge.cache.puppets")

@@ -183,6 +183,7 @@ CHECKS: list[tuple[str, Check]] = [
     ("bridge.avatar_refresh_hours", number(0)),
     ("bridge.initial_chat_sync", integer(0)),
     ("bridge.backfill.initial_messages", integer(0)),
+    ("bridge.backfill.parallel_chats", integer(1, 16)),
     ("bridge.portal_queue_size", integer(1)),
     ("bridge.cache.portals", integer(0)),
     ("bridge.cache.puppets", integer(0)),

@@ -388,15 +388,26 @@ class User(dbm.User, BaseUser):
                 + (" (and to a space holding them)." if self.spaces.enabled else ".")
             )
         made = 0
-        for portal, conversation in portals:
-            had_room = bool(portal.mxid)
-            try:
-                await portal.sync_with_teams(self, conversation)
-            except Exception:
-                self.log.exception("Failed to sync chat %s", conversation.id)
-            made += bool(portal.mxid) and not had_room
-            if new >= PROGRESS_EVERY and not had_room and made and made % PROGRESS_EVERY == 0:
-                await self.send_management_notice(f"History: {made} of {new} chats")
+        # Newest first, a few chats at a time: while the homeserver stores one chat's
+        # history, the bridge prepares the next chat's.
+        pending = iter(portals)
+
+        async def worker() -> None:
+            nonlocal made
+            for portal, conversation in pending:
+                had_room = bool(portal.mxid)
+                try:
+                    await portal.sync_with_teams(self, conversation)
+                except Exception:
+                    self.log.exception("Failed to sync chat %s", conversation.id)
+                if not portal.mxid or had_room:
+                    continue
+                made += 1
+                if new >= PROGRESS_EVERY and made % PROGRESS_EVERY == 0:
+                    await self.send_management_notice(f"History: {made} of {new} chats")
+
+        parallel = max(1, int(self.config["bridge.backfill.parallel_chats"]))
+        await asyncio.gather(*(worker() for _ in range(min(parallel, len(portals)) or 1)))
         await self.update_direct_chats()
         if self.presence is not None:
             # The people in rooms made just now.
