@@ -65,9 +65,11 @@ async def login_with_bot(
     mri: str,
     timeout: float = 120,
     on_approve: Any = None,
+    on_logged_in: Any = None,
 ) -> str:
     """Open a DM with the bot, send `login`, approve the device code as `mri`
-    (``on_approve`` gets the monotonic time just before the approval)."""
+    (``on_approve`` gets the monotonic time just before the approval, ``on_logged_in``
+    the time the bot's confirmation arrived)."""
     assert stack.control
     bot = bridge.registration.bot_mxid
     dm = await user.api.create_room(preset="trusted_private_chat", is_direct=True, invite=[bot])
@@ -81,6 +83,8 @@ async def login_with_bot(
         on_approve(time.monotonic())
     await stack.control.approve_device_code(found.group(1), mri)
     await user.wait_message(dm, sender=bot, contains="Successfully logged in", timeout=timeout)
+    if on_logged_in is not None:
+        on_logged_in(time.monotonic())
     return dm
 
 
