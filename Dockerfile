@@ -9,7 +9,7 @@ WORKDIR /opt/teams-bridge
 COPY pyproject.toml README.md ./
 COPY teams_bridge ./teams_bridge
 COPY config/docker-entrypoint.sh /usr/local/bin/teams-bridge-entrypoint
-RUN pip install --no-cache-dir . \
+RUN pip install --no-cache-dir ".[e2ee]" \
     && useradd --system --home-dir /data --create-home --uid 1337 bridge
 
 USER bridge

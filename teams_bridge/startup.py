@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import importlib
 import logging
 import os
 import re
@@ -171,6 +172,38 @@ def check_config(config: Any) -> None:
         check_values(config)
     except (ConfigValueError, ConfigProblem) as e:
         fail(StartupError(f"configuration error in {config.path}: {e}", EXIT_CONFIG))
+    problem = encryption_packages_problem(config)
+    if problem is not None:
+        fail(StartupError(problem, EXIT_CONFIG))
+
+
+# The packages end-to-bridge encryption needs: (module, distribution).
+ENCRYPTION_PACKAGES = (
+    ("olm", "python-olm"),
+    ("Crypto.Cipher.AES", "pycryptodome"),
+    ("unpaddedbase64", "unpaddedbase64"),
+    ("base58", "base58"),
+)
+
+
+def encryption_packages_problem(config: Any) -> str | None:
+    """With encryption allowed, what is missing to run it (None when nothing is)."""
+    if not config["bridge.encryption.allow"]:
+        return None
+    missing = []
+    for module, distribution in ENCRYPTION_PACKAGES:
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            missing.append(distribution)
+    if not missing:
+        return None
+    return (
+        "bridge.encryption.allow is on, but the encryption packages are not installed "
+        f"(missing: {', '.join(missing)}). Install the bridge with its e2ee extra "
+        "(pip install '.[e2ee]' in the bridge's source directory, or "
+        "pip install 'teams-bridge[e2ee]'), or set bridge.encryption.allow to false."
+    )
 
 
 # -- before anything starts ------------------------------------------------------------------

@@ -13,7 +13,14 @@ from typing import TYPE_CHECKING, Any
 
 from mautrix.appservice import IntentAPI
 from mautrix.errors import MatrixRequestError
-from mautrix.types import ContentURI, EventType, RoomID, UserID
+from mautrix.types import (
+    ContentURI,
+    EncryptionAlgorithm,
+    EventType,
+    RoomEncryptionStateEventContent,
+    RoomID,
+    UserID,
+)
 
 from ..media_util import (
     SNIFF_BYTES,
@@ -239,6 +246,11 @@ class Room:
     def _private_meta(self) -> bool:
         return bool(self.portal.config["bridge.private_chat_portal_meta"])
 
+    @property
+    def _encrypt_new_rooms(self) -> bool:
+        portal = self.portal
+        return bool(portal.matrix.e2ee) and bool(portal.config["bridge.encryption.default"])
+
     def _name_for(self, puppets: list[Puppet], own_mri: str | None) -> str | None:
         portal = self.portal
         return room_name(
@@ -328,6 +340,18 @@ class Room:
             initial_state.append(
                 {"type": str(EventType.ROOM_AVATAR), "state_key": "", "content": {"url": avatar}}
             )
+        encrypted = self._encrypt_new_rooms
+        if encrypted:
+            initial_state.append(
+                {
+                    "type": str(EventType.ROOM_ENCRYPTION),
+                    "state_key": "",
+                    "content": {"algorithm": "m.megolm.v1.aes-sha2"},
+                }
+            )
+            # The user gets the room keys of what is sent only as a member (invited or
+            # joined) at the time: in an encrypted room they are invited before the history.
+            invite = True
         # The creator's power is implicit (and may not be listed in room v12+).
         power_users = {az.bot_mxid: 100} if intent is not az.intent else {}
         if not portal.is_direct:
@@ -344,6 +368,11 @@ class Room:
             power_level_override=power or None,
         )
         portal.mxid = room_id
+        portal.encrypted = encrypted
+        if encrypted:
+            await az.state_store.set_encryption_info(
+                room_id, RoomEncryptionStateEventContent(EncryptionAlgorithm.MEGOLM_V1)
+            )
         portal.name_set = bool(portal.name)
         if avatar:
             portal.avatar_url = avatar
