@@ -139,6 +139,7 @@ class TeamsBridge(Bridge):
             aiohttp_params={"client_max_size": body_limit},
         )
         self.az.persist_events = self.persist_events
+        self.az.e2ee = lambda: self.matrix.e2ee
         self.az.app.router.add_post("/_matrix/app/com.beeper.bridge_state", self.get_bridge_state)
         # The provisioning API shares the appservice listener (web/provisioning.py).
         self.provisioning = provisioning.setup(self)

@@ -18,11 +18,16 @@ import logging
 import math
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from mautrix.appservice import AppService
 from mautrix.types import JSON, DeviceLists, DeviceOTKCount, Event
+
+from .bot_intent import EncryptingBotIntent
+
+if TYPE_CHECKING:
+    from mautrix.bridge.e2ee import EncryptionManager
 
 EventPersister = Callable[[str, list[dict[str, Any]]], Awaitable[None]]
 
@@ -115,6 +120,15 @@ def describe(raw: Any) -> str:
 
 class DurableAppService(AppService):
     persist_events: EventPersister | None = None
+    # The bridge's encryption, when it has any: the bot's sends are then encrypted in
+    # encrypted rooms (`EncryptingBotIntent`).
+    e2ee: Callable[[], EncryptionManager | None] | None = None
+
+    async def start(self, host: str = "127.0.0.1", port: int = 8080) -> None:
+        await super().start(host, port)
+        if self.e2ee is not None and self.e2ee() is not None:
+            EncryptingBotIntent.install(self.intent, self.e2ee)
+
     # Transaction ids of the homeserver's pings that reached this endpoint (the newest few).
     pings_received: deque[str]
 

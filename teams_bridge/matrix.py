@@ -7,12 +7,14 @@ no durability: typing, read receipts and room renames.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mautrix.appservice import IntentAPI
 from mautrix.bridge import BaseMatrixHandler, BasePortal, BaseUser
+from mautrix.errors import DecryptionError
 from mautrix.types import (
     EncryptedEvent,
+    Event,
     EventID,
     EventType,
     MessageEvent,
@@ -32,6 +34,7 @@ from . import (
     commands,  # noqa: F401  (registers the command handlers)
     startup,
 )
+from .bot_intent import EncryptingBotIntent
 from .commands.secrets import forget_in_logs, secret_command
 from .portal import Portal
 from .puppet import Puppet
@@ -197,6 +200,23 @@ class MatrixHandler(BaseMatrixHandler):
             await user.send_management_notice(
                 f"You left the room {portal.name or ''}, but not the Teams chat: {refusal}."
             )
+
+    async def handle_encryption(self, evt: StateEvent) -> None:
+        """A room became encrypted: a portal's sends are encrypted from now on (its
+        writer), and so are the bot's anywhere else."""
+        await super().handle_encryption(evt)
+        intent = self.az.intent
+        if isinstance(intent, EncryptingBotIntent):
+            intent.room_encrypted(evt.room_id)
+
+    async def _send_crypto_status_error(
+        self, evt: Event, err: DecryptionError | None = None, *args: Any, **kwargs: Any
+    ) -> EventID | None:
+        """In a portal the delivery worker tells the room about key trouble (once, and
+        retries the event when the keys come); mautrix's own notices are for other rooms."""
+        if await Portal.get_by_mxid(evt.room_id) is not None:
+            return None
+        return await super()._send_crypto_status_error(evt, err, *args, **kwargs)
 
     async def handle_encrypted(self, evt: EncryptedEvent) -> None:
         """In a portal an encrypted event is the delivery worker's, which decrypts it, or

@@ -56,6 +56,10 @@ if TYPE_CHECKING:
     from ..user import User
 
 TEXT_MSGTYPES = {"m.text", "m.notice", "m.emote"}
+# How long (seconds) a decryption waits for the event's room keys: the first time, and
+# each time after the keys were asked for.
+KEY_WAIT_FIRST = 5
+KEY_WAIT = 10
 # How often a send that failed for a passing reason is retried before the user is told.
 MAX_ATTEMPTS = 8
 # Attempts after which an event whose handling raised something unforeseen is given up on:
@@ -175,6 +179,8 @@ class DeliveryWorker:
         self._reports: asyncio.Queue[tuple[str, Callable[[], Awaitable[object]]]]
         self._reports = asyncio.Queue()
         self._reporter: asyncio.Task | None = None
+        # Room key requests on their way (kept so they are not collected while running).
+        self._key_requests: set[asyncio.Task] = set()
 
     @property
     def log(self) -> logging.Logger:
@@ -285,9 +291,14 @@ class DeliveryWorker:
         raw = json.loads(row.content)
         if isinstance(raw, dict) and raw.get("type") == ENCRYPTED:
             try:
-                raw = await self.decrypt(raw)
-            except Transient:
+                # After the first miss the keys have been asked for: wait for them longer
+                # (the wait ends as soon as they come).
+                raw = await self.decrypt(raw, wait=KEY_WAIT_FIRST if not row.attempts else KEY_WAIT)
+            except Transient as e:
                 # The keys may still come; counted, so a message that never gets them fails.
+                self._request_keys(row, raw)
+                if not row.attempts:
+                    self._tell_waiting_for_keys(row, str(e))
                 await row.count_attempt()
                 raise
             reason = skip_reason(raw, self.services.intake)
@@ -321,7 +332,7 @@ class DeliveryWorker:
                     raise
                 raise failure from e
 
-    async def decrypt(self, raw: dict[str, Any]) -> dict[str, Any]:
+    async def decrypt(self, raw: dict[str, Any], wait: int = KEY_WAIT_FIRST) -> dict[str, Any]:
         """The plaintext event of an encrypted one, through the bridge's encryption helper:
         `Transient` while its keys have not arrived, `Permanent` when it cannot be."""
         e2ee = self.services.e2ee()
@@ -332,7 +343,7 @@ class DeliveryWorker:
         except Exception as e:
             raise Permanent("the encrypted message is malformed") from e
         try:
-            decrypted = await e2ee.decrypt(encrypted)
+            decrypted = await e2ee.decrypt(encrypted, wait_session_timeout=wait)
         except SessionNotFound as e:
             raise Transient(f"{e.human_message} yet") from e
         except DecryptionError as e:
@@ -341,6 +352,52 @@ class DeliveryWorker:
         if not isinstance(plain, dict):
             raise Permanent("the encrypted message is malformed")
         return plain
+
+    def _request_keys(self, row: dbm.MatrixEvent, raw: dict[str, Any]) -> None:
+        """Ask the sender's device for the room key of an event that cannot be decrypted
+        (again at every try: a request may go unanswered, e.g. while the device is off)."""
+        e2ee = self.services.e2ee()
+        content = raw.get("content") if isinstance(raw.get("content"), dict) else {}
+        session_id, sender_key = content.get("session_id"), content.get("sender_key")
+        device_id = content.get("device_id")
+        if e2ee is None or not (session_id and sender_key and device_id and self.host.mxid):
+            return
+        task = asyncio.create_task(
+            e2ee.crypto.request_room_key(
+                self.host.mxid,
+                sender_key,
+                session_id,
+                from_devices={row.sender: [device_id]},
+                timeout=0,
+            )
+        )
+        self._key_requests.add(task)
+        task.add_done_callback(self._key_requests.discard)
+
+    def _tell_waiting_for_keys(self, row: dbm.MatrixEvent, why: str) -> None:
+        """The first time an event cannot be decrypted for want of its keys, the room hears
+        that the message waits (it is sent once they come, or fails with a notice after
+        the last try)."""
+        text = (
+            "Your message has not reached Teams yet: the bridge does not have the keys to "
+            f"decrypt it ({why}). It is sent as soon as they arrive."
+        )
+        self._reports.put_nowait(("the waiting notice", lambda: self._notice(text)))
+        if self.services.status_events:
+            status: dict[str, Any] = {
+                "m.relates_to": {"rel_type": "m.reference", "event_id": row.event_id},
+                "network": "teams",
+                "status": "FAIL_RETRIABLE",
+                "reason": "com.beeper.undecryptable_event",
+                "error": why,
+                "message": text,
+                "is_certain": True,
+            }
+            self._reports.put_nowait(
+                ("the waiting status", lambda: self.host.writer.status(status))
+            )
+        if self._reporter is None or self._reporter.done():
+            self._reporter = asyncio.create_task(self._send_reports())
 
     async def _sender(self, row: dbm.MatrixEvent) -> tuple[User, User | None]:
         """Who posts the event: its sender, logged in to Teams and connected; or, for a

@@ -36,6 +36,7 @@ from mautrix.types import (
 from .. import db as dbm
 from ..delivery.errors import NotSupported, Permanent, Transient, call_teams, classify
 from ..delivery.results import Result
+from ..media_crypto import BadEncryptedFile, Encryptor, decrypt_stream
 from ..media_util import (
     MatrixMediaError,
     Spooled,
@@ -185,20 +186,37 @@ class Media:
         try:
             name = clean_filename(att.filename, default_filename(_STEMS[kind], spooled.mimetype))
             intent = puppet.default_mxid_intent if puppet else self.portal.az.intent
+            encryptor = Encryptor() if self._encrypted else None
             try:
-                mxc = await intent.upload_media(
-                    spooled.chunks(),
-                    mime_type=spooled.mimetype,
-                    filename=name,
-                    size=spooled.size,
-                )
+                if encryptor is not None:
+                    # The homeserver gets ciphertext only: no type, no name.
+                    mxc = await intent.upload_media(
+                        encryptor.stream(spooled.chunks()),
+                        mime_type="application/octet-stream",
+                        size=spooled.size,
+                    )
+                else:
+                    mxc = await intent.upload_media(
+                        spooled.chunks(),
+                        mime_type=spooled.mimetype,
+                        filename=name,
+                        size=spooled.size,
+                    )
             except MatrixRequestError as e:
                 if e.http_status == 413:
                     raise _Skip(_too_large(name, spooled.size, limit)) from e
                 raise
         finally:
             spooled.remove()
-        return _matrix_media(_shown_kind(kind, spooled.mimetype), att, name, mxc, spooled)
+        content = _matrix_media(_shown_kind(kind, spooled.mimetype), att, name, mxc, spooled)
+        if encryptor is not None:
+            content.url = None
+            content.file = encryptor.file(mxc)
+        return content
+
+    @property
+    def _encrypted(self) -> bool:
+        return bool(self.portal.encrypted) and self.portal.matrix.e2ee is not None
 
     async def _download_attachment(
         self, source: User, att: Attachment, name: str, limit: int
@@ -261,8 +279,9 @@ class Media:
         assert sender.client is not None and self.portal.mxid
         client = sender.client
         url = content.get("url")
-        if not url and isinstance(content.get("file"), dict):
-            raise Permanent("files from encrypted rooms cannot be sent to Teams yet")
+        encrypted_file = content.get("file") if isinstance(content.get("file"), dict) else None
+        if encrypted_file is not None:
+            url = encrypted_file.get("url")
         if not isinstance(url, str) or not url.startswith("mxc://"):
             raise Permanent("the file has no usable address")
         info = content.get("info") if isinstance(content.get("info"), dict) else {}
@@ -283,7 +302,7 @@ class Media:
         if kind == MediaKind.AUDIO and VOICE_KEY not in content:
             kind = MediaKind.FILE  # Teams has voice messages, not audio players
         thread = await self.portal.threads.target(sender, content)  # before uploading anything
-        spooled = await self._fetch_matrix_media(url, name, info, kind, limit)
+        spooled = await self._fetch_matrix_media(url, name, info, kind, limit, encrypted_file)
         try:
             kind = _shown_kind(kind, spooled.mimetype)
             # In a 1:1 the peer is named too, as the Teams clients do for files.
@@ -333,10 +352,15 @@ class Media:
         info: dict[str, Any],
         kind: MediaKind,
         limit: int,
+        encrypted_file: dict[str, Any] | None = None,
     ) -> Spooled:
+        """The file spooled to disk; an encrypted one decrypted on the way, and its hash
+        checked before anything can use it."""
         declared_type = info.get("mimetype") if isinstance(info.get("mimetype"), str) else None
         try:
             async with matrix_download(self.portal.az.intent, url, max_size=limit) as chunks:
+                if encrypted_file is not None:
+                    chunks = decrypt_stream(chunks, encrypted_file)
                 return await spool(
                     chunks,
                     max_size=limit,
@@ -346,6 +370,8 @@ class Media:
                 )
         except TooLarge as e:
             raise Permanent(_outgoing_too_large(name, e.size, limit)) from e
+        except BadEncryptedFile as e:
+            raise Permanent(f"could not decrypt {name}: {e}") from e
         except MatrixMediaError as e:
             if e.permanent:
                 raise Permanent(f"could not fetch {name} from the homeserver: {e}") from e

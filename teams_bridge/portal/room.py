@@ -360,6 +360,10 @@ class Room:
         if not portal.is_direct:
             power["events"] = dict(GROUP_EVENT_LEVELS)
             power["kick"] = MEMBER_LEVEL
+        if portal.matrix.e2ee is not None:
+            # With encryption allowed, the user may turn it on in the room themselves.
+            events = power.setdefault("events", {**GROUP_EVENT_LEVELS, "m.room.name": 50})
+            events[str(EventType.ROOM_ENCRYPTION)] = 0 if portal.is_direct else MEMBER_LEVEL
         self.log.info("Creating Matrix room (%s, %d members)", portal.kind, len(members))
         room_id = await intent.create_room(
             name=portal.name,

@@ -24,6 +24,8 @@ from teams_bridge.db.matrix_event import DONE, FAILED, PENDING
 from teams_bridge.delivery.intake import DOUBLE_PUPPET_SOURCE_KEY, Intake
 from teams_bridge.delivery.results import Done, Result, Skipped
 from teams_bridge.delivery.worker import (
+    KEY_WAIT,
+    KEY_WAIT_FIRST,
     MAX_UNEXPECTED_ATTEMPTS,
     NO_ENCRYPTION,
     DeliveryWorker,
@@ -383,6 +385,8 @@ ENCRYPTED_CONTENT = {
     "algorithm": "m.megolm.v1.aes-sha2",
     "ciphertext": "AwgAEnAC",
     "session_id": "session",
+    "sender_key": "senderkey",
+    "device_id": "ADADEVICE",
 }
 
 
@@ -408,10 +412,18 @@ class FakeEncryption:
         self.plaintext = plaintext
         self.late_keys = set(late_keys)
         self.tries: list[str] = []
+        self.waits: list[int] = []
+        self.requests: list[tuple[Any, ...]] = []
+        self.crypto = self  # request_room_key lives on the OlmMachine
 
-    async def decrypt(self, evt: Any) -> Event:
+    async def request_room_key(self, room_id, sender_key, session_id, from_devices, timeout):
+        self.requests.append((room_id, sender_key, session_id, from_devices))
+        return False
+
+    async def decrypt(self, evt: Any, wait_session_timeout: int = 5) -> Event:
         assert evt.content.session_id == "session"
         self.tries.append(evt.event_id)
+        self.waits.append(wait_session_timeout)
         if evt.event_id in self.late_keys:
             self.late_keys.discard(evt.event_id)
             raise SessionNotFound(evt.content.session_id, evt.content.sender_key)
@@ -454,15 +466,23 @@ async def test_an_encrypted_event_is_decrypted_then_delivered_by_its_kind(databa
     assert handled["$text"][1]["sender"] == ADA
     assert handled["$reaction"] == ("reaction", handled["$reaction"][1])
     assert e2ee.tries.count("$text") == 2
+    # The keys were asked of the sender's device, and the second try waited longer.
+    assert [r[2] for r in e2ee.requests] == ["session"]
+    assert e2ee.requests[0][3] == {ADA: [ENCRYPTED_CONTENT["device_id"]]}
+    assert e2ee.waits[:2] == [KEY_WAIT_FIRST, KEY_WAIT]
     text = await dbm.MatrixEvent.get("$text")
     assert (text.status, text.attempts) == (DONE, 1)
-    assert [s["status"] for s in room.statuses("$text")] == ["SUCCESS"]
+    # The room heard it was waiting (retriable), then that it went through.
+    statuses = room.statuses("$text")
+    assert [s["status"] for s in statuses] == ["FAIL_RETRIABLE", "SUCCESS"]
+    assert statuses[0]["reason"] == "com.beeper.undecryptable_event"
     # A command and the bridge's own double-puppeted send are left alone, silently.
     for event_id, why in (("$command", "command"), ("$echo", "double puppeting")):
         row = await dbm.MatrixEvent.get(event_id)
         assert row.status == FAILED and why in row.error
         assert room.statuses(event_id) == []
-    assert room.notices() == []
+    notices = room.notices()
+    assert len(notices) == 1 and "does not have the keys" in notices[0], notices
 
 
 @pytest.mark.parametrize("event_type", ["m.room.message", "m.sticker"])
