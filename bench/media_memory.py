@@ -1,6 +1,6 @@
 """How much memory the bridge needs to move a large file: run by hand, not in CI.
 
-    python -m bench.media_memory [--size-mb 200] [--keep]
+    python -m bench.media_memory [--size-mb 200] [--encrypted] [--keep]
 
 Starts a private stack on 127.0.0.1 (PostgreSQL, Synapse with a raised upload limit, the
 Teams simulator in its own process, the bridge as ``python -m teams_bridge``), logs a Matrix
@@ -8,6 +8,8 @@ user in, then moves one file of ``--size-mb`` MiB Teams -> Matrix and one Matrix
 checking size and sha256 on arrival. A thread samples the bridge's VmRSS from
 ``/proc/<pid>/status`` every 50 ms and the script prints the idle RSS, the peak RSS and
 peak minus idle per direction (target: at most 60 MB), plus the time each transfer took.
+With ``--encrypted`` the room is encrypted (end-to-bridge encryption in appservice mode, the
+user an E2EE client): the bridge then also encrypts and decrypts each file as it streams.
 """
 
 from __future__ import annotations
@@ -33,10 +35,12 @@ from typing import Any
 
 from mautrix.types import EventType
 
+from teams_bridge.media_crypto import Encryptor, decrypt_stream
 from tests.e2e.bridge_process import BridgeProcess, build_config
 from tests.e2e.helpers import login_through_bot, puppet_mxid, wait_for
 from tests.fake_teams.control import ControlClient
 from tests.harness import MatrixTestClient, PostgresCluster, SynapseServer, write_registration
+from tests.harness.e2ee_client import E2EEClient
 
 REPO = Path(__file__).resolve().parents[1]
 SERVER_NAME = "localhost"
@@ -120,14 +124,21 @@ async def _seeded(size: int, seed: int, digest: Any) -> AsyncIterator[bytes]:
         await asyncio.sleep(0)
 
 
-async def _matrix_sha256(user: MatrixTestClient, mxc: str) -> tuple[str, int]:
+async def _matrix_sha256(
+    user: MatrixTestClient, mxc: str, file: dict[str, Any] | None = None
+) -> tuple[str, int]:
+    """The sha256 and size of a file on the homeserver (decrypted first when ``file``
+    describes its encryption)."""
     api = user.client.api
     url = api.get_download_url(mxc, authenticated=True)
     digest = hashlib.sha256()
     size = 0
     async with api.session.get(url, headers={"Authorization": f"Bearer {api.token}"}) as resp:
         resp.raise_for_status()
-        async for chunk in resp.content.iter_chunked(CHUNK):
+        chunks: AsyncIterator[bytes] = resp.content.iter_chunked(CHUNK)
+        if file is not None:
+            chunks = decrypt_stream(chunks, file)
+        async for chunk in chunks:
             digest.update(chunk)
             size += len(chunk)
     return digest.hexdigest(), size
@@ -137,7 +148,18 @@ def _mb(kib: float) -> str:
     return f"{kib / 1024:.1f} MB"
 
 
-async def run(size_mb: int, keep: bool) -> int:
+ENCRYPTION = {
+    "bridge.encryption.allow": True,
+    "bridge.encryption.default": True,
+    "bridge.encryption.appservice": True,
+    "bridge.encryption.msc4190": True,
+    "bridge.encryption.verification_levels.share": "unverified",
+    "bridge.encryption.verification_levels.receive": "unverified",
+    "bridge.encryption.verification_levels.send": "unverified",
+}
+
+
+async def run(size_mb: int, keep: bool, encrypted: bool = False) -> int:
     size = size_mb * 1024 * 1024
     workdir = Path(tempfile.mkdtemp(prefix="teams-bridge-media-bench-"))
     os.environ["PYTHONPATH"] = str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")
@@ -172,6 +194,7 @@ async def run(size_mb: int, keep: bool) -> int:
                 "logging.loggers.mau.level": "INFO",
                 "logging.loggers.teams.level": "INFO",
                 "bridge.max_file_size": size + 64 * 1024 * 1024,
+                **(ENCRYPTION if encrypted else {}),
             },
         )
         bridge = BridgeProcess(workdir / "bridge", config)
@@ -187,7 +210,7 @@ async def run(size_mb: int, keep: bool) -> int:
         chat = await control.create_chat(
             kind="group", members=[me["mri"], ada["mri"]], topic="Big files"
         )
-        user = await MatrixTestClient.create(synapse, "bench")
+        user = await (E2EEClient if encrypted else MatrixTestClient).create(synapse, "bench")
         await login_through_bot(user, reg, control, me["mri"])
         room = await user.wait_for_invite(lambda inv: inv.name == "Big files")
         await user.join(room)
@@ -213,7 +236,13 @@ async def run(size_mb: int, keep: bool) -> int:
         arrived = time.monotonic()
         obj = await control.ams_object(posted["object_id"], include_bytes=False)
         expected = obj["contents"]["original"]["sha256"]
-        got_sha, got_size = await _matrix_sha256(user, evt.content.url)
+        arrived_content = evt.content.serialize()
+        file = arrived_content.get("file")
+        if encrypted and not file:
+            raise RuntimeError("Teams -> Matrix: the file arrived unencrypted")
+        got_sha, got_size = await _matrix_sha256(
+            user, file["url"] if file else arrived_content["url"], file
+        )
         if (got_sha, got_size) != (expected, size):
             raise RuntimeError("Teams -> Matrix: the file arrived changed")
         peak = max(sampler.window(start, arrived))
@@ -223,19 +252,24 @@ async def run(size_mb: int, keep: bool) -> int:
         # Matrix -> Teams: the user uploads (streamed) and sends an m.file.
         digest = hashlib.sha256()
         start = time.monotonic()
+        encryptor = Encryptor() if encrypted else None
+        source = _seeded(size, 11, digest)
         mxc = await user.client.upload_media(
-            _seeded(size, 11, digest),
+            encryptor.stream(source) if encryptor else source,
             mime_type="application/octet-stream",
-            filename="big-m2t.bin",
+            filename=None if encryptor else "big-m2t.bin",
             size=size,
         )
-        content = {
+        content: dict[str, Any] = {
             "msgtype": "m.file",
             "body": "big-m2t.bin",
             "filename": "big-m2t.bin",
-            "url": mxc,
             "info": {"mimetype": "application/octet-stream", "size": size},
         }
+        if encryptor is not None:
+            content["file"] = encryptor.file(mxc).serialize()
+        else:
+            content["url"] = mxc
         sent_at = time.monotonic()
         await user.client.send_message_event(room, EventType.ROOM_MESSAGE, content)
 
@@ -259,7 +293,11 @@ async def run(size_mb: int, keep: bool) -> int:
         results["Matrix -> Teams"] = {"peak": peak, "seconds": arrived - sent_at}
         sampler.stop()
 
-        print(f"\nbridge memory moving a {size_mb} MiB file (VmRSS sampled every 50 ms)")
+        room_kind = "an encrypted" if encrypted else "a plain"
+        print(
+            f"\nbridge memory moving a {size_mb} MiB file in {room_kind} room "
+            "(VmRSS sampled every 50 ms)"
+        )
         print(f"  idle RSS: {_mb(idle)}")
         worst = 0.0
         for direction, r in results.items():
@@ -297,8 +335,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.media_memory", description=__doc__)
     parser.add_argument("--size-mb", type=int, default=200, help="file size in MiB")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    parser.add_argument(
+        "--encrypted", action="store_true", help="in an encrypted room (end-to-bridge encryption)"
+    )
     args = parser.parse_args()
-    sys.exit(asyncio.run(run(args.size_mb, args.keep)))
+    sys.exit(asyncio.run(run(args.size_mb, args.keep, args.encrypted)))
 
 
 if __name__ == "__main__":

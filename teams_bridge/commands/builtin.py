@@ -7,11 +7,6 @@ built-in (including one a future mautrix adds) is removed. The README lists the 
 
 Removed, and why:
 
-* ``login-matrix``, ``logout-matrix``, ``ping-matrix``: this bridge has no double puppeting;
-  the access token would be stored and never used.
-* ``set-relay``, ``unset-relay``: relay mode is not implemented; the commands would claim
-  to relay while nothing is relayed.
-* ``discard-megolm-session``: the bridge does not support encryption.
 * ``open-manhole``, ``close-manhole``: a Python shell inside the process that holds every
   user's Teams login is too much to open from a chat message.
 """
@@ -51,6 +46,7 @@ KEPT: dict[str, str] = {
     "ping-matrix": "anyone",
     "set-relay": "anyone",
     "unset-relay": "anyone",
+    "discard-megolm-session": "admin",
 }
 
 PORTAL_ADMIN_REFUSAL = (

@@ -22,7 +22,7 @@ PREFIX = "!teams"
 def test_only_the_kept_builtins_remain_each_behind_its_check():
     builtins = {name: h for name, h in command_handlers.items() if is_builtin(h)}
     assert set(builtins) == set(KEPT)
-    for gone in ("open-manhole", "close-manhole", "discard-megolm-session"):
+    for gone in ("open-manhole", "close-manhole"):
         assert gone not in command_handlers
     for name, rule in KEPT.items():
         handler = builtins[name]
