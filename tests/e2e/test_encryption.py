@@ -256,6 +256,43 @@ async def _group_room_scenario(reg, mx: E2EEClient, bridge_factory, control) -> 
 
     await wait_for(quoted)
 
+    # A reply, Teams -> Matrix: a reply to the bridged event.
+    reply_html = (
+        f'<blockquote itemscope="" itemtype="http://schema.skype.com/Reply" '
+        f'itemid="{posted["id"]}"><strong itemprop="mri" itemid="{ada["mri"]}">Ada Lovelace'
+        f'</strong><span itemprop="time" itemid="{posted["id"]}"></span>'
+        f'<p itemprop="preview">first</p></blockquote><p>replying in Teams</p>'
+    )
+    await control.post_message(chat, sender=ada["mri"], content=reply_html)
+    teams_reply = await mx.wait_for_message(room, sender=ada_p, body="replying in Teams")
+    in_reply = teams_reply.content.serialize()["m.relates_to"]["m.in_reply_to"]
+    assert in_reply["event_id"] == first.event_id
+
+    # Deletes both ways.
+    doomed = await control.post_message(chat, sender=ada["mri"], content="<p>doomed</p>")
+    doomed_evt = await mx.wait_for_message(room, sender=ada_p, body="doomed")
+    await control.delete_message(chat, doomed["id"], ada["mri"])
+    await mx.wait_for_event(
+        room, lambda e: e.type == EventType.ROOM_REDACTION and e.redacts == doomed_evt.event_id
+    )
+    regret = await mx.send_text(room, "regrettable")
+    await wait_for(lambda: _teams_has(control, chat, "regrettable"))
+    await mx.redact(room, regret)
+    await wait_for(lambda: _not(_teams_has(control, chat, "regrettable")))
+
+    # Typing and read receipts (not encrypted in Matrix) still cross.
+    await control.typing(chat, ada["mri"])
+    await mx.wait_for_ephemeral(
+        room, lambda e: e.type == EventType.TYPING and ada_p in e.content.user_ids
+    )
+    await control.clear_requests()
+    await mx.client.send_receipt(room, teams_reply.event_id)
+
+    async def horizon_set() -> bool:
+        return bool(await control.requests(path_contains=f"{chat}/properties", method="PUT"))
+
+    await wait_for(horizon_set)
+
     # A restart keeps the bridge's device and its sessions.
     devices_before = await _bot_devices(mx, reg)
     await bridge.astop(timeout=STOP_TIMEOUT)
@@ -299,6 +336,10 @@ async def _group_room_scenario(reg, mx: E2EEClient, bridge_factory, control) -> 
     texts = [m.get("content") or "" for m in await control.list_messages(chat)]
     assert sum("sent before the keys" in t for t in texts) == 1
     await bridge.astop(timeout=STOP_TIMEOUT)
+
+
+async def _not(check) -> bool:
+    return not await check
 
 
 async def _teams_has(control, chat: str, text: str) -> bool:
