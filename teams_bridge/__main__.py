@@ -232,6 +232,9 @@ class TeamsBridge(Bridge):
             e2ee=lambda: self.matrix.e2ee,
             send_checkpoint=self._send_checkpoint,
             status_events=bool(self.config["bridge.message_status_events"]),
+            require_encryption=bool(
+                self.config["bridge.encryption.allow"] and self.config["bridge.encryption.require"]
+            ),
             relay_enabled=bool(self.config["bridge.relay.enabled"]),
             relay_formats=dict(self.config["bridge.relay.message_formats"] or {}),
             profile=self._matrix_display_name,

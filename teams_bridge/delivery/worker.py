@@ -74,6 +74,7 @@ GAP_PAGES = 5
 CONNECT_WAIT = 60.0
 # Pending events read from the database at a time.
 PENDING_BATCH = 16
+NOT_ENCRYPTED = "the message was not encrypted, and this bridge requires encryption"
 NO_ENCRYPTION = "encrypted messages cannot be bridged: encryption is not enabled on this bridge"
 
 # Database and network trouble: not the fault of the event being handled, so not counted
@@ -134,6 +135,8 @@ class Services:
     # Whether each outcome is also told to the room as a `com.beeper.message_send_status`
     # (`bridge.message_status_events`): one more event for the homeserver per message.
     status_events: bool = True
+    # `bridge.encryption.require`: a message sent in the clear is refused, as in mautrix.
+    require_encryption: bool = False
 
 
 HANDLER_KINDS = ("text", "media", "edit", "reaction", "redaction")
@@ -289,7 +292,10 @@ class DeliveryWorker:
         if row.attempts and await dbm.Message.get_by_mxid(row.event_id, self.host.mxid):
             return Done()
         raw = json.loads(row.content)
-        if isinstance(raw, dict) and raw.get("type") == ENCRYPTED:
+        encrypted = isinstance(raw, dict) and raw.get("type") == ENCRYPTED
+        if self.services.require_encryption and not encrypted:
+            raise Permanent(NOT_ENCRYPTED)
+        if encrypted:
             try:
                 # After the first miss the keys have been asked for: wait for them longer
                 # (the wait ends as soon as they come).

@@ -28,6 +28,7 @@ from teams_bridge.delivery.worker import (
     KEY_WAIT_FIRST,
     MAX_UNEXPECTED_ATTEMPTS,
     NO_ENCRYPTION,
+    NOT_ENCRYPTED,
     DeliveryWorker,
     Services,
     handler_kind,
@@ -70,6 +71,7 @@ class Room:
         results: dict[str, Result] | None = None,
         e2ee: Any = None,
         status_events: bool = True,
+        require_encryption: bool = False,
     ) -> None:
         self.mxid = ROOM
         self.thread_id = CHAT
@@ -120,6 +122,7 @@ class Room:
             e2ee=lambda: e2ee,
             send_checkpoint=send_checkpoint,
             status_events=status_events,
+            require_encryption=require_encryption,
         )
         self.delivery = DeliveryWorker(
             self,
@@ -403,6 +406,20 @@ async def test_an_encrypted_message_fails_with_a_reason_when_encryption_is_off(
     assert status["status"] == "FAIL_PERMANENT" and status["error"] == NO_ENCRYPTION
     assert room.notices() == [f"Your message could not be delivered to Teams: {NO_ENCRYPTION}"]
     assert [e for _, e, _ in room.handled] == ["$next"]
+
+
+async def test_with_encryption_required_a_message_in_the_clear_is_refused(database: Database):
+    await _store("$clear", 1, TEXT)
+    await _store("$secret", 2, ENCRYPTED_CONTENT, event_type="m.room.encrypted")
+    e2ee = FakeEncryption(
+        {"$secret": ("m.room.message", {"msgtype": "m.text", "body": "s"})}, set()
+    )
+    room = Room(e2ee=e2ee, require_encryption=True)
+    await _run_until_finished(room, "$clear", "$secret")
+    clear = await dbm.MatrixEvent.get("$clear")
+    assert (clear.status, clear.error) == (FAILED, NOT_ENCRYPTED)
+    assert room.notices() == [f"Your message could not be delivered to Teams: {NOT_ENCRYPTED}"]
+    assert [e for _, e, _ in room.handled] == ["$secret"]
 
 
 class FakeEncryption:
