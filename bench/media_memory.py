@@ -37,7 +37,7 @@ from mautrix.types import EventType
 
 from teams_bridge.media_crypto import Encryptor, decrypt_stream
 from tests.e2e.bridge_process import BridgeProcess, build_config
-from tests.e2e.helpers import login_through_bot, puppet_mxid, wait_for
+from tests.e2e.helpers import encryption_overrides, login_through_bot, puppet_mxid, wait_for
 from tests.fake_teams.control import ControlClient
 from tests.harness import MatrixTestClient, PostgresCluster, SynapseServer, write_registration
 from tests.harness.e2ee_client import E2EEClient
@@ -148,17 +148,6 @@ def _mb(kib: float) -> str:
     return f"{kib / 1024:.1f} MB"
 
 
-ENCRYPTION = {
-    "bridge.encryption.allow": True,
-    "bridge.encryption.default": True,
-    "bridge.encryption.appservice": True,
-    "bridge.encryption.msc4190": True,
-    "bridge.encryption.verification_levels.share": "unverified",
-    "bridge.encryption.verification_levels.receive": "unverified",
-    "bridge.encryption.verification_levels.send": "unverified",
-}
-
-
 async def run(size_mb: int, keep: bool, encrypted: bool = False) -> int:
     size = size_mb * 1024 * 1024
     workdir = Path(tempfile.mkdtemp(prefix="teams-bridge-media-bench-"))
@@ -194,7 +183,7 @@ async def run(size_mb: int, keep: bool, encrypted: bool = False) -> int:
                 "logging.loggers.mau.level": "INFO",
                 "logging.loggers.teams.level": "INFO",
                 "bridge.max_file_size": size + 64 * 1024 * 1024,
-                **(ENCRYPTION if encrypted else {}),
+                **(encryption_overrides() if encrypted else {}),
             },
         )
         bridge = BridgeProcess(workdir / "bridge", config)

@@ -44,6 +44,10 @@ if TYPE_CHECKING:
     from .__main__ import TeamsBridge
 
 
+def _not_allowed(command: str) -> str:
+    return f"You are not allowed to use this bridge, so `{command}` was refused."
+
+
 class MatrixHandler(BaseMatrixHandler):
     def __init__(self, bridge: TeamsBridge) -> None:
         prefix, suffix = bridge.config["bridge.username_template"].format(userid=":").split(":")
@@ -82,7 +86,7 @@ class MatrixHandler(BaseMatrixHandler):
         portal = await Portal.get_by_mxid(evt.room_id)
         await self._notice(
             evt.room_id,
-            f"You are not allowed to use this bridge, so `{command}` was refused.",
+            _not_allowed(command),
             portal,
         )
         return True
@@ -120,7 +124,7 @@ class MatrixHandler(BaseMatrixHandler):
         allowed = user is not None and await self.allow_command(user)
         notes = []
         if not allowed:
-            notes.append(f"You are not allowed to use this bridge, so `{command}` was refused.")
+            notes.append(_not_allowed(command))
         if redacted:
             notes.append("Your message was removed from the room because it contains a secret.")
         else:

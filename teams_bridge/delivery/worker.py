@@ -139,6 +139,25 @@ class Services:
     require_encryption: bool = False
 
 
+def _status_content(
+    row: dbm.MatrixEvent,
+    status: str,
+    reason: str | None = None,
+    error: str | None = None,
+    message: str | None = None,
+) -> dict[str, Any]:
+    """A `com.beeper.message_send_status` about ``row``; a failure names its reason and
+    error (and a message for the user, the error itself unless given)."""
+    content: dict[str, Any] = {
+        "m.relates_to": {"rel_type": "m.reference", "event_id": row.event_id},
+        "network": "teams",
+        "status": status,
+    }
+    if error is not None:
+        content.update(reason=reason, error=error, message=message or error, is_certain=True)
+    return content
+
+
 HANDLER_KINDS = ("text", "media", "edit", "reaction", "redaction")
 
 
@@ -390,15 +409,9 @@ class DeliveryWorker:
         )
         self._reports.put_nowait(("the waiting notice", lambda: self._notice(text)))
         if self.services.status_events:
-            status: dict[str, Any] = {
-                "m.relates_to": {"rel_type": "m.reference", "event_id": row.event_id},
-                "network": "teams",
-                "status": "FAIL_RETRIABLE",
-                "reason": "com.beeper.undecryptable_event",
-                "error": why,
-                "message": text,
-                "is_certain": True,
-            }
+            status = _status_content(
+                row, "FAIL_RETRIABLE", "com.beeper.undecryptable_event", why, text
+            )
             self._reports.put_nowait(
                 ("the waiting status", lambda: self.host.writer.status(status))
             )
@@ -592,16 +605,11 @@ class DeliveryWorker:
         await self._reports.join()
 
     async def _send_status(self, row: dbm.MatrixEvent, error: str | None) -> None:
-        content: dict[str, Any] = {
-            "m.relates_to": {"rel_type": "m.reference", "event_id": row.event_id},
-            "network": "teams",
-            # Every failure reported is final: passing ones are retried, silently.
-            "status": "SUCCESS" if error is None else "FAIL_PERMANENT",
-        }
-        if error is not None:
-            content.update(
-                reason="m.foreign_network_error", error=error, message=error, is_certain=True
-            )
+        # Every failure reported here is final: passing ones are retried, silently.
+        if error is None:
+            content = _status_content(row, "SUCCESS")
+        else:
+            content = _status_content(row, "FAIL_PERMANENT", "m.foreign_network_error", error)
         await self.host.writer.status(content)
 
     async def _notice(self, text: str) -> None:

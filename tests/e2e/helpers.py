@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from typing import Any
 from urllib.parse import quote
 
 import aiohttp
@@ -101,3 +102,21 @@ def send_status_about(evt, event_id: str) -> dict | None:
     if isinstance(relates, dict) and relates.get("event_id") == event_id:
         return content
     return None
+
+
+def encryption_overrides(**extra: Any) -> dict[str, Any]:
+    """Bridge config for end-to-bridge encryption against the test homeserver."""
+    return {
+        "bridge.encryption.allow": True,
+        "bridge.encryption.default": True,
+        # Appservice mode: to-device events, device lists and one-time key counts come in
+        # the appservice transactions (MSC2409, MSC3202); the bot's device is made with
+        # MSC4190. The test homeserver has all three.
+        "bridge.encryption.appservice": True,
+        "bridge.encryption.msc4190": True,
+        # The test client's device is not cross-signed.
+        "bridge.encryption.verification_levels.share": "unverified",
+        "bridge.encryption.verification_levels.receive": "unverified",
+        "bridge.encryption.verification_levels.send": "unverified",
+        **extra,
+    }

@@ -16,27 +16,16 @@ from mautrix.crypto.attachments import decrypt_attachment, encrypt_attachment
 from mautrix.types import EventType
 from PIL import Image
 
-from tests.e2e.helpers import CODE_RE, login_through_bot, puppet_mxid, wait_for
+from tests.e2e.helpers import (
+    CODE_RE,
+    encryption_overrides,
+    login_through_bot,
+    puppet_mxid,
+    wait_for,
+)
 from tests.harness.e2ee_client import E2EEClient
 
 STOP_TIMEOUT = 5
-
-
-def encryption_overrides(**extra: Any) -> dict[str, Any]:
-    return {
-        "bridge.encryption.allow": True,
-        "bridge.encryption.default": True,
-        # Appservice mode: to-device events, device lists and one-time key counts come in
-        # the appservice transactions (MSC2409, MSC3202); the bot's device is made with
-        # MSC4190. The test homeserver has all three.
-        "bridge.encryption.appservice": True,
-        "bridge.encryption.msc4190": True,
-        # The test client's device is not cross-signed.
-        "bridge.encryption.verification_levels.share": "unverified",
-        "bridge.encryption.verification_levels.receive": "unverified",
-        "bridge.encryption.verification_levels.send": "unverified",
-        **extra,
-    }
 
 
 async def _e2ee_user(synapse) -> E2EEClient:
