@@ -20,7 +20,7 @@ from .appservice import DurableAppService, body_limit_bytes, describe
 from .config import Config
 from .db import upgrade_table
 from .db.files import restrict_sqlite_files
-from .delivery.intake import Intake, is_for_teams, queue_row
+from .delivery.intake import Intake, is_for_teams, needs_no_handling, queue_row
 from .delivery.prune import QueuePruner
 from .delivery.worker import Services
 from .directory import Directory
@@ -144,9 +144,13 @@ class TeamsBridge(Bridge):
         # The provisioning API shares the appservice listener (web/provisioning.py).
         self.provisioning = provisioning.setup(self)
 
-    async def persist_events(self, txn_id: str, events: list[dict[str, Any]]) -> None:
-        """Store the events of a transaction that must reach Teams, then wake their portals."""
+    async def persist_events(self, txn_id: str, events: list[dict[str, Any]]) -> set[str]:
+        """Store the events of a transaction that must reach Teams, then wake their portals.
+        The ids of the events that need nothing more (`needs_no_handling`)."""
         rows: list[dbm.MatrixEvent] = []
+        # With a checkpoint endpoint, mautrix reports each message it is given: it gets them.
+        skip_handled = not self.config["homeserver.message_send_checkpoint_endpoint"]
+        done: set[str] = set()
         txn_number = Disruptions.number(txn_id)
         now = int(time.time() * 1000)
         for index, raw in enumerate(events):
@@ -163,12 +167,15 @@ class TeamsBridge(Bridge):
                 # forever, and the other events with it.
                 self.log.exception("Skipping event %s that could not be read", describe(raw))
                 continue
-            if row and await self.directory.portal_by_mxid(row.room_id) is not None:
+            queued = row is not None and await self.directory.portal_by_mxid(row.room_id)
+            if row and queued:
                 rows.append(row)
+            if needs_no_handling(raw, self.intake, queued=bool(queued) and skip_handled):
+                done.add(raw["event_id"])
         # Noted before the rows can be seen, so a gap holds them back for a check.
         self.disruptions.record(txn_id, now)
         try:
-            await dbm.MatrixEvent.insert_many(rows)
+            stored = await dbm.MatrixEvent.insert_many(rows)
         except Exception:
             # The homeserver retries this transaction, and its recovery can leave a later
             # one unsent: a disruption.
@@ -178,10 +185,15 @@ class TeamsBridge(Bridge):
         if self._store_failing:
             self._store_failing = False
             self.disruptions.note_recovered()
-        for room_id in {row.room_id for row in rows}:
+        by_room: dict[RoomID, list[dbm.MatrixEvent]] = {row.room_id: [] for row in rows}
+        for row in stored:
+            by_room[row.room_id].append(row)
+        for room_id, new in by_room.items():
             portal = await self.directory.portal_by_mxid(room_id)
             if portal:
-                portal.delivery.wake()
+                # (Events seen before wake it too: it reads the room, in case they wait.)
+                portal.delivery.wake(new)
+        return done
 
     async def _resume_outbound(self) -> None:
         self.homeserver_watch.start()

@@ -29,7 +29,13 @@ from .bot_intent import EncryptingBotIntent
 if TYPE_CHECKING:
     from mautrix.bridge.e2ee import EncryptionManager
 
-EventPersister = Callable[[str, list[dict[str, Any]]], Awaitable[None]]
+# Stores a transaction's events bound for Teams; the ids of those that need nothing more
+# (see `DurableAppService.handle_transaction`).
+EventPersister = Callable[[str, list[dict[str, Any]]], Awaitable[set[str]]]
+# Where a transaction's parsed body is kept on its request, so that it is parsed once.
+_PARSED = "teams_bridge.transaction"
+# The key of `extra_data` that carries the ids the persister returned.
+_DONE_IDS = "teams_bridge.handled_ids"
 
 MIB = 1024**2
 
@@ -144,6 +150,14 @@ class DurableAppService(AppService):
             self.pings_received.append(txn_id)
         return response
 
+    async def _read_transaction_header(self, request: web.Request) -> tuple[str, dict[str, Any]]:
+        """As mautrix's, parsed once per request (the regular handling reads it again)."""
+        parsed = request.get(_PARSED)
+        if parsed is None:
+            parsed = await super()._read_transaction_header(request)
+            request[_PARSED] = parsed
+        return parsed
+
     async def _http_handle_transaction(self, request: web.Request) -> web.Response:
         transaction_id, data = await self._read_transaction_header(request)
         if not isinstance(data, dict) or not isinstance(data.get("events", []), list):
@@ -168,7 +182,7 @@ class DurableAppService(AppService):
             try:
                 # Shielded: if the homeserver hangs up mid-request, aiohttp cancels this
                 # handler, and a query cancelled halfway leaves its connection unusable.
-                await asyncio.shield(self.persist_events(transaction_id, events))
+                done = await asyncio.shield(self.persist_events(transaction_id, events))
             except Exception:
                 self.log.exception(
                     "Could not store transaction %s; the homeserver will send it again",
@@ -178,7 +192,8 @@ class DurableAppService(AppService):
                     {"errcode": "M_UNKNOWN", "error": "The bridge could not store the events"},
                     status=500,
                 )
-        # The body is cached by aiohttp, so the regular handling can read it again.
+            if done:
+                data[_DONE_IDS] = done
         return await super()._http_handle_transaction(request)
 
     async def handle_transaction(
@@ -194,8 +209,11 @@ class DurableAppService(AppService):
     ) -> JSON:
         """As mautrix's, but one event that cannot be read never stops the others: mautrix
         gives up on the rest of a transaction when an event raises anything but its own
-        deserialisation error."""
+        deserialisation error. Events the persister said need nothing more are not read
+        again at all: the bridge's own (which mautrix's handler ignores) and messages taken
+        for a portal's worker (for which it would only wake that worker once more)."""
         output: JSON = {}
+        done: set[str] = extra_data.pop(_DONE_IDS, None) or set()
         try:
             output = await super().handle_transaction(
                 txn_id,
@@ -211,6 +229,8 @@ class DurableAppService(AppService):
         for raw in events:
             if event_problem(raw):
                 continue  # (logged when the transaction was stored)
+            if raw["event_id"] in done:
+                continue  # stored for its portal's worker, with nothing for mautrix to do
             try:
                 self._fix_prev_content(raw)
                 event = Event.deserialize(raw)

@@ -44,7 +44,7 @@ async def profile(fx: Fixture, messages: int, out_dir: Path) -> dict[str, Any]:
         path = out_dir / f"profile-{name}.txt"
         path.unlink(missing_ok=True)
         await procfs.settle_cpu(pid)
-        profiler = Profiler(pid, path)
+        profiler = Profiler(pid, path, rate=1000)
         started = await profiler.start()
         cpu0 = procfs.cpu_seconds(pid)
         t0 = time.monotonic()

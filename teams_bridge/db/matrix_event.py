@@ -80,10 +80,11 @@ class MatrixEvent:
         return cls(**row) if row else None
 
     @classmethod
-    async def insert_many(cls, events: list[MatrixEvent]) -> None:
-        """Store a transaction's events at once; ones seen before are left alone."""
+    async def insert_many(cls, events: list[MatrixEvent]) -> list[MatrixEvent]:
+        """Store a transaction's events at once; ones seen before are left alone. The events
+        that were new, in the order given."""
         if not events:
-            return
+            return []
         q = (
             f"INSERT INTO matrix_event ({cls._columns}) "
             "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) "
@@ -108,11 +109,14 @@ class MatrixEvent:
         ]
         if len(rows) == 1:
             # One statement is atomic by itself: no transaction around it (two round trips).
-            await cls.db.execute(q, *rows[0])
-            return
+            status = await cls.db.execute(q, *rows[0])
+            return events if rows_affected(status) else []
+        stored: list[MatrixEvent] = []
         async with cls.db.acquire() as conn, conn.transaction():
-            for row in rows:
-                await conn.execute(q, *row)
+            for evt, row in zip(events, rows, strict=True):
+                if rows_affected(await conn.execute(q, *row)):
+                    stored.append(evt)
+        return stored
 
     @classmethod
     async def get(cls, event_id: EventID) -> MatrixEvent | None:

@@ -66,6 +66,27 @@ def is_for_teams(raw: Any, rule: Intake) -> bool:
     return skip_reason(raw, rule) is None
 
 
+def needs_no_handling(raw: dict[str, Any], rule: Intake, *, queued: bool) -> bool:
+    """Whether mautrix's Matrix handler would do nothing with an event (a well-formed one,
+    see `event_problem`) that matters, so that it need not be read for it at all:
+
+    * what the bridge itself sent, other than state (mautrix ignores the bot's and the
+      ghosts' events; state is kept for its state store and encryption);
+    * a message ``queued`` for its portal's delivery worker, sent in the clear and not
+      looking like a command anywhere in it (mautrix would only wake that worker again).
+      Encrypted events still go to mautrix: a command may be inside.
+    """
+    if "state_key" in raw:
+        return False
+    sender = raw["sender"]
+    if sender == rule.bot_mxid or rule.is_ghost(UserID(sender)):
+        return True
+    if not queued or raw["type"] == ENCRYPTED:
+        return False
+    body = raw["content"].get("body")
+    return not (isinstance(body, str) and rule.command_prefix in body)
+
+
 def queue_row(raw: dict[str, Any], seq: int, txn_seq: int | None, now: int) -> dbm.MatrixEvent:
     """The stored, pending form of an event `is_for_teams` took."""
     return dbm.MatrixEvent(

@@ -45,6 +45,9 @@ if TYPE_CHECKING:
     from .portal import Portal
 
 TEXT_TYPES = {"Text", "RichText", "RichText/Html"}
+# Messages posted from this portal whose mapping is stored and whose echo has not come yet,
+# remembered at most (the oldest is forgotten first; its echo is then looked up).
+EXPECTED_ECHOES = 32
 
 Handler = Callable[["User", "EventMessage"], Awaitable[None]]
 
@@ -55,6 +58,8 @@ class Inbound:
     def __init__(self, portal: Portal) -> None:
         self.portal = portal
         self.log = portal.log
+        # Teams message id -> clientmessageid of posts from Matrix, mapped, echo not seen.
+        self._expected_echoes: dict[str, str] = {}
         self._handlers: dict[TeamsEvent, Handler] = {
             TeamsEvent.MESSAGE: self._message,
             TeamsEvent.TYPING: self._typing,
@@ -123,6 +128,11 @@ class Inbound:
             puppet = await Puppet.get_by_mri(message.sender_mri or "")
             await puppet.sync_name_from_message(message.sender_name, source.client)
             puppet.schedule_avatar_sync(source.client)
+        if self._is_expected_echo(message):
+            # The echo of a post from this portal, mapped already: only its version is new
+            # (what the lookup below would find, without asking the database).
+            await execute_batch(portal.db, portal.updates.version_queries(message))
+            return
         seen = await dbm.Message.lookup_incoming(
             portal.thread_id, portal.receiver, message.id, message.client_message_id or None
         )
@@ -244,6 +254,20 @@ class Inbound:
         if puppet is None:
             return None
         return Puppet.get_mxid_from_mri(mri), name or mri
+
+    def expect_echo(self, message_id: str, client_message_id: str) -> None:
+        """A post from Matrix was mapped to Teams message ``message_id``: its echo, when it
+        comes, needs no lookup."""
+        echoes = self._expected_echoes
+        echoes[message_id] = client_message_id
+        while len(echoes) > EXPECTED_ECHOES:
+            del echoes[next(iter(echoes))]
+
+    def _is_expected_echo(self, message: Message) -> bool:
+        """Whether ``message`` is the first echo of a post `expect_echo` was told of (the
+        id and the clientmessageid both match); it is expected only once."""
+        expected = self._expected_echoes.pop(message.id, None)
+        return expected is not None and expected == message.client_message_id
 
     async def _claim_echo(self, message: Message, sent: dbm.SentMessage) -> None:
         """An echo of something this bridge posted from this portal maps onto the existing

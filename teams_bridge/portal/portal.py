@@ -354,6 +354,10 @@ class Portal(dbm.Portal, BasePortal):
     async def sync_with_teams(self, source: User, conversation: Conversation) -> None:
         await self.room.sync_with_teams(source, conversation)
 
+    def expect_echo(self, message_id: str, client_message_id: str) -> None:
+        """(The delivery worker's `Host`.)"""
+        self.inbound.expect_echo(message_id, client_message_id)
+
     async def handle_matrix_message(
         self, sender: User, message: MessageEventContent, event_id: EventID
     ) -> None:

@@ -12,6 +12,7 @@ from teams_bridge.delivery.intake import (
     DOUBLE_PUPPET_SOURCE_KEY,
     Intake,
     is_for_teams,
+    needs_no_handling,
     queue_row,
     skip_reason,
 )
@@ -153,3 +154,25 @@ def test_the_stored_form_keeps_the_whole_event():
     assert (row.event_type, row.status, row.attempts) == ("m.reaction", PENDING, 0)
     assert row.client_message_id is None and row.error is None
     assert json.loads(row.content) == raw
+
+
+def test_what_mautrix_need_not_read():
+    ghost = "@teams_8-orgid-ada:localhost"
+    # The bridge's own events, other than state, whether queued or not.
+    for sender in (BOT, ghost):
+        for raw in (_event(sender=sender), _event(sender=sender, type="m.reaction")):
+            assert needs_no_handling(raw, RULE, queued=False)
+        member = _event(
+            sender=sender, type="m.room.member", state_key=sender, content={"membership": "join"}
+        )
+        assert not needs_no_handling(member, RULE, queued=False)
+    # A user's message in the clear, queued for a worker.
+    assert needs_no_handling(TAKEN["text"], RULE, queued=True)
+    assert needs_no_handling(TAKEN["reaction"], RULE, queued=True)
+    assert needs_no_handling(TAKEN["redaction"], RULE, queued=True)
+    # Not queued (no portal, or not for Teams): mautrix decides.
+    assert not needs_no_handling(TAKEN["text"], RULE, queued=False)
+    # Encrypted: a command may be inside.
+    assert not needs_no_handling(TAKEN["encrypted"], RULE, queued=True)
+    # The prefix anywhere (a reply quoting a command, say): mautrix reads it.
+    assert not needs_no_handling(TAKEN["mentions the prefix"], RULE, queued=True)

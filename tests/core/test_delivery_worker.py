@@ -101,6 +101,7 @@ class Room:
             display_name="Ada",
         )
         self.checkpoints: list[Any] = []
+        self.echoes_expected: list[tuple[str, str]] = []
         rule = Intake(
             bot_mxid="@bot:localhost",
             is_ghost=lambda user_id: user_id.startswith("@teams_"),
@@ -135,6 +136,9 @@ class Room:
                 "redaction": self.deliver_redaction,
             },
         )
+
+    def expect_echo(self, message_id: str, client_message_id: str) -> None:
+        self.echoes_expected.append((message_id, client_message_id))
 
     async def _told(self, room_id, event_type, content, **_: Any) -> str:
         if str(event_type) == "m.room.message":
@@ -382,6 +386,8 @@ async def test_a_send_that_may_have_reached_teams_is_looked_up_not_repeated(data
     assert posted.client_message_id == row.client_message_id
     assert (await dbm.Message.get_by_mxid("$post", ROOM)).message_id == posted.id
     assert [s["status"] for s in room.statuses("$post")] == ["SUCCESS"]
+    # Mapped: the portal is told to expect the echo of exactly that post.
+    assert room.echoes_expected == [(posted.id, posted.client_message_id)]
 
 
 ENCRYPTED_CONTENT = {
@@ -514,3 +520,135 @@ def test_handler_kinds(event_type):
     assert kind({"msgtype": "m.text", "m.relates_to": {"rel_type": "m.replace"}}) == "edit"
     assert kind({}, "m.reaction") == "reaction"
     assert kind({}, "m.room.redaction") == "redaction"
+
+
+# -- events handed over by the appservice endpoint -----------------------------------------
+
+
+def _row(event_id: str, seq: int) -> dbm.MatrixEvent:
+    raw = _raw(event_id, TEXT)
+    return dbm.MatrixEvent(
+        event_id, ROOM, ADA, seq, "m.room.message", json.dumps(raw), PENDING, 0, None, None
+    )
+
+
+class CountingReads:
+    """Counts the worker's reads of the room's pending events."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.reads = 0
+        self.gate: asyncio.Event | None = None
+        original = dbm.MatrixEvent.pending.__func__  # type: ignore[attr-defined]
+
+        async def pending(cls, room_id, limit):
+            self.reads += 1
+            found = await original(cls, room_id, limit)
+            if self.gate is not None:
+                await self.gate.wait()
+            return found
+
+        monkeypatch.setattr(dbm.MatrixEvent, "pending", classmethod(pending))
+
+
+async def _until(condition, what: str) -> None:
+    async with asyncio.timeout(30):
+        while not condition():
+            await asyncio.sleep(0.01)
+
+
+async def _stored_and_woken(room: Room, *rows: dbm.MatrixEvent) -> None:
+    stored = await dbm.MatrixEvent.insert_many(list(rows))
+    room.delivery.wake(stored)
+
+
+async def test_events_handed_over_in_order_are_delivered_without_reading_the_room(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+):
+    counter = CountingReads(monkeypatch)
+    room = Room()
+    await _store("$first", 1, TEXT)
+    room.delivery.wake()
+    await _until(lambda: len(room.handled) == 1, "the first delivery")
+    reads = counter.reads
+    try:
+        await _stored_and_woken(room, _row("$a", 2), _row("$b", 3))
+        await _stored_and_woken(room, _row("$c", 4))
+        await _until(lambda: len(room.handled) == 4, "the handed-over deliveries")
+        assert [e for _, e, _ in room.handled] == ["$first", "$a", "$b", "$c"]
+        assert counter.reads == reads  # no read of the room for them
+        for event_id in ("$a", "$b", "$c"):
+            assert (await dbm.MatrixEvent.get(event_id)).status == DONE
+    finally:
+        room.delivery._task.cancel()
+
+
+async def test_an_event_that_may_sort_before_what_was_taken_makes_the_room_be_read(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+):
+    counter = CountingReads(monkeypatch)
+    room = Room()
+    await _store("$late", 10, TEXT)
+    room.delivery.wake()
+    await _until(lambda: len(room.handled) == 1, "the first delivery")
+    reads = counter.reads
+    try:
+        # Stored below what the worker has taken (as a recovered event is): read, not queued;
+        # handing over an event delivered already does not deliver it again.
+        await _stored_and_woken(room, _row("$early", 5))
+        room.delivery.wake([await dbm.MatrixEvent.get("$late")])
+        await _until(lambda: len(room.handled) == 2, "the recovered delivery")
+        await _until(lambda: counter.reads > reads, "a read")
+        await asyncio.sleep(0.1)
+        assert [e for _, e, _ in room.handled] == ["$late", "$early"]
+    finally:
+        room.delivery._task.cancel()
+
+
+async def test_an_event_handed_over_during_a_read_is_not_lost(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+):
+    counter = CountingReads(monkeypatch)
+    room = Room()
+    await _store("$first", 1, TEXT)
+    room.delivery.wake()
+    await _until(lambda: len(room.handled) == 1, "the first delivery")
+    counter.gate = asyncio.Event()
+    reads = counter.reads
+    room.delivery.wake()  # (as after a recovery) a read of the room, held open
+    await _until(lambda: counter.reads == reads + 1, "the read")
+    try:
+        # Stored after that read's snapshot, handed over while it is under way.
+        await _stored_and_woken(room, _row("$during", 2))
+        counter.gate.set()
+        await _until(lambda: len(room.handled) == 2, "the delivery")
+        assert [e for _, e, _ in room.handled] == ["$first", "$during"]
+        assert (await dbm.MatrixEvent.get("$during")).status == DONE
+    finally:
+        room.delivery._task.cancel()
+
+
+async def test_only_new_events_are_handed_over(database: Database):
+    assert [r.event_id for r in await dbm.MatrixEvent.insert_many([_row("$x", 1)])] == ["$x"]
+    again = await dbm.MatrixEvent.insert_many([_row("$x", 1), _row("$y", 2)])
+    assert [r.event_id for r in again] == ["$y"]
+    assert await dbm.MatrixEvent.insert_many([_row("$y", 2)]) == []
+
+
+def test_an_expected_echo_is_recognised_once_and_only_by_its_ids():
+    from teams_bridge.portal.inbound import EXPECTED_ECHOES, Inbound
+
+    inbound = Inbound(SimpleNamespace(log=logging.getLogger("test")))  # type: ignore[arg-type]
+    inbound.expect_echo("100", "c1")
+    inbound.expect_echo("101", "c2")
+    message = lambda id_, cid: SimpleNamespace(id=id_, client_message_id=cid)  # noqa: E731
+    assert not inbound._is_expected_echo(message("101", "other"))  # not ours: looked up
+    assert not inbound._is_expected_echo(message("101", "c2"))  # (forgotten by that look)
+    assert inbound._is_expected_echo(message("100", "c1"))
+    assert not inbound._is_expected_echo(message("100", "c1"))  # a second copy is looked up
+    for n in range(EXPECTED_ECHOES + 5):
+        inbound.expect_echo(str(200 + n), f"x{n}")
+    assert len(inbound._expected_echoes) == EXPECTED_ECHOES
+    assert not inbound._is_expected_echo(message("200", "x0"))  # the oldest were forgotten
+    assert inbound._is_expected_echo(
+        message(str(200 + EXPECTED_ECHOES + 4), f"x{EXPECTED_ECHOES + 4}")
+    )

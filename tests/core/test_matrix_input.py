@@ -108,11 +108,13 @@ async def appservice(tmp_path, aiohttp_client):
     stored: list[dict[str, Any]] = []
     handled: list[str] = []
 
-    async def persist(txn_id: str, events: list[dict[str, Any]]) -> None:
+    async def persist(txn_id: str, events: list[dict[str, Any]]) -> set[str]:
         # As the bridge's: it reads the fields of what it is given.
         for raw in events:
             assert isinstance(raw["content"].get("body", ""), str)
         stored.extend(events)
+        # Events it says need nothing more are not handed to mautrix's handler.
+        return {raw["event_id"] for raw in events if raw["content"].get("body") == "queued"}
 
     async def on_event(evt) -> None:
         handled.append(evt.event_id)
@@ -206,3 +208,14 @@ async def test_the_endpoint_remembers_the_pings_that_reached_it(tmp_path, aiohtt
     )
     assert forged.status == 401
     assert list(az.pings_received) == ["t-1"]
+
+
+async def test_events_the_store_took_care_of_are_not_read_again(appservice):
+    client, stored, handled = appservice
+    events = [
+        _event(event_id="$queued", content={"msgtype": "m.text", "body": "queued"}),
+        _event(event_id="$other", content={"msgtype": "m.text", "body": "other"}),
+    ]
+    assert await _put(client, "9", {"events": events}) == 200
+    assert [e["event_id"] for e in stored] == ["$queued", "$other"]
+    assert handled == ["$other"]
