@@ -209,6 +209,7 @@ class TeamsBridge(Bridge):
         self.directory = Directory(
             portal_limit=self.config["bridge.cache.portals"],
             puppet_limit=self.config["bridge.cache.puppets"],
+            user_limit=self.config["bridge.cache.users"],
             user_class=User,
             portal_class=Portal,
             puppet_class=Puppet,

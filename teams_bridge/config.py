@@ -104,6 +104,7 @@ class Config(BaseBridgeConfig):
         copy("bridge.portal_queue_size")
         copy("bridge.cache.portals")
         copy("bridge.cache.puppets")
+        copy("bridge.cache.users")
         copy("bridge.matrix_order_hold_seconds")
         copy("bridge.homeserver_watch_seconds")
         copy("bridge.matrix_event_retention_hours")

@@ -187,6 +187,7 @@ CHECKS: list[tuple[str, Check]] = [
     ("bridge.portal_queue_size", integer(1)),
     ("bridge.cache.portals", integer(0)),
     ("bridge.cache.puppets", integer(0)),
+    ("bridge.cache.users", integer(0)),
     ("bridge.matrix_order_hold_seconds", number(0)),
     ("bridge.homeserver_watch_seconds", number(0)),
     ("bridge.private_chat_portal_meta", boolean),

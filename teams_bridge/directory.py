@@ -3,11 +3,12 @@
 The bridge builds one ``Directory`` at start-up and hands it to the objects that look
 others up (``Portal``, ``User``, ``Puppet``, the metrics and the entry point); nothing
 else keeps a registry. Every lookup goes through one generic cache, ``Loader``: get or
-load under a lock per key, so concurrent lookups of one key load it once. Portals and
-puppets are bounded (``bridge.cache``): when over the bound, the least recently used
-idle entries are dropped, to be loaded again from the database when next needed. A busy
-entry (a portal with a running worker or queued events, a double puppet) is never
-dropped, since two live objects for one room or user would race. Users are not bounded.
+load under a lock per key, so concurrent lookups of one key load it once. Portals,
+puppets and users are bounded (``bridge.cache``): when over the bound, the least recently
+used idle entries are dropped, to be loaded again from the database when next needed. A
+busy entry (a portal with a running worker or queued events, a double puppet, a user who
+is logged in or in the middle of a login or command) is never dropped, since two live
+objects for one room or user would race.
 """
 
 from __future__ import annotations
@@ -119,6 +120,7 @@ class Directory:
         *,
         portal_limit: int = 0,
         puppet_limit: int = 0,
+        user_limit: int = 0,
         user_class: type[User],
         portal_class: type[Portal],
         puppet_class: type[Puppet],
@@ -128,7 +130,9 @@ class Directory:
         self._portal_cls = portal_class
         self._puppet_cls = puppet_class
         self.bot_mxid = bot_mxid
-        self._users: Loader[UserID, User] = Loader()
+        self._users: Loader[UserID, User] = Loader(
+            limit=user_limit, idle=lambda u: u.is_idle(), dropped=self._user_dropped
+        )
         self._user_by_mri: dict[str, User] = {}
         self._portals: Loader[PortalKey, Portal] = Loader(
             limit=portal_limit, idle=lambda p: p.is_idle(), dropped=self._portal_dropped
@@ -173,6 +177,10 @@ class Directory:
 
     def users(self) -> list[User]:
         return self._users.values()
+
+    def _user_dropped(self, mxid: UserID, user: User) -> None:
+        for mri in [m for m, u in self._user_by_mri.items() if u is user]:
+            del self._user_by_mri[mri]
 
     # -- portals -----------------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from yarl import URL
 
 from . import db as dbm
 from .config import Config
+from .keyed_log import KeyedLog
 from .media_util import (
     SNIFF_BYTES,
     choose_mimetype,
@@ -79,7 +80,7 @@ class Puppet(dbm.Puppet, BasePuppet):
             avatar_hash=avatar_hash,
             avatar_checked_at=avatar_checked_at,
         )
-        self.log = self.log.getChild(mri)
+        self.log = KeyedLog(self.log, mri)
         self.default_mxid = self.get_mxid_from_mri(mri)
         self.default_mxid_intent = self.az.intent.user(self.default_mxid)
         self.intent = self._fresh_intent()

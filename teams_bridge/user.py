@@ -108,6 +108,20 @@ class User(dbm.User, BaseUser):
 
     # -- loading (the cache is the directory's) ----------------------------------------------
 
+    def is_idle(self) -> bool:
+        """Not logged in, not logging in, not in the middle of a command or anything else
+        held only in memory: the directory may drop this object."""
+        return (
+            not self.credentials
+            and self.client is None
+            and self.command_status is None
+            and (self.login_task is None or self.login_task.done())
+            and (self._sync_task is None or self._sync_task.done())
+            and not self._connect_lock.locked()
+            and not self._resync_lock.locked()
+            and self.presence is None
+        )
+
     @classmethod
     async def load_by_mxid(cls, mxid: UserID) -> User | None:
         return cast(User, await super().get_by_mxid(mxid))

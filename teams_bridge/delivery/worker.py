@@ -103,7 +103,7 @@ class Host(Protocol):
     @property
     def receiver(self) -> str: ...
     @property
-    def log(self) -> logging.Logger: ...
+    def log(self) -> logging.Logger | logging.LoggerAdapter: ...
     @property
     def writer(self) -> RoomWriter: ...
 
@@ -193,7 +193,6 @@ class DeliveryWorker:
         self.host = host
         self.services = services
         self.handlers = dict(handlers)
-        self._wakeup = asyncio.Event()
         # Set when the room's pending events must be read from the database (see `wake`).
         self._must_read = True
         self._rows: deque[dbm.MatrixEvent] = deque()
@@ -207,14 +206,13 @@ class DeliveryWorker:
         self._reconcile_lock = asyncio.Lock()
         # What the room is told (statuses, notices, checkpoints), sent in order by one task
         # so that deliveries never wait for the homeserver.
-        self._reports: asyncio.Queue[tuple[str, Callable[[], Awaitable[object]]]]
-        self._reports = asyncio.Queue()
+        self._reports: deque[tuple[str, Callable[[], Awaitable[object]]]] = deque()
         self._reporter: asyncio.Task | None = None
         # Room key requests on their way (kept so they are not collected while running).
         self._key_requests: set[asyncio.Task] = set()
 
     @property
-    def log(self) -> logging.Logger:
+    def log(self) -> logging.Logger | logging.LoggerAdapter:
         return self.host.log
 
     # -- the loop ----------------------------------------------------------------------------
@@ -224,7 +222,7 @@ class DeliveryWorker:
         return (
             (self._task is None or self._task.done())
             and (self._reporter is None or self._reporter.done())
-            and self._reports.empty()
+            and not self._reports
             and not self._send_lock.locked()
             and not self._reconcile_lock.locked()
         )
@@ -249,7 +247,6 @@ class DeliveryWorker:
             self._max_seq = stored[-1].seq
         else:
             self._must_read = True
-        self._wakeup.set()
         self.ensure_running()
 
     def ensure_running(self) -> None:
@@ -264,10 +261,9 @@ class DeliveryWorker:
         while True:
             if self._must_read or not rows:
                 if not rows and self._complete and not self._must_read:
-                    await self._wakeup.wait()
-                    self._wakeup.clear()
-                    continue
-                self._wakeup.clear()
+                    # Nothing pending: the task ends (`wake` starts another), so an idle
+                    # portal holds none and may be dropped from memory.
+                    return
                 self._must_read = False
                 # Until the read is in, new rows cannot be told apart from what it returns.
                 self._complete = False
@@ -447,14 +443,12 @@ class DeliveryWorker:
             "Your message has not reached Teams yet: the bridge does not have the keys to "
             f"decrypt it ({why}). It is sent as soon as they arrive."
         )
-        self._reports.put_nowait(("the waiting notice", lambda: self._notice(text)))
+        self._reports.append(("the waiting notice", lambda: self._notice(text)))
         if self.services.status_events:
             status = _status_content(
                 row, "FAIL_RETRIABLE", "com.beeper.undecryptable_event", why, text
             )
-            self._reports.put_nowait(
-                ("the waiting status", lambda: self.host.writer.status(status))
-            )
+            self._reports.append(("the waiting status", lambda: self.host.writer.status(status)))
         if self._reporter is None or self._reporter.done():
             self._reporter = asyncio.create_task(self._send_reports())
 
@@ -607,10 +601,10 @@ class DeliveryWorker:
         ok = not isinstance(outcome, Failed)
         reason = outcome.reason if isinstance(outcome, Failed) else None
         if self.services.status_events:
-            self._reports.put_nowait(("the message status", lambda: self._send_status(row, reason)))
+            self._reports.append(("the message status", lambda: self._send_status(row, reason)))
         if reason is not None:
             text = f"Your message could not be delivered to Teams: {reason}"
-            self._reports.put_nowait(("the failure notice", lambda: self._notice(text)))
+            self._reports.append(("the failure notice", lambda: self._notice(text)))
         checkpoint = MessageSendCheckpoint(
             event_id=row.event_id,
             room_id=row.room_id,
@@ -626,25 +620,25 @@ class DeliveryWorker:
             retry_num=max(row.attempts - 1, 0),
             info=reason,
         )
-        self._reports.put_nowait(
-            ("the checkpoint", lambda: self.services.send_checkpoint(checkpoint))
-        )
+        self._reports.append(("the checkpoint", lambda: self.services.send_checkpoint(checkpoint)))
         if self._reporter is None or self._reporter.done():
             self._reporter = asyncio.create_task(self._send_reports())
 
     async def _send_reports(self) -> None:
-        while True:
-            what, report = await self._reports.get()
+        """Send what is queued for the room, in order; the task ends when none is left
+        (whoever queues a report starts it again)."""
+        while self._reports:
+            what, report = self._reports.popleft()
             try:
                 await report()
             except Exception as e:
                 self.log.warning("Could not send %s: %s", what, e)
-            finally:
-                self._reports.task_done()
 
     async def reports_sent(self) -> None:
-        """Wait until everything queued for the room has been sent (or given up)."""
-        await self._reports.join()
+        """Wait until everything queued for the room has been sent (or given up): the
+        reporter ends only when none is left."""
+        while self._reporter is not None and not self._reporter.done():
+            await asyncio.wait([self._reporter])
 
     async def _send_status(self, row: dbm.MatrixEvent, error: str | None) -> None:
         # Every failure reported here is final: passing ones are retried, silently.

@@ -29,6 +29,7 @@ from .. import db as dbm
 from .. import metrics
 from ..config import Config
 from ..delivery.worker import DeliveryWorker
+from ..keyed_log import KeyedLog
 from ..puppet import Puppet
 from ..teams import EventMessage as TeamsEventMessage
 from ..teams import ResourceType, is_channel_id
@@ -67,7 +68,7 @@ class Portal(dbm.Portal, BasePortal):
     directory: Directory
     bridge: TeamsBridge
 
-    _queue: asyncio.Queue[tuple[User, EventMessage]]
+    _queue: asyncio.Queue[tuple[User, EventMessage]] | None
     _worker: asyncio.Task | None
 
     def __init__(
@@ -106,8 +107,10 @@ class Portal(dbm.Portal, BasePortal):
             team_name=team_name,
         )
         BasePortal.__init__(self)
-        self.log = self.log.getChild(thread_id)
-        self._queue = asyncio.Queue(maxsize=self.config["bridge.portal_queue_size"])
+        self.log = KeyedLog(self.log, thread_id)
+        # Made when an event comes, let go when the worker has emptied it: an idle portal
+        # holds neither the queue nor a task.
+        self._queue = None
         self._worker = None
         self._catchup_lock = asyncio.Lock()
         self._relay_user = None
@@ -127,18 +130,30 @@ class Portal(dbm.Portal, BasePortal):
         self.inbound = Inbound(self)
         self.outbound = Outbound(self)
         self.matrix_events = MatrixEvents(self)
-        # Matrix -> Teams: the room's stored events, each kind to its handler.
-        self.delivery = DeliveryWorker(
-            self,
-            self.bridge.delivery_services,
-            {
-                "text": self.outbound.text,
-                "media": self.media.deliver,
-                "edit": self.matrix_events.edit,
-                "reaction": self.matrix_events.reaction,
-                "redaction": self.matrix_events.redaction,
-            },
-        )
+        self._delivery: DeliveryWorker | None = None
+
+    @property
+    def delivery(self) -> DeliveryWorker:
+        """Matrix -> Teams: the room's stored events, each kind to its handler (made when
+        first needed; most portals loaded at a time only ever bridge from Teams)."""
+        if self._delivery is None:
+            self._delivery = DeliveryWorker(
+                self,
+                self.bridge.delivery_services,
+                {
+                    "text": self.outbound.text,
+                    "media": self.media.deliver,
+                    "edit": self.matrix_events.edit,
+                    "reaction": self.matrix_events.reaction,
+                    "redaction": self.matrix_events.redaction,
+                },
+            )
+        return self._delivery
+
+    def _teams_queue(self) -> asyncio.Queue[tuple[User, EventMessage]]:
+        if self._queue is None:
+            self._queue = asyncio.Queue(maxsize=self.config["bridge.portal_queue_size"])
+        return self._queue
 
     @classmethod
     def init_cls(cls, bridge: TeamsBridge) -> None:
@@ -196,11 +211,11 @@ class Portal(dbm.Portal, BasePortal):
         this object, to be loaded again from the database when next needed."""
         return (
             (self._worker is None or self._worker.done())
-            and self._queue.empty()
+            and (self._queue is None or self._queue.empty())
             and self.room.is_idle()
             and not self._catchup_lock.locked()
             and self.updates.is_idle()
-            and self.delivery.is_idle()
+            and (self._delivery is None or self._delivery.is_idle())
         )
 
     # -- loading (the cache is the directory's) ----------------------------------------------
@@ -244,8 +259,14 @@ class Portal(dbm.Portal, BasePortal):
         While a catch-up runs, live events wait here so that history goes first.
         """
         async with self._catchup_lock:
-            self._ensure_worker()
-            await self._queue.put((source, evt))
+            await self._enqueue((source, evt))
+
+    async def _enqueue(self, item: tuple[User, EventMessage]) -> None:
+        """Queue an event, and make sure a worker runs to take it (the worker stops when
+        the queue is empty, so an idle portal holds no task)."""
+        self._ensure_worker()
+        await self._teams_queue().put(item)
+        self._ensure_worker()
 
     def _ensure_worker(self) -> None:
         if self._worker is None or self._worker.done():
@@ -258,7 +279,7 @@ class Portal(dbm.Portal, BasePortal):
         async with self._catchup_lock:
             self._ensure_worker()
             # Let what is queued settle first, so the cursor is current.
-            await self._queue.join()
+            await self._teams_queue().join()
             after = self.last_message_id
             if after is None:
                 return 0
@@ -268,7 +289,7 @@ class Portal(dbm.Portal, BasePortal):
                     self.thread_id, after_id=after, limit=CATCH_UP_PAGE
                 )
                 for message in page:
-                    await self._queue.put((source, synthetic_event(message)))
+                    await self._enqueue((source, synthetic_event(message)))
                 count += len(page)
                 if len(page) < CATCH_UP_PAGE:
                     break
@@ -286,28 +307,34 @@ class Portal(dbm.Portal, BasePortal):
             return 0
         async with self._catchup_lock:
             self._ensure_worker()
-            await self._queue.join()
+            await self._teams_queue().join()
             after = self.last_message_id
             page = await source.client.list_messages(self.thread_id, after_id=after, limit=limit)
             history = [m for m in page if is_history(m)]
             for message in history:
-                await self._queue.put((source, synthetic_event(message)))
+                await self._enqueue((source, synthetic_event(message)))
                 if message.emotions:
                     # Its reactions, worked out as for a live update of the message.
-                    await self._queue.put((source, synthetic_event(message, update=True)))
-        await self._queue.join()
+                    await self._enqueue((source, synthetic_event(message, update=True)))
+        await self._teams_queue().join()
         return len(history)
 
     async def _run_queue(self) -> None:
+        """Handle queued events in order until the queue is empty."""
         while True:
-            source, evt = await self._queue.get()
+            queue = self._teams_queue()
+            try:
+                source, evt = queue.get_nowait()
+            except asyncio.QueueEmpty:
+                self._queue = None  # (nobody waits on an empty queue: see `_enqueue`)
+                return
             try:
                 if self.receiver and source.mri != self.receiver:
                     await self._pass_on(source, evt)
                 else:
                     await self._handle_with_retry(source, evt)
             finally:
-                self._queue.task_done()
+                queue.task_done()
 
     async def _pass_on(self, source: User, evt: EventMessage) -> None:
         """An event from another user's connection, queued while this portal was still
@@ -344,10 +371,10 @@ class Portal(dbm.Portal, BasePortal):
     @property
     def queue_depth(self) -> int:
         """Teams events waiting in this portal's queue."""
-        return self._queue.qsize()
+        return self._queue.qsize() if self._queue is not None else 0
 
     async def wait_idle(self) -> None:
-        await self._queue.join()
+        await self._teams_queue().join()
 
     # -- BasePortal: what mautrix's Matrix handler and the bridge call ------------------------
 

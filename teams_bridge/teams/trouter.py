@@ -281,6 +281,9 @@ class Trouter:
                 additional_headers={"X-Skypetoken": skype},
                 user_agent_header=USER_AGENT,
                 max_size=self.config.max_message_size,
+                # No permessage-deflate: its zlib state is about 100 kB per connection once
+                # used (one connection per user), and Trouter's frames are small JSON.
+                compression=None,
                 ping_interval=None,
                 open_timeout=self.config.open_timeout,
                 proxy=proxy,

@@ -652,3 +652,16 @@ def test_an_expected_echo_is_recognised_once_and_only_by_its_ids():
     assert inbound._is_expected_echo(
         message(str(200 + EXPECTED_ECHOES + 4), f"x{EXPECTED_ECHOES + 4}")
     )
+
+
+async def test_an_idle_worker_holds_no_task_and_starts_again_when_woken(database: Database):
+    room = Room()
+    await _store("$one", 1, TEXT)
+    room.delivery.wake()
+    await _until(lambda: len(room.handled) == 1, "the delivery")
+    await _until(room.delivery.is_idle, "the worker and its reports to end")
+    assert room.delivery._task.done() and room.delivery._reporter.done()
+    await _stored_and_woken(room, _row("$two", 2))
+    await _until(lambda: len(room.handled) == 2, "the next delivery")
+    await _until(room.delivery.is_idle, "the worker to end again")
+    assert [e for _, e, _ in room.handled] == ["$one", "$two"]

@@ -80,6 +80,9 @@ class FakeUser:
     mxid: str
     mri: str | None = None
 
+    def is_idle(self) -> bool:
+        return self.mri is None  # (as the bridge's: one logged in stays)
+
     async def insert(self) -> None:
         STORE.users[self.mxid] = self.mri
 
@@ -103,12 +106,13 @@ class Store:
 STORE = Store()
 
 
-def directory(portals: int = 0, puppets: int = 0) -> Directory:
+def directory(portals: int = 0, puppets: int = 0, users: int = 0) -> Directory:
     global STORE
     STORE = Store()
     return Directory(
         portal_limit=portals,
         puppet_limit=puppets,
+        user_limit=users,
         user_class=FakeUser,  # type: ignore[arg-type]
         portal_class=FakePortal,  # type: ignore[arg-type]
         puppet_class=FakePuppet,  # type: ignore[arg-type]
@@ -222,6 +226,21 @@ async def test_puppets_are_bounded_but_double_puppets_stay():
     assert d.cached_puppet("8:a") is ada  # a double puppet: kept
     assert await d.puppet_by_custom_mxid("@ada:example.org") is ada
     assert await d.puppet("8:b") is not b
+
+
+async def test_users_are_bounded_but_logged_in_ones_stay():
+    d = directory(users=2)
+    STORE.users.update({f"@u{n}:example.org": None for n in range(5)})
+    STORE.users["@ada:example.org"] = "8:ada"
+    ada = await d.user("@ada:example.org")
+    assert d.user_by_mri("8:ada") is ada
+    loaded = [await d.user(f"@u{n}:example.org") for n in range(5)]
+    assert len(d.users()) == 2
+    assert d.cached_user("@ada:example.org") is ada  # logged in: kept
+    assert d.user_by_mri("8:ada") is ada
+    assert d.cached_user("@u4:example.org") is loaded[4]  # the newest
+    assert d.cached_user("@u0:example.org") is None  # idle and older: dropped
+    assert await d.user("@u0:example.org") is not loaded[0]  # loaded again
 
 
 async def test_loader_without_a_limit_keeps_everything():

@@ -59,6 +59,8 @@ class StubTrouter:
         self.refuse_websocket = 0
         self.answer_pings = True
         self.skype_tokens: list[str] = []
+        # The WebSocket extensions each connection asked for ("" for none).
+        self.extensions: list[str] = []
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -92,6 +94,7 @@ class StubTrouter:
         if self.refuse_websocket:
             self.refuse_websocket -= 1
             return web.Response(status=401, text="Unauthorized")
+        self.extensions.append(request.headers.get("Sec-WebSocket-Extensions", ""))
         ws = web.WebSocketResponse()
         await ws.prepare(request)
         sock = StubSocket(ws)

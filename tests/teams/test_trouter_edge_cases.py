@@ -135,6 +135,8 @@ async def test_handshake_authenticates_and_registers(start: Any) -> None:
     assert h.stub.registrations[0]["registrationId"] == "epid-1"
     assert h.stub.registrations[0]["transports"]["TROUTER"][0]["path"] == f"{h.stub.base}/v4/f/abc/"
     assert h.stub.skype_tokens == ["skype-1"]
+    # No permessage-deflate: its zlib state would cost about 100 kB per user's connection.
+    assert h.stub.extensions == [""]
 
 
 async def test_malformed_input_is_skipped_and_the_socket_survives(
