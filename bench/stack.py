@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from ruamel.yaml import YAML
 
 from tests.e2e.bridge_process import BridgeProcess, build_config
 from tests.fake_teams.control import ControlClient
@@ -360,6 +361,14 @@ class Stack:
             bridge.process = BridgeProcess(workdir, self.bridge_config(bridge))
         await bridge.process.astart(timeout)
         return bridge
+
+    def reconfigure_bridge(self, name: str) -> None:
+        """Write a stopped bridge's config again from its (changed) overrides."""
+        bridge = self.bridges[name]
+        assert bridge.process is not None
+        bridge.process.config = self.bridge_config(bridge)
+        with bridge.process.config_path.open("w") as f:
+            YAML().dump(bridge.process.config, f)
 
     async def stop_bridge(self, name: str) -> None:
         bridge = self.bridges[name]

@@ -32,8 +32,13 @@ if TYPE_CHECKING:
 # Stores a transaction's events bound for Teams; the ids of those that need nothing more
 # (see `DurableAppService.handle_transaction`).
 EventPersister = Callable[[str, list[dict[str, Any]]], Awaitable[set[str]]]
-# Where a transaction's parsed body is kept on its request, so that it is parsed once.
-_PARSED = "teams_bridge.transaction"
+# Where a transaction's parsed body is kept on its request, so that it is parsed once
+# (a typed key where aiohttp has them, 3.12 on).
+_PARSED: Any = (
+    web.RequestKey("teams_bridge.transaction", tuple)
+    if hasattr(web, "RequestKey")
+    else "teams_bridge.transaction"
+)
 # The key of `extra_data` that carries the ids the persister returned.
 _DONE_IDS = "teams_bridge.handled_ids"
 

@@ -74,6 +74,11 @@ CONNECTED_USERS = Gauge(
     "teams_bridge_connected_users",
     "Logged-in users whose real-time connection (Trouter) to Teams is up.",
 )
+LOADED = Gauge(
+    "teams_bridge_loaded",
+    "Portals, ghosts (puppet) and Matrix users (user) held in memory, bounded by bridge.cache.",
+    ["kind"],
+)
 QUEUE_DEPTH = Gauge(
     "teams_bridge_queue_depth",
     "Events waiting: Matrix events stored but not yet delivered to Teams (to_teams), Teams "
@@ -132,7 +137,11 @@ async def refresh_bridge_gauges(bridge: TeamsBridge) -> None:
     CONNECTED_USERS.set(
         sum(1 for user in directory.users() if user.trouter_state == TrouterState.CONNECTED)
     )
-    QUEUE_DEPTH.labels(TO_MATRIX).set(sum(portal.queue_depth for portal in directory.portals()))
+    portals = directory.portals()
+    QUEUE_DEPTH.labels(TO_MATRIX).set(sum(portal.queue_depth for portal in portals))
+    LOADED.labels("portal").set(len(portals))
+    LOADED.labels("puppet").set(sum(1 for _ in directory.puppets()))
+    LOADED.labels("user").set(len(directory.users()))
     QUEUE_DEPTH.labels(TO_TEAMS).set(await dbm.MatrixEvent.count_pending())
 
 

@@ -24,6 +24,10 @@ import statistics
 import time
 from typing import Any
 
+import aiohttp
+
+from tests.harness import free_port
+
 from .. import procfs
 from ..matrix import Api
 from ..stack import Bridge, Stack
@@ -128,12 +132,61 @@ async def bulk_login(
         await asyncio.sleep(0.2)
 
 
-async def run(stack: Stack, users: int, chats_per_user: int, contacts: int = 20) -> dict[str, Any]:
+async def _count(stack: Stack, bridge: Bridge, sql: str) -> int:
+    assert stack.postgres
+    out = await asyncio.to_thread(stack.postgres.psql, sql, bridge.name)
+    return int(out.strip() or 0)
+
+
+async def _loaded(port: int, kind: str) -> int | None:
+    """How many portals/puppets/users the bridge holds in memory (its metrics)."""
+    try:
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"http://127.0.0.1:{port}/metrics") as resp:
+                text = await resp.text()
+    except aiohttp.ClientError:
+        return None
+    for line in text.splitlines():
+        if line.startswith(f'teams_bridge_loaded{{kind="{kind}"}}'):
+            return int(float(line.split()[-1]))
+    return None
+
+
+async def _restart(stack: Stack, bridge: Bridge, users: int) -> tuple[float, float | None]:
+    """Restart the bridge; seconds until every user has a fresh Trouter connection with a
+    live registration, and until every user's catch-up has finished (None if not logged)."""
+    await stack.stop_bridge("scale")
+    assert bridge.process
+    offset = bridge.process.log_path.stat().st_size if bridge.process.log_path.exists() else 0
+    started = time.time()
+    start_task = asyncio.create_task(stack.start_bridge("scale"))
+    connected_at = await _wait_registered(stack, users, started, 120 + users)
+    await start_task
+    caught_up_at = await _wait_caught_up(bridge, offset, users, 60 + users / 10)
+    return connected_at - started, (caught_up_at - started if caught_up_at else None)
+
+
+async def _touch_every_chat(stack: Stack, chats: list[dict], senders: list[str]) -> None:
+    """One typing notification in every chat: the bridge loads (and, the first time, stores)
+    a portal for each; typing needs no Matrix room."""
+    assert stack.control
+    await bounded_gather(
+        16,
+        [stack.control.typing(c["id"], s) for c, s in zip(chats, senders, strict=True)],
+    )
+
+
+async def run(
+    stack: Stack, users: int, chats_per_user: int, room_users: int, contacts: int = 20
+) -> dict[str, Any]:
+    """``room_users``: the users whose chats all get a Matrix room, through the bridge's
+    normal path (a message from Teams in a chat without a room)."""
     assert stack.control and stack.postgres
     control = stack.control
     began = time.monotonic()
     tag = secrets.token_hex(2)
     phases: dict[str, float] = {}
+    room_users = min(room_users, users)
 
     t = time.monotonic()
     people = await bounded_gather(
@@ -156,7 +209,17 @@ async def run(stack: Stack, users: int, chats_per_user: int, contacts: int = 20)
     phases["prepare_s"] = time.monotonic() - t
 
     bridge = stack.bridges["scale"]
-    bridge.overrides = {"bridge.initial_chat_sync": 0}
+    metrics_port = free_port()
+    total_chats = users * chats_per_user
+    bridge.overrides = {
+        "bridge.initial_chat_sync": 0,
+        "bridge.backfill.initial_messages": 0,
+        "metrics.enabled": True,
+        "metrics.listen_port": metrics_port,
+        # Every portal stays loaded while the cost of one is measured; the shipped bound
+        # is measured last.
+        "bridge.cache.portals": total_chats + 1000,
+    }
     await stack.start_bridge("scale")
 
     # 1. one user
@@ -164,67 +227,101 @@ async def run(stack: Stack, users: int, chats_per_user: int, contacts: int = 20)
     await bulk_login(stack, bridge, accounts[:1], [people[0]["mri"]])
     await _wait_registered(stack, 1, 0.0, 60)
     phases["first_login_s"] = time.monotonic() - t
-    await stack.stop_bridge("scale")
-    restarted = time.time()
-    await stack.start_bridge("scale")
-    await _wait_registered(stack, 1, restarted, 60)
+    await _restart(stack, bridge, 1)
     rss_one = await _rss_when_quiet(bridge)
     log.info("scale: RSS with one user %d KiB", rss_one)
 
-    # 2. everyone
+    # 2. everyone, no rooms yet: the cost of a connected user
     t = time.monotonic()
     if users > 1:
         await bulk_login(stack, bridge, accounts[1:], [p["mri"] for p in people[1:]])
     await _wait_registered(stack, users, 0.0, 120 + users)
     phases["logins_s"] = time.monotonic() - t
     log.info("scale: %d users logged in after %.1fs", users, phases["logins_s"])
-    await stack.stop_bridge("scale")
-    assert bridge.process
-    offset = bridge.process.log_path.stat().st_size if bridge.process.log_path.exists() else 0
-    started = time.time()
-    start_task = asyncio.create_task(stack.start_bridge("scale"))
-    connected_at = await _wait_registered(stack, users, started, 120 + users)
-    await start_task
-    ready_at = time.time()
-    caught_up_at = await _wait_caught_up(bridge, offset, users, 30)
-    startup_s = connected_at - started
-    log.info("scale: all %d users connected %.2fs after the bridge started", users, startup_s)
+    startup_bare_s, _ = await _restart(stack, bridge, users)
     rss_all = await _rss_when_quiet(bridge)
 
-    # 3. a portal for every chat
+    # 3. rooms for every chat of the first `room_users` users, the way a chat without a
+    #    room gets one: a message arrives from Teams.
     t = time.monotonic()
+    room_chats = room_users * chats_per_user
     await bounded_gather(
         16,
-        [control.typing(chat["id"], sender) for chat, sender in zip(chats, senders, strict=True)],
+        [
+            control.post_message(chats[n]["id"], sender=senders[n], content=f"<p>Room {n}</p>")
+            for n in range(room_chats)
+        ],
     )
-    deadline = time.monotonic() + 120 + len(chats) / 10
+    deadline = time.monotonic() + 300 + room_chats
+    rooms = 0
+    while time.monotonic() < deadline:
+        rooms = await _count(stack, bridge, "SELECT count(*) FROM portal WHERE mxid IS NOT NULL")
+        if rooms >= room_chats:
+            break
+        await asyncio.sleep(1.0)
+    phases["rooms_s"] = time.monotonic() - t
+    log.info("scale: %d rooms made in %.1fs", rooms, phases["rooms_s"])
+
+    # 4. the start-up that counts: every user connected, every room's chat caught up
+    connected_s, caught_up_s = await _restart(stack, bridge, users)
+    log.info(
+        "scale: all %d users connected %.2fs and caught up %ss after the bridge started",
+        users,
+        connected_s,
+        f"{caught_up_s:.2f}" if caught_up_s is not None else "?",
+    )
+    rss_rooms = await _rss_when_quiet(bridge)
+    loaded_rooms = await _loaded(metrics_port, "portal")
+
+    # 5. a portal for every chat: the cost of an idle portal
+    t = time.monotonic()
+    await _touch_every_chat(stack, chats, senders)
+    deadline = time.monotonic() + 120 + total_chats / 10
     portals = 0
     while time.monotonic() < deadline:
-        out = await asyncio.to_thread(
-            stack.postgres.psql, "SELECT count(*) FROM portal", bridge.name
-        )
-        portals = int(out.strip() or 0)
-        if portals >= len(chats):
+        portals = await _count(stack, bridge, "SELECT count(*) FROM portal")
+        loaded = await _loaded(metrics_port, "portal")
+        if portals >= total_chats and (loaded is None or loaded >= total_chats):
             break
         await asyncio.sleep(0.5)
     phases["portals_s"] = time.monotonic() - t
     rss_portals = await _rss_when_quiet(bridge)
+    loaded_all = await _loaded(metrics_port, "portal")
+
+    # 6. the shipped bound (bridge.cache.portals): every chat touched again
+    await stack.stop_bridge("scale")
+    del bridge.overrides["bridge.cache.portals"]
+    stack.reconfigure_bridge("scale")
+    await _restart(stack, bridge, users)
+    await _touch_every_chat(stack, chats, senders)
+    await procfs.settle_cpu(bridge.pid, quiet=0.02, window=0.5, limit=60)
+    rss_bounded = await _rss_when_quiet(bridge)
+    loaded_bounded = await _loaded(metrics_port, "portal")
     await stack.stop_bridge("scale")
 
     per_user = (rss_all - rss_one) / max(1, users - 1)
-    per_portal = (rss_portals - rss_all) / max(1, portals)
+    new_portals = (loaded_all or portals) - (loaded_rooms or 0)
+    per_portal = (rss_portals - rss_rooms) / max(1, new_portals)
     phases["total_s"] = time.monotonic() - began
     return {
         "users": users,
         "chats_per_user": chats_per_user,
         "portals": portals,
+        "rooms": rooms,
         "rss_one_user_kib": rss_one,
         "rss_all_users_kib": rss_all,
+        "rss_with_rooms_kib": rss_rooms,
         "rss_with_portals_kib": rss_portals,
+        "rss_bounded_kib": rss_bounded,
+        "loaded_portals": {
+            "after_start_with_rooms": loaded_rooms,
+            "every_chat_unbounded": loaded_all,
+            "every_chat_default_bound": loaded_bounded,
+        },
         "rss_per_user_kib": round(per_user, 1),
         "rss_per_portal_kib": round(per_portal, 2),
-        "startup_all_connected_s": round(startup_s, 2),
-        "startup_ready_line_s": round(ready_at - started, 2),
-        "startup_caught_up_s": round(caught_up_at - started, 2) if caught_up_at else None,
+        "startup_no_rooms_s": round(startup_bare_s, 2),
+        "startup_all_connected_s": round(connected_s, 2),
+        "startup_caught_up_s": round(caught_up_s, 2) if caught_up_s is not None else None,
         "phases_s": {k: round(v, 1) for k, v in phases.items()},
     }

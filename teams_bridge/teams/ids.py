@@ -7,6 +7,7 @@ database keys, so everything here validates first and rejects hostile input
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -21,6 +22,8 @@ CALL_LOGS_ID = "48:calllogs"
 MSA_TENANT_ID = "9188040d-6c67-4c5b-b112-36a304b66dad"
 
 _FORBIDDEN_CHARS = frozenset("/\\?#")
+# Printable ASCII without the separators: what nearly every id is, checked at once.
+_PLAIN_ASCII_ID = re.compile(r"[\x20-\x22\x24-\x2e\x30-\x3e\x40-\x5b\x5d-\x7e]+")
 _MESSAGEID_RE = re.compile(r";messageid=", re.IGNORECASE)
 _UNQ_RE = re.compile(r"^19:([0-9a-fA-F-]{36})_([0-9a-fA-F-]{36})@unq\.gbl\.spaces$")
 
@@ -31,6 +34,8 @@ def check_id(value: str) -> str:
         raise InvalidId("empty or non-string id")
     if len(value) > MAX_ID_LENGTH:
         raise InvalidId("id too long")
+    if _PLAIN_ASCII_ID.fullmatch(value):
+        return value
     for ch in value:
         if ch in _FORBIDDEN_CHARS:
             raise InvalidId("id contains a path or query separator")
@@ -195,6 +200,7 @@ def classify_conversation(conv_id: str) -> ConversationIdKind:
     return ConversationIdKind.UNKNOWN
 
 
+@functools.lru_cache(maxsize=4096)
 def _id_kind(conv_id: str) -> ConversationIdKind:
     try:
         return classify_conversation(conv_id)

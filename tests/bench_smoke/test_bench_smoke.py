@@ -29,6 +29,7 @@ SIZES = {
     "--m2t-messages": 2,
     "--scale-users": 2,
     "--scale-chats": 1,
+    "--scale-room-users": 1,
     "--profile-messages": 2,
     "--history-chats": 1,
     "--history-messages": 2,
@@ -106,11 +107,23 @@ def test_every_scenario_runs_and_reports(tmp_path: Path) -> None:
 
     scale = s["scale"]
     assert scale["users"] == 2 and scale["portals"] == 2, scale
-    for field in ("rss_one_user_kib", "rss_all_users_kib", "rss_with_portals_kib"):
+    # One user's chat got a room, through the bridge's normal path.
+    assert scale["rooms"] == 1, scale
+    for field in (
+        "rss_one_user_kib",
+        "rss_all_users_kib",
+        "rss_with_rooms_kib",
+        "rss_with_portals_kib",
+        "rss_bounded_kib",
+    ):
         assert positive(scale[field]), scale
+    # The bridge's own count of what it holds (its metrics).
+    loaded = scale["loaded_portals"]
+    assert loaded["every_chat_unbounded"] == 2 and loaded["every_chat_default_bound"] == 2, scale
     # Growth over so few users and portals is within noise and can come out negative.
     assert finite(scale["rss_per_user_kib"]) and finite(scale["rss_per_portal_kib"]), scale
     assert positive(scale["startup_all_connected_s"]), scale
+    assert positive(scale["startup_caught_up_s"]), scale
 
     for direction in ("teams_to_matrix", "matrix_to_teams"):
         profile = s["cpu_profile"][direction]

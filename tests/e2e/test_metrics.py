@@ -98,6 +98,10 @@ async def test_metrics_follow_the_traffic(backend, synapse, bridge_factory, cont
     before = await scrape(port)
     await control.post_message(group["id"], sender=ada["mri"], content="<p>to matrix</p>")
     await matrix_user.wait_for_message(room, sender=puppet_mxid(reg, ada["mri"]), body="to matrix")
+    # What is held in memory (bounded by bridge.cache): the portal, the ghost, the user.
+    loaded = await scrape(port)
+    for kind in ("portal", "puppet", "user"):
+        assert total(loaded, "teams_bridge_loaded", lambda labels, k=kind: labels["kind"] == k) >= 1
 
     async def counted_to_matrix():
         now = await scrape(port)
