@@ -269,7 +269,11 @@ def rows(results: dict[str, Any]) -> list[list[str]]:
                             f"{bp[k]:.1f} ms",
                             f"{ap[k]:.1f} ms",
                             f"{bp[k] - ap[k]:+.1f} ms"
-                            + (f" ({(bp[k] - ap[k]) / ap[k]:+.0%})" if ap[k] else ""),
+                            + (
+                                f" ({(bp[k] - ap[k]) / ap[k]:+.0%})"
+                                if name == "synapse" and ap[k]
+                                else ""
+                            ),
                             target,
                             verdict,
                         ]

@@ -133,9 +133,13 @@ class Inbound:
             # (what the lookup below would find, without asking the database).
             await execute_batch(portal.db, portal.updates.version_queries(message))
             return
-        seen = await dbm.Message.lookup_incoming(
-            portal.thread_id, portal.receiver, message.id, message.client_message_id or None
-        )
+        surely_new = self._surely_new(message)
+        if surely_new:
+            seen = dbm.Incoming(bridged=False, has_state=False, sent=None)
+        else:
+            seen = await dbm.Message.lookup_incoming(
+                portal.thread_id, portal.receiver, message.id, message.client_message_id or None
+            )
         sent_from = (seen.sent.thread_id, seen.sent.receiver) if seen.sent else None
         action = incoming_action(
             bridged=seen.bridged,
@@ -163,8 +167,11 @@ class Inbound:
             await puppet.update_name(message.sender_name, "message")
         parts = await self.convert(source, message)
         for part, content in enumerate(parts):
-            # (Part 0 was looked up above.)
-            if part and await dbm.Message.get(portal.thread_id, portal.receiver, message.id, part):
+            # (Part 0 was looked up above, unless the message was surely new: a message of
+            # several parts may have been cut short by a crash after its first.)
+            if (part or (surely_new and len(parts) > 1)) and await dbm.Message.get(
+                portal.thread_id, portal.receiver, message.id, part
+            ):
                 continue  # sent before a crash: the rest of the parts still go out
             event_id = await portal.writer.send(
                 puppet.mri,
@@ -254,6 +261,22 @@ class Inbound:
         if puppet is None:
             return None
         return Puppet.get_mxid_from_mri(mri), name or mri
+
+    def _surely_new(self, message: Message) -> bool:
+        """Whether the database can know nothing of ``message``, so that looking it up
+        can be skipped: it comes after the cursor (everything bridged from Teams so far,
+        in order; a copy of one bridged already is not after it), and it is not from a
+        bridge user (only their messages can be the bridge's own posts, which are mapped
+        when sent and have a send record; a message's state is only ever stored with its
+        mapping)."""
+        portal = self.portal
+        cursor = portal.last_message_id
+        if cursor is None or not (message.id.isdigit() and cursor.isdigit()):
+            return False
+        if int(message.id) <= int(cursor):
+            return False
+        sender = message.sender_mri
+        return bool(sender) and portal.directory.user_by_mri(sender) is None
 
     def expect_echo(self, message_id: str, client_message_id: str) -> None:
         """A post from Matrix was mapped to Teams message ``message_id``: its echo, when it

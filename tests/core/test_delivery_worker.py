@@ -665,3 +665,24 @@ async def test_an_idle_worker_holds_no_task_and_starts_again_when_woken(database
     await _until(lambda: len(room.handled) == 2, "the next delivery")
     await _until(room.delivery.is_idle, "the worker to end again")
     assert [e for _, e, _ in room.handled] == ["$one", "$two"]
+
+
+def test_a_message_is_surely_new_only_after_the_cursor_and_not_from_a_bridge_user():
+    from teams_bridge.portal.inbound import Inbound
+
+    users = {"8:orgid:ada": object()}
+    portal = SimpleNamespace(
+        log=logging.getLogger("test"),
+        last_message_id="1000",
+        directory=SimpleNamespace(user_by_mri=users.get),
+    )
+    inbound = Inbound(portal)  # type: ignore[arg-type]
+    message = lambda id_, sender="8:orgid:bob": SimpleNamespace(id=id_, sender_mri=sender)  # noqa: E731
+    assert inbound._surely_new(message("1001"))
+    assert not inbound._surely_new(message("1000"))  # a copy of the newest bridged
+    assert not inbound._surely_new(message("999"))  # older: may be bridged
+    assert not inbound._surely_new(message("1001", "8:orgid:ada"))  # may be our own post
+    assert not inbound._surely_new(message("1001", ""))
+    assert not inbound._surely_new(message("abc"))
+    portal.last_message_id = None  # nothing bridged yet (a new room's history, say)
+    assert not inbound._surely_new(message("1001"))
