@@ -61,3 +61,28 @@ def test_header_and_cookie_tokens_are_redacted():
         cleaned = redact(text)
         assert opaque not in cleaned and "<redacted>" in cleaned
     assert redact("Origin=https://teams.microsoft.com").endswith("teams.microsoft.com")
+
+
+def test_a_registered_secret_is_found_at_any_place_whatever_its_length():
+    # Long secrets are found through an index of their pieces, short ones one by one:
+    # every length and every position in a line is covered.
+    for length in range(8, 41):
+        secret = secrets.token_hex(21)[:length]
+        register_secret(secret)
+        for before in range(0, 2 * log_filter.WINDOW + 1):
+            line = "a" * before + secret + " tail"
+            assert redact(line) == "a" * before + "<redacted> tail", (length, before)
+        assert redact(f"{secret}{secret}") == "<redacted><redacted>"
+
+
+def test_a_thousand_long_tokens_are_all_redacted_and_the_rest_of_the_line_kept():
+    tokens = [secrets.token_urlsafe(900) for _ in range(log_filter.MAX_KNOWN)]
+    for token in tokens:
+        register_secret(token)
+    for token in (tokens[0], tokens[500], tokens[-1]):
+        assert (
+            redact(f"user 8:orgid:ada got {token}; done") == "user 8:orgid:ada got <redacted>; done"
+        )
+    assert (
+        redact("nothing secret here, 19:abc@thread.v2") == "nothing secret here, 19:abc@thread.v2"
+    )
