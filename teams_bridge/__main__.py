@@ -206,6 +206,8 @@ class TeamsBridge(Bridge):
     def prepare_bridge(self) -> None:
         super().prepare_bridge()
         self.teams_endpoints = Endpoints.from_dict(dict(self.config["teams.endpoints"]))
+        if isinstance(self.state_store, CachedStateStore):
+            self.state_store.room_limit = self.config["bridge.cache.portals"]
         self.directory = Directory(
             portal_limit=self.config["bridge.cache.portals"],
             puppet_limit=self.config["bridge.cache.puppets"],

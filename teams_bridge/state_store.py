@@ -6,11 +6,15 @@ create event and parses both from JSON: six queries per message. This process is
 writer of these tables, and every write goes through the methods below, so a copy kept in
 memory stays equal to the database: reads are served from it, writes go to the database
 first and then to the copy.
+
+The copy holds at most ``room_limit`` rooms (`bridge.cache.portals`; 0: no bound), the
+least recently used going first: it is only a copy, so a room dropped is read again.
 """
 
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from typing import Any
 
 from mautrix.bridge.state_store.asyncpg import PgBridgeStateStore
@@ -31,27 +35,43 @@ _ABSENT: tuple[PowerLevelStateEventContent | None, StateEvent | None] = (None, N
 
 
 class CachedStateStore(PgBridgeStateStore):
+    room_limit: int = 0
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # room -> user -> member row (None: no row).
-        self._members: dict[RoomID, dict[UserID, Member | None]] = {}
+        self._members: OrderedDict[RoomID, dict[UserID, Member | None]] = OrderedDict()
         # room -> (power levels, create event) as stored (None: not stored).
-        self._rooms: dict[RoomID, tuple[PowerLevelStateEventContent | None, StateEvent | None]] = {}
+        self._rooms: OrderedDict[
+            RoomID, tuple[PowerLevelStateEventContent | None, StateEvent | None]
+        ] = OrderedDict()
         # Bumped by every write: a read that went to the database while a write happened may
         # have seen the older value, so it is not kept.
         self._writes = 0
 
+    def _trim(self, cache: OrderedDict) -> None:
+        while self.room_limit and len(cache) > self.room_limit:
+            cache.popitem(last=False)
+
+    def _member_room(self, room_id: RoomID) -> dict[UserID, Member | None]:
+        """The room's members as copied, made (and the oldest room dropped) if need be."""
+        room = self._members.get(room_id)
+        if room is None:
+            room = self._members[room_id] = {}
+            self._trim(self._members)
+        return room
+
     # -- members -------------------------------------------------------------------------
 
     async def get_member(self, room_id: RoomID, user_id: UserID) -> Member | None:
-        try:
-            return self._members[room_id][user_id]
-        except KeyError:
-            pass
+        room = self._members.get(room_id)
+        if room is not None and user_id in room:
+            self._members.move_to_end(room_id)
+            return room[user_id]
         writes = self._writes
         member = await super().get_member(room_id, user_id)
         if writes == self._writes:
-            self._members.setdefault(room_id, {})[user_id] = member
+            self._member_room(room_id)[user_id] = member
         return member
 
     async def set_member(
@@ -59,7 +79,7 @@ class CachedStateStore(PgBridgeStateStore):
     ) -> None:
         await super().set_member(room_id, user_id, member)
         self._writes += 1
-        self._members.setdefault(room_id, {})[user_id] = Member(
+        self._member_room(room_id)[user_id] = Member(
             membership=member.membership,
             displayname=member.displayname,
             avatar_url=member.avatar_url,
@@ -100,10 +120,10 @@ class CachedStateStore(PgBridgeStateStore):
     async def _room(
         self, room_id: RoomID
     ) -> tuple[PowerLevelStateEventContent | None, StateEvent | None]:
-        try:
-            return self._rooms[room_id]
-        except KeyError:
-            pass
+        state = self._rooms.get(room_id)
+        if state is not None:
+            self._rooms.move_to_end(room_id)
+            return state
         writes = self._writes
         row = await self.db.fetchrow(
             "SELECT power_levels, create_event FROM mx_room_state WHERE room_id=$1", room_id
@@ -115,8 +135,9 @@ class CachedStateStore(PgBridgeStateStore):
                 PowerLevelStateEventContent.parse_json(levels) if levels is not None else None,
                 StateEvent.parse_json(create) if create is not None else None,
             )
-        if writes == self._writes:
-            self._rooms.setdefault(room_id, state)
+        if writes == self._writes and room_id not in self._rooms:
+            self._rooms[room_id] = state
+            self._trim(self._rooms)
         return state
 
     async def has_power_levels_cached(self, room_id: RoomID) -> bool:

@@ -130,3 +130,19 @@ async def test_a_read_racing_a_write_is_not_kept(stores):
     finally:
         db.fetchrow = original  # type: ignore[method-assign]
     assert await cached.is_joined(ROOM, GHOST)
+
+
+async def test_the_copy_holds_a_bounded_number_of_rooms_and_reads_dropped_ones_again(stores):
+    cached, _, _ = stores
+    cached.room_limit = 2
+    rooms = [f"!r{n}:localhost" for n in range(4)]
+    for room in rooms:
+        await cached.joined(room, GHOST)
+        assert await cached.is_joined(room, GHOST)  # (read, so copied)
+        await cached.set_power_levels(room, PowerLevelStateEventContent(users={GHOST: 50}))
+        assert await cached.has_power_levels_cached(room)
+    assert list(cached._members) == rooms[2:] and list(cached._rooms) == rooms[2:]
+    # A dropped room is read again from the database, the same.
+    assert await cached.is_joined(rooms[0], GHOST)
+    assert (await cached.get_power_levels(rooms[0])).users == {GHOST: 50}
+    assert list(cached._members) == [rooms[3], rooms[0]]
