@@ -360,16 +360,17 @@ class User(dbm.User, BaseUser):
         async with self._resync_lock:
             if self.client is None:
                 return
-            total = 0
+            total = rooms = 0
             for row in await Portal.for_user(self.mxid):
                 portal = await Portal.get_by_key(PortalKey(row.thread_id, row.receiver))
                 if portal is None or not portal.mxid:
                     continue
+                rooms += 1
                 try:
                     total += await portal.catch_up(self)
                 except Exception:
                     self.log.warning("Catch-up of %s failed", row.thread_id, exc_info=True)
-            self.log.info("Resync done: %d messages fetched", total)
+            self.log.info("Resync done: %d messages fetched in %d rooms", total, rooms)
 
     async def _sync_chats(self) -> None:
         """Create or refresh portals for the user's recent chats. When rooms are to be made,

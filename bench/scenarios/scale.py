@@ -255,7 +255,13 @@ async def run(
     deadline = time.monotonic() + 300 + room_chats
     rooms = 0
     while time.monotonic() < deadline:
-        rooms = await _count(stack, bridge, "SELECT count(*) FROM portal WHERE mxid IS NOT NULL")
+        # Done when the user is noted as in the room's chat: the last step of making it.
+        rooms = await _count(
+            stack,
+            bridge,
+            "SELECT count(*) FROM portal p JOIN user_portal up ON p.thread_id = up.thread_id "
+            "AND p.receiver = up.receiver WHERE p.mxid IS NOT NULL",
+        )
         if rooms >= room_chats:
             break
         await asyncio.sleep(1.0)
