@@ -134,6 +134,8 @@ class Directory:
             limit=user_limit, idle=lambda u: u.is_idle(), dropped=self._user_dropped
         )
         self._user_by_mri: dict[str, User] = {}
+        # The other way round: the MRI each user is noted under.
+        self._mri_of: dict[UserID, str] = {}
         self._portals: Loader[PortalKey, Portal] = Loader(
             limit=portal_limit, idle=lambda p: p.is_idle(), dropped=self._portal_dropped
         )
@@ -161,6 +163,13 @@ class Directory:
 
         return await self._users.get(mxid, load)
 
+    async def adopt_user(self, row: User) -> User | None:
+        """A user read from the database by other means: the loaded one if there is."""
+        user = await self._users.get(row.mxid, _given(row))
+        if user is not None:
+            self.note_user_mri(user, user.mri)
+        return user
+
     def cached_user(self, mxid: UserID) -> User | None:
         return self._users.cached(mxid)
 
@@ -170,17 +179,18 @@ class Directory:
 
     def note_user_mri(self, user: User, mri: str | None) -> None:
         """Who a user is logged in to Teams as now (None: logged out)."""
-        for old in [m for m, u in self._user_by_mri.items() if u is user and m != mri]:
+        old = self._mri_of.pop(user.mxid, None)
+        if old is not None and old != mri and self._user_by_mri.get(old) is user:
             del self._user_by_mri[old]
         if mri:
             self._user_by_mri[mri] = user
+            self._mri_of[user.mxid] = mri
 
     def users(self) -> list[User]:
         return self._users.values()
 
     def _user_dropped(self, mxid: UserID, user: User) -> None:
-        for mri in [m for m, u in self._user_by_mri.items() if u is user]:
-            del self._user_by_mri[mri]
+        self.note_user_mri(user, None)
 
     # -- portals -----------------------------------------------------------------------------
 

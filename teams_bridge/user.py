@@ -103,7 +103,8 @@ class User(dbm.User, BaseUser):
 
     @classmethod
     async def _start_all(cls) -> None:
-        users = [await cls.get_by_mxid(row.mxid) for row in await super().all_logged_in()]
+        # The rows read are the users (the loaded copy wins): not read again one by one.
+        users = [await cls.directory.adopt_user(row) for row in await super().all_logged_in()]
         await asyncio.gather(*(user.connect() for user in users if user), return_exceptions=True)
 
     # -- loading (the cache is the directory's) ----------------------------------------------
@@ -278,9 +279,10 @@ class User(dbm.User, BaseUser):
                 self.loop.call_later(30, lambda: asyncio.ensure_future(self.connect()))
                 return
             self.client = client
-            self.mri = info.mri
             self.display_name = info.display_name
-            await self.update()
+            if self.mri != info.mri:
+                self.mri = info.mri
+                await self.update()
             self.directory.note_user_mri(self, self.mri)
             puppet = await Puppet.get_by_mri(info.mri)
             await puppet.update_name(info.display_name, "profile")

@@ -252,3 +252,20 @@ async def test_loader_without_a_limit_keeps_everything():
 
         assert await loader.get(n, load) == str(n)
     assert len(loader) == 100
+
+
+async def test_a_user_read_by_other_means_is_adopted_once():
+    d = directory()
+    STORE.users["@ada:example.org"] = "8:ada"
+    row = FakeUser("@ada:example.org", "8:ada")
+    adopted = await d.adopt_user(row)
+    assert adopted is row and d.user_by_mri("8:ada") is row
+    assert STORE.loads == []  # not read again
+    # Another copy of the row: the loaded one wins.
+    assert await d.adopt_user(FakeUser("@ada:example.org", "8:ada")) is row
+    assert await d.user("@ada:example.org") is row
+    # Noted under a new MRI, the old one is forgotten.
+    d.note_user_mri(row, "8:ada2")
+    assert d.user_by_mri("8:ada") is None and d.user_by_mri("8:ada2") is row
+    d.note_user_mri(row, None)
+    assert d.user_by_mri("8:ada2") is None
