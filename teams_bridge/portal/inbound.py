@@ -16,7 +16,7 @@ delete or reaction (`Updates`), typing, membership, renames and read positions (
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from mautrix.types import (
     EventID,
@@ -60,14 +60,17 @@ class Inbound:
         self.log = portal.log
         # Teams message id -> clientmessageid of posts from Matrix, mapped, echo not seen.
         self._expected_echoes: dict[str, str] = {}
-        self._handlers: dict[TeamsEvent, Handler] = {
-            TeamsEvent.MESSAGE: self._message,
-            TeamsEvent.TYPING: self._typing,
-            TeamsEvent.ACTIVITY: self._thread_activity,
-            TeamsEvent.UPDATE: self._update,
-            TeamsEvent.THREAD: self._thread,
-            TeamsEvent.OWN_READ: self._own_read,
-        }
+
+    # The handler of each kind of event (one table for every portal: a portal loaded and
+    # idle should cost little).
+    _HANDLERS: ClassVar[dict[TeamsEvent, str]] = {
+        TeamsEvent.MESSAGE: "_message",
+        TeamsEvent.TYPING: "_typing",
+        TeamsEvent.ACTIVITY: "_thread_activity",
+        TeamsEvent.UPDATE: "_update",
+        TeamsEvent.THREAD: "_thread",
+        TeamsEvent.OWN_READ: "_own_read",
+    }
 
     # -- the one dispatch table --------------------------------------------------------------
 
@@ -80,10 +83,11 @@ class Inbound:
             has_thread=evt.thread is not None,
             has_own_horizon=bool(evt.conversation and evt.conversation.consumption_horizon),
         )
-        handler = self._handlers.get(kind) if kind else None
-        if handler is None:
+        name = self._HANDLERS.get(kind) if kind else None
+        if name is None:
             self.log.debug("Ignoring %s event %s", evt.resource_type, evt.id)
             return
+        handler: Handler = getattr(self, name)
         await handler(source, evt)
 
     async def _message(self, source: User, evt: EventMessage) -> None:
