@@ -17,7 +17,9 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+import asyncpg
 from mautrix.util.async_db import Database, Scheme
+from mautrix.util.async_db.database import conn_var
 
 Query = tuple[str, Sequence[Any]]
 
@@ -51,14 +53,27 @@ def _combined(shape: tuple[tuple[str, int], ...]) -> str:
     return f"WITH {ctes} {parts[-1]}"
 
 
+async def execute(db: Database, query: str, *args: Any) -> Any:
+    """``db.execute``; on PostgreSQL outside a transaction, straight through asyncpg's pool
+    (a fifth less CPU per statement than mautrix's wrapper of each connection, which adds
+    only a trace-level log line)."""
+    if db.scheme != Scheme.POSTGRES or conn_var.get(None) is not None:
+        return await db.execute(query, *args)
+    try:
+        return await db.pool.execute(query, *args)  # type: ignore[attr-defined]
+    except asyncpg.InternalClientError as e:
+        await db._handle_exception(e)  # type: ignore[attr-defined]  (it exits the bridge)
+        raise
+
+
 async def execute_batch(db: Database, queries: Sequence[Query]) -> None:
     if not queries:
         return
     if len(queries) == 1:
-        await db.execute(queries[0][0], *queries[0][1])
+        await execute(db, queries[0][0], *queries[0][1])
     elif db.scheme == Scheme.POSTGRES:
         q, args = combine(queries)
-        await db.execute(q, *args)
+        await execute(db, q, *args)
     else:
         async with db.acquire() as conn, conn.transaction():
             for q, args in queries:

@@ -8,7 +8,7 @@ from asyncpg import Record
 from mautrix.types import EventID, RoomID, UserID
 from mautrix.util.async_db import Database
 
-from .batch import rows_affected
+from .batch import execute, rows_affected
 
 PENDING = "pending"
 DONE = "done"
@@ -109,7 +109,7 @@ class MatrixEvent:
         ]
         if len(rows) == 1:
             # One statement is atomic by itself: no transaction around it (two round trips).
-            status = await cls.db.execute(q, *rows[0])
+            status = await execute(cls.db, q, *rows[0])
             return events if rows_affected(status) else []
         stored: list[MatrixEvent] = []
         async with cls.db.acquire() as conn, conn.transaction():

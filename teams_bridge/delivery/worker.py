@@ -110,6 +110,17 @@ class Host(Protocol):
     def expect_echo(self, message_id: str, client_message_id: str) -> None:
         """A post was mapped to Teams message ``message_id``: its echo is expected."""
 
+    def expect_post(self, client_message_id: str, sender_mri: str) -> None:
+        """A post is about to go out: an echo of it that comes first is held."""
+
+    def held_echo_queries(self, client_message_id: str, message_id: str) -> list[Query] | None:
+        """What the post's held echo adds to the write that maps it (``None``: no echo of
+        Teams message ``message_id`` came yet)."""
+
+    def end_post(self, client_message_id: str, *, stored: bool) -> None:
+        """The post is mapped (``stored``: with its held echo's writes) or given up; a held
+        echo not stored is handled as any message."""
+
     async def get_relay_user(self) -> User | None: ...
 
 
@@ -528,6 +539,8 @@ class DeliveryWorker:
         queries.append(row.set_client_message_id_query(client_message_id))
         await execute_batch(dbm.MatrixEvent.db, queries)
         row.attempt_stored(client_message_id)
+        if sender.mri:
+            self.host.expect_post(client_message_id, sender.mri)
         return Sent(await send(client_message_id), sender.mri, created_at)
 
     async def _find_sent(self, sender: User, client_message_id: str) -> str | None:
@@ -553,20 +566,30 @@ class DeliveryWorker:
         failed with the reason, and only logged. `Failed`: marked failed, and the room gets
         a ``FAIL_PERMANENT`` status and a notice saying why.
         """
+        client_message_id = row.client_message_id
         if isinstance(outcome, Sent):
-            await execute_batch(dbm.MatrixEvent.db, self._sent_queries(row, outcome))
+            queries = self._sent_queries(row, outcome)
+            # An echo that came already was held: what it changes is stored with the rest.
+            echo = None
+            if client_message_id:
+                echo = self.host.held_echo_queries(client_message_id, outcome.message_id)
+            await execute_batch(dbm.MatrixEvent.db, queries + (echo or []))
             row.status, row.error = DONE, None
-            if row.client_message_id:
-                self.host.expect_echo(outcome.message_id, row.client_message_id)
+            if client_message_id:
+                self.host.end_post(client_message_id, stored=echo is not None)
+                if echo is None:
+                    self.host.expect_echo(outcome.message_id, client_message_id)
             metrics.delivered(metrics.TO_TEAMS, row.received_at)
         elif isinstance(outcome, Done):
             await row.finish(DONE)
             metrics.delivered(metrics.TO_TEAMS, row.received_at)
         elif isinstance(outcome, Skipped):
+            self._give_up_post(row)
             self.log.info("Not bridging %s (%s): %s", row.event_id, row.event_type, outcome.reason)
             await row.finish(FAILED, outcome.reason)
             return
         else:
+            self._give_up_post(row)
             try:
                 await row.finish(FAILED, outcome.reason)
             except Exception:
@@ -575,6 +598,10 @@ class DeliveryWorker:
             metrics.failed(metrics.TO_TEAMS)
             self.log.warning("Could not deliver %s to Teams: %s", row.event_id, outcome.reason)
         self._report(row, outcome)
+
+    def _give_up_post(self, row: dbm.MatrixEvent) -> None:
+        if row.client_message_id:
+            self.host.end_post(row.client_message_id, stored=False)
 
     def _sent_queries(self, row: dbm.MatrixEvent, sent: Sent) -> list[Query]:
         assert self.host.mxid

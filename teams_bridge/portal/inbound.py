@@ -52,6 +52,16 @@ EXPECTED_ECHOES = 32
 Handler = Callable[["User", "EventMessage"], Awaitable[None]]
 
 
+class _Post:
+    """A post from Matrix on its way to Teams: who posts it, and its echo once it came."""
+
+    __slots__ = ("sender_mri", "echo")
+
+    def __init__(self, sender_mri: str) -> None:
+        self.sender_mri = sender_mri
+        self.echo: tuple[User, Message] | None = None
+
+
 class Inbound:
     """Teams -> Matrix for one portal. Owns the portal's cursor (``last_message_id``)."""
 
@@ -60,6 +70,8 @@ class Inbound:
         self.log = portal.log
         # Teams message id -> clientmessageid of posts from Matrix, mapped, echo not seen.
         self._expected_echoes: dict[str, str] = {}
+        # clientmessageid -> a post from Matrix on its way, not yet mapped (made when needed).
+        self._posts: dict[str, _Post] | None = None
 
     # The handler of each kind of event (one table for every portal: a portal loaded and
     # idle should cost little).
@@ -132,6 +144,8 @@ class Inbound:
             puppet = await Puppet.get_by_mri(message.sender_mri or "")
             await puppet.sync_name_from_message(message.sender_name, source.client)
             puppet.schedule_avatar_sync(source.client)
+        if self._hold_echo(source, message):
+            return  # the delivery worker stores what it changes, with the post's mapping
         if self._is_expected_echo(message):
             # The echo of a post from this portal, mapped already: only its version is new
             # (what the lookup below would find, without asking the database).
@@ -289,6 +303,53 @@ class Inbound:
         echoes[message_id] = client_message_id
         while len(echoes) > EXPECTED_ECHOES:
             del echoes[next(iter(echoes))]
+
+    # -- posts from Matrix whose echo may come before they are mapped ---------------------
+
+    def expect_post(self, client_message_id: str, sender_mri: str) -> None:
+        """A post from Matrix with ``client_message_id`` is about to go out as ``sender_mri``.
+        Its echo often comes before the post is mapped; it is then held (`_hold_echo`) and
+        the worker stores its version with the mapping (`held_echo_queries`), one write."""
+        posts = self._posts
+        if posts is None:
+            posts = self._posts = {}
+        posts.setdefault(client_message_id, _Post(sender_mri))
+        while len(posts) > EXPECTED_ECHOES:
+            self._release(posts.pop(next(iter(posts))))
+
+    def held_echo_queries(self, client_message_id: str, message_id: str) -> list[Query] | None:
+        """What the post's held echo adds to the write that maps the post to Teams message
+        ``message_id`` (its version), or ``None`` when no echo of it came (it is then
+        expected later: `expect_echo`)."""
+        post = self._posts.get(client_message_id) if self._posts else None
+        if post is None or post.echo is None or post.echo[1].id != message_id:
+            return None
+        return self.portal.updates.version_queries(post.echo[1])
+
+    def end_post(self, client_message_id: str, *, stored: bool) -> None:
+        """The post is mapped (``stored``: with what its held echo changes) or given up; an
+        echo held for it and not stored is handled as any message."""
+        post = self._posts.pop(client_message_id, None) if self._posts else None
+        if post is not None and not stored:
+            self._release(post)
+
+    def _hold_echo(self, source: User, message: Message) -> bool:
+        """Whether ``message`` is the first echo of a post not mapped yet, now held."""
+        posts = self._posts
+        client_message_id = message.client_message_id
+        if not posts or not client_message_id:
+            return False
+        post = posts.get(client_message_id)
+        if post is None or post.echo is not None or post.sender_mri != message.sender_mri:
+            return False
+        post.echo = (source, message)
+        return True
+
+    def _release(self, post: _Post) -> None:
+        """A held echo goes back into the portal's queue, to be handled as any message."""
+        if post.echo is not None:
+            source, echo = post.echo
+            self.portal.requeue_message(source, echo)
 
     def _is_expected_echo(self, message: Message) -> bool:
         """Whether ``message`` is the first echo of a post `expect_echo` was told of (the

@@ -28,6 +28,7 @@ from mautrix.types import EventID, MessageEventContent, RoomID, UserID
 from .. import db as dbm
 from .. import metrics
 from ..config import Config
+from ..db.batch import Query
 from ..delivery.worker import DeliveryWorker
 from ..keyed_log import KeyedLog
 from ..puppet import Puppet
@@ -54,6 +55,8 @@ if TYPE_CHECKING:
 CATCH_UP_PAGE = 200
 # Attempts at bridging one Teams event before it is given up (about two minutes).
 INBOUND_ATTEMPTS = 12
+# Messages queued again (`Portal.requeue_message`), referenced until they are queued.
+_requeued: set[asyncio.Task] = set()
 
 
 def synthetic_event(message: Message, *, update: bool = False) -> TeamsEventMessage:
@@ -384,6 +387,24 @@ class Portal(dbm.Portal, BasePortal):
     def expect_echo(self, message_id: str, client_message_id: str) -> None:
         """(The delivery worker's `Host`.)"""
         self.inbound.expect_echo(message_id, client_message_id)
+
+    def expect_post(self, client_message_id: str, sender_mri: str) -> None:
+        """(The delivery worker's `Host`.)"""
+        self.inbound.expect_post(client_message_id, sender_mri)
+
+    def held_echo_queries(self, client_message_id: str, message_id: str) -> list[Query] | None:
+        """(The delivery worker's `Host`.)"""
+        return self.inbound.held_echo_queries(client_message_id, message_id)
+
+    def end_post(self, client_message_id: str, *, stored: bool) -> None:
+        """(The delivery worker's `Host`.)"""
+        self.inbound.end_post(client_message_id, stored=stored)
+
+    def requeue_message(self, source: User, message: Message) -> None:
+        """Queue a message again (an echo held for a post that was not mapped after all)."""
+        task = asyncio.create_task(self.queue_teams_event(source, synthetic_event(message)))
+        _requeued.add(task)
+        task.add_done_callback(_requeued.discard)
 
     async def handle_matrix_message(
         self, sender: User, message: MessageEventContent, event_id: EventID

@@ -184,6 +184,26 @@ async def test_batch_writes_all_or_nothing(database: Database):
     assert (await dbm.Portal.get_by_thread("19:abc@thread.v2")).last_message_id == "1000"
 
 
+async def test_a_batch_inside_a_transaction_is_part_of_it(database: Database):
+    # (On PostgreSQL a batch outside a transaction skips mautrix's connection wrapper; inside
+    # one it must still run on the transaction's connection, or a rollback would miss it.)
+    portal = await _portal()
+
+    class Undo(Exception):
+        pass
+
+    with pytest.raises(Undo):
+        async with database.acquire() as conn, conn.transaction():
+            await execute_batch(database, [portal.cursor_query("3000")])
+            await execute_batch(
+                database, [portal.cursor_query("3000"), ("SELECT 1 FROM portal", ())]
+            )
+            raise Undo
+    assert (await dbm.Portal.get_by_thread("19:abc@thread.v2")).last_message_id != "3000"
+    await execute_batch(database, [portal.cursor_query("3000")])
+    assert (await dbm.Portal.get_by_thread("19:abc@thread.v2")).last_message_id == "3000"
+
+
 def test_batch_renumbers_parameters():
     q, args = combine(
         [("UPDATE a SET x=$2 WHERE k=$1", (1, 2)), ("DELETE FROM b WHERE k=$1", (3,))]

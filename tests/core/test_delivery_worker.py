@@ -102,6 +102,10 @@ class Room:
         )
         self.checkpoints: list[Any] = []
         self.echoes_expected: list[tuple[str, str]] = []
+        self.posts_expected: list[tuple[str, str]] = []  # (clientmessageid, sender)
+        self.posts_ended: list[tuple[str, bool]] = []  # (clientmessageid, stored)
+        # Teams message id -> what the echo held for its post adds to the mapping's write.
+        self.held_echoes: dict[str, list[Any]] = {}
         rule = Intake(
             bot_mxid="@bot:localhost",
             is_ghost=lambda user_id: user_id.startswith("@teams_"),
@@ -139,6 +143,16 @@ class Room:
 
     def expect_echo(self, message_id: str, client_message_id: str) -> None:
         self.echoes_expected.append((message_id, client_message_id))
+
+    def expect_post(self, client_message_id: str, sender_mri: str) -> None:
+        self.posts_expected.append((client_message_id, sender_mri))
+
+    def held_echo_queries(self, client_message_id: str, message_id: str) -> list[Any] | None:
+        assert (client_message_id, ADA_MRI) in self.posts_expected
+        return self.held_echoes.get(message_id)
+
+    def end_post(self, client_message_id: str, *, stored: bool) -> None:
+        self.posts_ended.append((client_message_id, stored))
 
     async def _told(self, room_id, event_type, content, **_: Any) -> str:
         if str(event_type) == "m.room.message":
@@ -388,6 +402,35 @@ async def test_a_send_that_may_have_reached_teams_is_looked_up_not_repeated(data
     assert [s["status"] for s in room.statuses("$post")] == ["SUCCESS"]
     # Mapped: the portal is told to expect the echo of exactly that post.
     assert room.echoes_expected == [(posted.id, posted.client_message_id)]
+    assert room.posts_ended == [(posted.client_message_id, False)]
+
+
+async def test_an_echo_that_came_before_the_mapping_is_stored_with_it(database: Database):
+    # The portal held the post's echo: its version goes into the mapping's write, and the
+    # echo is not expected again.
+    await _store("$post", 1, TEXT)
+    room = Room()
+    first_id = str(1_700_000_000_000)
+    state = dbm.MessageState(CHAT, "", first_id, 5, "digest", False)
+    room.held_echoes[first_id] = [state.insert_if_absent_query()]
+    await _run_until_finished(room, "$post")
+    [posted] = room.chat.messages
+    assert posted.id == first_id
+    assert room.posts_expected == [(posted.client_message_id, ADA_MRI)]
+    stored = await dbm.MessageState.get(CHAT, "", first_id)
+    assert (stored.edit_time, stored.content_hash) == (5, "digest")
+    assert (await dbm.Message.get_by_mxid("$post", ROOM)).message_id == first_id
+    assert room.echoes_expected == []
+    assert room.posts_ended == [(posted.client_message_id, True)]
+
+
+async def test_a_post_given_up_releases_what_was_held_for_it(database: Database):
+    await _store("$post", 1, TEXT)
+    room = Room(once={"$post": [TeamsError(403, "Forbidden", "not a member")]})
+    await _run_until_finished(room, "$post")
+    row = await dbm.MatrixEvent.get("$post")
+    assert row.status == FAILED
+    assert room.posts_ended == [(row.client_message_id, False)]
 
 
 ENCRYPTED_CONTENT = {
@@ -652,6 +695,44 @@ def test_an_expected_echo_is_recognised_once_and_only_by_its_ids():
     assert inbound._is_expected_echo(
         message(str(200 + EXPECTED_ECHOES + 4), f"x{EXPECTED_ECHOES + 4}")
     )
+
+
+def test_the_echo_of_a_post_not_mapped_yet_is_held_once_and_released_if_not_stored():
+    from teams_bridge.portal.inbound import EXPECTED_ECHOES, Inbound
+
+    requeued: list[tuple[Any, Any]] = []
+    portal = SimpleNamespace(
+        log=logging.getLogger("test"),
+        requeue_message=lambda source, message: requeued.append((source, message)),
+        updates=SimpleNamespace(version_queries=lambda m: [("version of", (m.id,))]),
+    )
+    inbound = Inbound(portal)  # type: ignore[arg-type]
+    source = object()
+    message = lambda id_, cid, sender=ADA_MRI: SimpleNamespace(  # noqa: E731
+        id=id_, client_message_id=cid, sender_mri=sender
+    )
+    assert not inbound._hold_echo(source, message("100", "c1"))  # no post on its way
+    inbound.expect_post("c1", ADA_MRI)
+    inbound.expect_post("c2", ADA_MRI)
+    assert inbound.held_echo_queries("c1", "100") is None  # nothing came yet
+    assert not inbound._hold_echo(source, message("100", "c1", "8:orgid:eve"))  # not its sender
+    assert inbound._hold_echo(source, message("100", "c1"))
+    assert not inbound._hold_echo(source, message("100", "c1"))  # a second copy is handled
+    assert inbound.held_echo_queries("c1", "999") is None  # not the message posted
+    assert inbound.held_echo_queries("c1", "100") == [("version of", ("100",))]
+    inbound.end_post("c1", stored=True)
+    assert requeued == [] and "c1" not in inbound._posts
+    # A post given up (or mapped without what its echo changes) lets the echo go on.
+    assert inbound._hold_echo(source, message("101", "c2"))
+    inbound.end_post("c2", stored=False)
+    assert [(s, m.id) for s, m in requeued] == [(source, "101")]
+    # The oldest of too many posts on their way is forgotten, and its echo let go.
+    inbound.expect_post("c3", ADA_MRI)
+    assert inbound._hold_echo(source, message("102", "c3"))
+    for n in range(EXPECTED_ECHOES):
+        inbound.expect_post(f"x{n}", ADA_MRI)
+    assert len(inbound._posts) == EXPECTED_ECHOES
+    assert [m.id for _, m in requeued] == ["101", "102"]
 
 
 async def test_an_idle_worker_holds_no_task_and_starts_again_when_woken(database: Database):
