@@ -97,9 +97,14 @@ for _direction in DIRECTIONS:
 def delivered(direction: str, started_ms: int | float | None) -> None:
     """One event crossed to the other side; `started_ms` is when it arrived (epoch ms),
     0 or None when unknown."""
-    MESSAGES.labels(direction).inc()
+    counted, timed = _DELIVERED[direction]
+    counted.inc()
     if started_ms:
-        DELIVERY.labels(direction).observe(max(0.0, time.time() - started_ms / 1000))
+        timed.observe(max(0.0, time.time() - started_ms / 1000))
+
+
+# Each direction's children of the two metrics every delivery updates (looked up once).
+_DELIVERED = {d: (MESSAGES.labels(d), DELIVERY.labels(d)) for d in DIRECTIONS}
 
 
 def failed(direction: str) -> None:

@@ -55,6 +55,9 @@ _MXC = re.compile(r"mxc://[A-Za-z0-9.\-:\[\]]+/[A-Za-z0-9_\-]+")
 _GIF_SUFFIX = re.compile(r"\s*\(GIF Image\)\s*$", re.IGNORECASE)
 _SPACES = re.compile(r"[ \t\n\r\f\xa0]+")
 _NO_LANGUAGE = frozenset({"was-manually-selected", "plaintext", "none"})
+# One paragraph of plain printable ASCII words, single-spaced: most messages. It converts
+# to its own text, so the parser is skipped (tests compare the two ways).
+_ONE_PLAIN_PARAGRAPH = re.compile(r"<p>([!-%'-;=?-~]+(?: [!-%'-;=?-~]+)*)</p>")
 
 
 def teams_to_matrix(
@@ -74,6 +77,9 @@ def teams_to_matrix(
     kind = (message_type or "").strip().lower()
     if kind == "text":
         return _plain_message(html or "")
+    plain = _ONE_PLAIN_PARAGRAPH.fullmatch(html) if html and len(html) < 4096 else None
+    if plain is not None:
+        return MatrixMessage(body=plain.group(1), formatted_body=None)
     root, truncated = parse_html(html or "", newlines_are_breaks=kind == "richtext")
     converter = _Converter(
         parse_mentions_property(mentions_property), resolve_mention, is_room_mention

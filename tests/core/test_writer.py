@@ -187,3 +187,106 @@ async def test_a_send_whose_answer_was_lost_is_looked_for_before_it_is_repeated(
     other = {"msgtype": "m.text", "body": "other"}
     assert await writer.send("8:orgid:ada", other, txn="t2", timestamp=1000) == "$stored1"
     assert len(homeserver.stored) == 2
+
+
+# -- the direct send of a ghost's event, against an HTTP server ------------------------------
+
+
+@pytest.fixture
+async def homeserver(aiohttp_server: Any) -> Any:
+    """A homeserver's send endpoint: records each request, answers as scripted."""
+    from aiohttp import web
+
+    seen: list[dict[str, Any]] = []
+    answers: list[tuple[int, Any]] = []
+
+    async def send(request: web.Request) -> web.Response:
+        seen.append(
+            {
+                "path": request.raw_path.split("?")[0],
+                "query": dict(request.query),
+                "auth": request.headers.get("Authorization"),
+                "type": request.headers.get("Content-Type"),
+                "body": await request.json(),
+            }
+        )
+        status, body = answers.pop(0) if answers else (200, {"event_id": "$sent"})
+        return web.json_response(body, status=status)
+
+    app = web.Application()
+    app.router.add_put("/_matrix/client/v3/rooms/{room}/send/{type}/{txn}", send)
+    server = await aiohttp_server(app)
+    return server, seen, answers
+
+
+def _ghost_intent(base_url: str, session: Any, **api_options: Any) -> Any:
+    import logging
+
+    from mautrix.appservice import AppServiceAPI
+    from yarl import URL
+
+    api = AppServiceAPI(
+        base_url=URL(base_url),
+        bot_mxid="@bot:localhost",
+        token="as-token",
+        log=logging.getLogger("test.writer"),
+        state_store=None,  # type: ignore[arg-type]
+        client_session=session,
+        **api_options,
+    )
+    return api.intent("@teams_ada:localhost")
+
+
+async def test_a_ghosts_event_is_put_as_mautrix_would_put_it(homeserver: Any):
+    import aiohttp
+    from mautrix.types import TextMessageEventContent
+
+    from teams_bridge.portal.writer import put_event
+
+    server, seen, _ = homeserver
+    async with aiohttp.ClientSession() as session:
+        intent = _ghost_intent(str(server.make_url("/")), session)
+        content = TextMessageEventContent(msgtype=MessageType.TEXT, body="hi & bye")
+        room = RoomID("!a/b?c:localhost")
+        got = await put_event(
+            intent, room, EventType.ROOM_MESSAGE, content, "teams-1/2", 1_700_000_000_123
+        )
+    assert got == "$sent"
+    [request] = seen
+    assert request["path"] == (
+        "/_matrix/client/v3/rooms/%21a%2Fb%3Fc%3Alocalhost/send/m.room.message/teams-1%2F2"
+    )
+    assert request["query"] == {"user_id": "@teams_ada:localhost", "ts": "1700000000123"}
+    assert request["auth"] == "Bearer as-token" and request["type"] == "application/json"
+    assert request["body"] == {"msgtype": "m.text", "body": "hi & bye"}
+
+
+async def test_a_refused_or_failed_put_raises_what_mautrix_raises(homeserver: Any):
+    import aiohttp
+    from mautrix.errors import MatrixRequestError, MatrixResponseError
+
+    from teams_bridge.portal.writer import outcome_unknown, put_event
+
+    server, _, answers = homeserver
+    answers.extend(
+        [
+            (403, {"errcode": "M_FORBIDDEN", "error": "not in the room"}),
+            (502, "<html>bad gateway</html>"),
+            (200, {"no": "event id"}),
+        ]
+    )
+    async with aiohttp.ClientSession() as session:
+        intent = _ghost_intent(str(server.make_url("/")), session)
+        send = lambda: put_event(intent, ROOM, EventType.ROOM_MESSAGE, {"body": "x"}, "t", None)  # noqa: E731
+        with pytest.raises(MForbidden) as refused:
+            await send()
+        assert refused.value.message == "not in the room" and not outcome_unknown(refused.value)
+        with pytest.raises(MatrixRequestError) as failed:
+            await send()
+        assert failed.value.http_status == 502 and outcome_unknown(failed.value)
+        with pytest.raises(MatrixResponseError):
+            await send()
+        await server.close()  # nobody answers: the outcome is unknown
+        with pytest.raises(MatrixConnectionError) as gone:
+            await send()
+        assert outcome_unknown(gone.value)

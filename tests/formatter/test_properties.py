@@ -233,3 +233,44 @@ def test_round_trip_of_plain_body(text: str) -> None:
     expected = "\n".join(line.strip(" \t\n\r\f") for line in text.split("\n")).strip("\n")
     # Teams and Matrix both collapse runs of white space other than spaces.
     assert back.body == expected or back.body.split() == expected.split()
+
+
+# --- the shortcut for one plain paragraph ----------------------------------------------
+
+PRINTABLE_ASCII = st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E))
+
+
+@SETTINGS
+@given(text=st.one_of(PRINTABLE_ASCII, st.sampled_from(["a  b", " a", "a ", "&amp;", "@room"])))
+def test_one_plain_paragraph_converts_as_the_parser_would_convert_it(text: str):
+    from teams_bridge.formatter import from_teams
+
+    html = f"<p>{text}</p>"
+    shortcut = teams_to_matrix(html)
+    if from_teams._ONE_PLAIN_PARAGRAPH.fullmatch(html) is None:
+        return  # (not one the shortcut takes)
+    original = from_teams._ONE_PLAIN_PARAGRAPH
+    from_teams._ONE_PLAIN_PARAGRAPH = _NEVER
+    try:
+        parsed = teams_to_matrix(html)
+    finally:
+        from_teams._ONE_PLAIN_PARAGRAPH = original
+    assert shortcut == parsed
+
+
+def test_the_plain_paragraph_shortcut_takes_plain_words_only():
+    from teams_bridge.formatter import from_teams
+
+    takes = from_teams._ONE_PLAIN_PARAGRAPH.fullmatch
+    assert takes("<p>Hello there, how are you? 100% (ok)</p>")
+    for html in ("<p>a  b</p>", "<p> a</p>", "<p>a&amp;b</p>", "<p>a<b>c</b></p>", "<p></p>"):
+        assert not takes(html), html
+    assert teams_to_matrix("<p>Hello there</p>").body == "Hello there"
+
+
+class _Never:
+    def fullmatch(self, _: str) -> None:
+        return None
+
+
+_NEVER = _Never()
