@@ -22,7 +22,7 @@ from .db import upgrade_table
 from .db.files import restrict_sqlite_files
 from .delivery.intake import Intake, is_for_teams, needs_no_handling, queue_row
 from .delivery.prune import QueuePruner
-from .delivery.worker import Services
+from .delivery.worker import Services, store_events
 from .directory import Directory
 from .disruption import Disruptions, HomeserverWatch
 from .matrix import MatrixHandler
@@ -147,7 +147,7 @@ class TeamsBridge(Bridge):
     async def persist_events(self, txn_id: str, events: list[dict[str, Any]]) -> set[str]:
         """Store the events of a transaction that must reach Teams, then wake their portals.
         The ids of the events that need nothing more (`needs_no_handling`)."""
-        rows: list[dbm.MatrixEvent] = []
+        entries: list[tuple[dict[str, Any], dbm.MatrixEvent, Portal]] = []
         # With a checkpoint endpoint, mautrix reports each message it is given: it gets them.
         skip_handled = not self.config["homeserver.message_send_checkpoint_endpoint"]
         done: set[str] = set()
@@ -169,13 +169,13 @@ class TeamsBridge(Bridge):
                 continue
             queued = row is not None and await self.directory.portal_by_mxid(row.room_id)
             if row and queued:
-                rows.append(row)
+                entries.append((raw, row, queued))
             if needs_no_handling(raw, self.intake, queued=bool(queued) and skip_handled):
                 done.add(raw["event_id"])
         # Noted before the rows can be seen, so a gap holds them back for a check.
         self.disruptions.record(txn_id, now)
         try:
-            stored = await dbm.MatrixEvent.insert_many(rows)
+            stored = await store_events(entries, self.delivery_services.untried)
         except Exception:
             # The homeserver retries this transaction, and its recovery can leave a later
             # one unsent: a disruption.
@@ -185,7 +185,7 @@ class TeamsBridge(Bridge):
         if self._store_failing:
             self._store_failing = False
             self.disruptions.note_recovered()
-        by_room: dict[RoomID, list[dbm.MatrixEvent]] = {row.room_id: [] for row in rows}
+        by_room: dict[RoomID, list[dbm.MatrixEvent]] = {row.room_id: [] for _, row, _ in entries}
         for row in stored:
             by_room[row.room_id].append(row)
         for room_id, new in by_room.items():

@@ -1,14 +1,16 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from asyncpg import Record
 from mautrix.types import EventID, RoomID, UserID
-from mautrix.util.async_db import Database
+from mautrix.util.async_db import Database, Scheme
 
 from .batch import execute, rows_affected
+from .sent_message import SentMessage
 
 PENDING = "pending"
 DONE = "done"
@@ -49,6 +51,10 @@ class KeyValue:
         await cls.db.execute(q, key, value)
 
 
+def _claim_args(claim: SentMessage) -> tuple[Any, ...]:
+    return claim.insert_query()[1]
+
+
 @dataclass
 class MatrixEvent:
     """A Matrix event accepted for delivery to Teams."""
@@ -80,16 +86,15 @@ class MatrixEvent:
         return cls(**row) if row else None
 
     @classmethod
-    async def insert_many(cls, events: list[MatrixEvent]) -> list[MatrixEvent]:
+    async def insert_many(
+        cls, events: list[MatrixEvent], claims: Mapping[str, SentMessage] | None = None
+    ) -> list[MatrixEvent]:
         """Store a transaction's events at once; ones seen before are left alone. The events
-        that were new, in the order given."""
+        that were new, in the order given. ``claims``: by event id, the send record stored
+        with an event (its first attempt), only if the event is new."""
         if not events:
             return []
-        q = (
-            f"INSERT INTO matrix_event ({cls._columns}) "
-            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) "
-            "ON CONFLICT (event_id) DO NOTHING"
-        )
+        claims = claims or {}
         rows = [
             (
                 evt.event_id,
@@ -107,15 +112,23 @@ class MatrixEvent:
             )
             for evt in events
         ]
-        if len(rows) == 1:
+        claim = claims.get(events[0].event_id) if len(rows) == 1 else None
+        if len(rows) == 1 and (claim is None or cls.db.scheme == Scheme.POSTGRES):
             # One statement is atomic by itself: no transaction around it (two round trips).
-            status = await execute(cls.db, q, *rows[0])
+            if claim is None:
+                status = await execute(cls.db, _INSERT, *rows[0])
+            else:
+                status = await execute(cls.db, _INSERT_CLAIMED, *rows[0], *_claim_args(claim))
             return events if rows_affected(status) else []
         stored: list[MatrixEvent] = []
         async with cls.db.acquire() as conn, conn.transaction():
             for evt, row in zip(events, rows, strict=True):
-                if rows_affected(await conn.execute(q, *row)):
+                if rows_affected(await conn.execute(_INSERT, *row)):
                     stored.append(evt)
+                    claim = claims.get(evt.event_id)
+                    if claim is not None:
+                        claim_q, claim_args = claim.insert_query()
+                        await conn.execute(claim_q, *claim_args)
         return stored
 
     @classmethod
@@ -193,3 +206,17 @@ class MatrixEvent:
         q, args = self.finish_query(status, error)
         await self.db.execute(q, *args)
         self.status, self.error = status, error
+
+
+_INSERT = (
+    f"INSERT INTO matrix_event ({MatrixEvent._columns}) "
+    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) "
+    "ON CONFLICT (event_id) DO NOTHING"
+)
+# PostgreSQL: the event and, only if it is new, its first attempt's send record.
+_INSERT_CLAIMED = (
+    f"WITH e AS ({_INSERT} RETURNING 1) "
+    f"INSERT INTO sent_message ({SentMessage._columns}) "
+    "SELECT $13::text, $14::text, $15::text, $16::text, $17::text, $18::text, $19::bigint "
+    "WHERE EXISTS (SELECT 1 FROM e)"
+)

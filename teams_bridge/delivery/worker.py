@@ -21,7 +21,7 @@ import logging
 import sqlite3
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
@@ -128,6 +128,45 @@ async def _no_profile(user_id: UserID) -> str | None:
     return None
 
 
+class Untried:
+    """The clientmessageids of first attempts the endpoint stored with their events
+    (`preclaim`) that no send has been tried with since, in this process: they are known
+    not to have reached Teams, so the worker neither looks for them in the chat nor stores
+    the attempt again. Noted before the event is stored (so no worker can read it first)
+    and keyed by the new id, which only that row carries. After a restart the set is
+    empty and every stored attempt is looked up before it is tried, as any other. Bounded:
+    an id dropped from it only costs that lookup."""
+
+    LIMIT = 65536
+
+    def __init__(self) -> None:
+        self._ids: dict[str, None] = {}
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def __contains__(self, client_message_id: object) -> bool:
+        return client_message_id in self._ids
+
+    def add(self, client_message_id: str) -> None:
+        ids = self._ids
+        ids[client_message_id] = None
+        if len(ids) > self.LIMIT:
+            del ids[next(iter(ids))]
+
+    def take(self, client_message_id: str) -> bool:
+        """Whether the id was untried; from now on it is not (a send is under way)."""
+        try:
+            del self._ids[client_message_id]
+        except KeyError:
+            return False
+        return True
+
+    def discard(self, client_message_id: str | None) -> None:
+        if client_message_id:
+            self._ids.pop(client_message_id, None)
+
+
 @dataclass(frozen=True)
 class Services:
     """What every portal's worker shares, from the bridge."""
@@ -151,6 +190,8 @@ class Services:
     status_events: bool = True
     # `bridge.encryption.require`: a message sent in the clear is refused, as in mautrix.
     require_encryption: bool = False
+    # Events stored with their first attempt and not tried yet (`Untried`).
+    untried: Untried = field(default_factory=Untried)
 
 
 def _status_content(
@@ -189,6 +230,58 @@ def handler_kind(raw: dict[str, Any]) -> str:
     if content.get("msgtype") in TEXT_MSGTYPES:
         return "text"
     return "media"
+
+
+def preclaim(
+    raw: dict[str, Any], row: dbm.MatrixEvent, thread_id: str, receiver: str
+) -> dbm.SentMessage | None:
+    """The first attempt of a plain message, stored with the event by the endpoint: its
+    clientmessageid and the record that recognises its echo (what `post` would otherwise
+    write before sending, one statement more on the way to Teams). ``row`` is changed to
+    match; ``None`` for any other event (edits, reactions, media, anything encrypted)."""
+    if raw.get("type") != "m.room.message" or handler_kind(raw) != "text":
+        return None
+    client_message_id = new_client_message_id()
+    row.client_message_id = client_message_id
+    row.attempts = 1
+    return dbm.SentMessage(
+        client_message_id=client_message_id,
+        thread_id=thread_id,
+        receiver=receiver,
+        mxid=row.event_id,
+        mx_room=row.room_id,
+        message_id=None,
+        created_at=row.received_at,
+    )
+
+
+async def store_events(
+    entries: Sequence[tuple[dict[str, Any], dbm.MatrixEvent, Host]], untried: Untried
+) -> list[dbm.MatrixEvent]:
+    """Store the events of a transaction bound for portals (each with the portal it is for),
+    a plain message with its first attempt (`preclaim`), noted as untried before anything
+    can read it. The rows that were new, in order; events seen before keep what they were
+    stored with."""
+    rows: list[dbm.MatrixEvent] = []
+    claims: dict[str, dbm.SentMessage] = {}
+    for raw, row, host in entries:
+        rows.append(row)
+        claim = preclaim(raw, row, host.thread_id, host.receiver)
+        if claim is not None:
+            claims[row.event_id] = claim
+            untried.add(claim.client_message_id)
+    try:
+        stored = await dbm.MatrixEvent.insert_many(rows, claims)
+    except BaseException:
+        for claim in claims.values():
+            untried.discard(claim.client_message_id)
+        raise
+    if claims:
+        new = {row.event_id for row in stored}
+        for event_id, claim in claims.items():
+            if event_id not in new:
+                untried.discard(claim.client_message_id)
+    return stored
 
 
 class DeliveryWorker:
@@ -339,6 +432,8 @@ class DeliveryWorker:
             return False  # it was finished (delivered or failed) before the error
         if isinstance(error, OUTAGE_ERRORS):
             return True
+        if row.client_message_id and self.services.untried.take(row.client_message_id):
+            return True  # its first try, counted when the event was stored
         try:
             await row.count_attempt()
         except Exception:
@@ -355,7 +450,11 @@ class DeliveryWorker:
         assert self.host.mxid
         # Delivered, but not marked so? Only possible after an attempt: every way of sending
         # counts one first, and the mapping is stored with the status.
-        if row.attempts and await dbm.Message.get_by_mxid(row.event_id, self.host.mxid):
+        if (
+            row.attempts
+            and row.client_message_id not in self.services.untried
+            and await dbm.Message.get_by_mxid(row.event_id, self.host.mxid)
+        ):
             return Done()
         raw = json.loads(row.content)
         encrypted = isinstance(raw, dict) and raw.get("type") == ENCRYPTED
@@ -518,6 +617,11 @@ class DeliveryWorker:
         created_at = 0
         queries: list[Query] = []
         client_message_id = row.client_message_id
+        if client_message_id and self.services.untried.take(client_message_id):
+            # Stored with the event (`preclaim`), and never tried: nothing to look for.
+            if sender.mri:
+                self.host.expect_post(client_message_id, sender.mri)
+            return Sent(await send(client_message_id), sender.mri, row.received_at)
         if client_message_id:
             sent = await dbm.SentMessage.get(client_message_id)
             created_at = sent.created_at if sent else 0
@@ -567,6 +671,7 @@ class DeliveryWorker:
         a ``FAIL_PERMANENT`` status and a notice saying why.
         """
         client_message_id = row.client_message_id
+        self.services.untried.discard(client_message_id)
         if isinstance(outcome, Sent):
             queries = self._sent_queries(row, outcome)
             # An echo that came already was held: what it changes is stored with the rest.

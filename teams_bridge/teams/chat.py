@@ -55,9 +55,17 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
+_last_client_message_id = 0
+
+
 def new_client_message_id() -> str:
-    """A fresh numeric ``clientmessageid`` (ms clock plus random digits, like the web client)."""
-    return str(now_ms() * 1000 + random.randrange(1000))
+    """A fresh numeric ``clientmessageid`` (ms clock plus random digits, like the web client),
+    never one this process made before: ids made in the same millisecond (a transaction's
+    messages are given theirs at once) would otherwise meet by chance."""
+    global _last_client_message_id
+    candidate = now_ms() * 1000 + random.randrange(1000)
+    _last_client_message_id = max(candidate, _last_client_message_id + 1)
+    return str(_last_client_message_id)
 
 
 def _message_id(message_id: str) -> str:

@@ -21,7 +21,7 @@ from mautrix.util.async_db import Database
 
 from teams_bridge import db as dbm
 from teams_bridge.db.matrix_event import DONE, FAILED, PENDING
-from teams_bridge.delivery.intake import DOUBLE_PUPPET_SOURCE_KEY, Intake
+from teams_bridge.delivery.intake import DOUBLE_PUPPET_SOURCE_KEY, Intake, queue_row
 from teams_bridge.delivery.results import Done, Result, Skipped
 from teams_bridge.delivery.worker import (
     KEY_WAIT,
@@ -31,7 +31,10 @@ from teams_bridge.delivery.worker import (
     NOT_ENCRYPTED,
     DeliveryWorker,
     Services,
+    Untried,
     handler_kind,
+    preclaim,
+    store_events,
 )
 from teams_bridge.portal.writer import RoomWriter
 from teams_bridge.teams import TeamsError
@@ -48,9 +51,11 @@ class FakeChat:
 
     def __init__(self) -> None:
         self.messages: list[SimpleNamespace] = []
+        self.lookups = 0
 
     async def list_messages(self, thread_id: str, limit: int = 200) -> list[SimpleNamespace]:
         assert thread_id == CHAT
+        self.lookups += 1
         return list(self.messages)
 
     def post(self, client_message_id: str) -> str:
@@ -129,6 +134,7 @@ class Room:
             status_events=status_events,
             require_encryption=require_encryption,
         )
+        self.services = services
         self.delivery = DeliveryWorker(
             self,
             services,
@@ -148,7 +154,8 @@ class Room:
         self.posts_expected.append((client_message_id, sender_mri))
 
     def held_echo_queries(self, client_message_id: str, message_id: str) -> list[Any] | None:
-        assert (client_message_id, ADA_MRI) in self.posts_expected
+        if (client_message_id, ADA_MRI) not in self.posts_expected:
+            return None  # (as the portal: nothing is held for a post it was not told of)
         return self.held_echoes.get(message_id)
 
     def end_post(self, client_message_id: str, *, stored: bool) -> None:
@@ -255,6 +262,13 @@ async def _run_until_finished(room: Room, *event_ids: str) -> None:
 
 
 TEXT = {"msgtype": "m.text", "body": "hi"}
+EDIT = {
+    "msgtype": "m.text",
+    "body": "* hello",
+    "m.new_content": {"msgtype": "m.text", "body": "hello"},
+    "m.relates_to": {"rel_type": "m.replace", "event_id": "$post"},
+}
+REACTION = {"m.relates_to": {"rel_type": "m.annotation", "event_id": "$post", "key": "👍"}}
 
 
 async def test_an_event_that_keeps_raising_fails_alone(database: Database):
@@ -431,6 +445,158 @@ async def test_a_post_given_up_releases_what_was_held_for_it(database: Database)
     row = await dbm.MatrixEvent.get("$post")
     assert row.status == FAILED
     assert room.posts_ended == [(row.client_message_id, False)]
+
+
+def _queued(event_id: str, seq: int, content: dict[str, Any], event_type="m.room.message"):
+    raw = _raw(event_id, content, event_type)
+    return raw, queue_row(raw, seq, None, 1_700_000_000_123)
+
+
+async def _sent_records(event_id: str) -> list[dbm.SentMessage]:
+    rows = await dbm.SentMessage.db.fetch(
+        "SELECT client_message_id FROM sent_message WHERE mxid=$1", event_id
+    )
+    return [await dbm.SentMessage.get(r["client_message_id"]) for r in rows]
+
+
+async def test_a_plain_message_is_stored_with_its_first_attempt_and_posted_with_no_more(
+    database: Database,
+):
+    # The endpoint stores the attempt with the event: the worker neither looks for it in
+    # the chat nor writes anything before the post.
+    room = Room()
+    raw, row = _queued("$post", 1, TEXT)
+    [stored] = await store_events([(raw, row, room)], room.services.untried)
+    assert stored is row
+    [claim] = await _sent_records("$post")
+    assert (claim.thread_id, claim.mx_room, claim.message_id) == (CHAT, ROOM, None)
+    in_db = await dbm.MatrixEvent.get("$post")
+    assert (in_db.client_message_id, in_db.attempts) == (claim.client_message_id, 1)
+    assert claim.client_message_id in room.services.untried
+    await _run_until_finished(room, "$post")
+    [posted] = room.chat.messages
+    assert posted.client_message_id == claim.client_message_id
+    assert room.chat.lookups == 0
+    done = await dbm.MatrixEvent.get("$post")
+    assert (done.status, done.attempts) == (DONE, 1)  # no second attempt was stored
+    mapping = await dbm.Message.get_by_mxid("$post", ROOM)
+    assert (mapping.message_id, mapping.timestamp) == (posted.id, row.received_at)
+    assert (await dbm.SentMessage.get(posted.client_message_id)).message_id == posted.id
+    assert room.posts_expected == [(posted.client_message_id, ADA_MRI)]
+    assert len(room.services.untried) == 0
+
+
+async def test_after_a_restart_a_stored_first_attempt_is_looked_up_before_it_is_posted(
+    database: Database,
+):
+    # The process that stored the attempt is gone: it may have posted it. Not found in the
+    # chat, it is posted with the same clientmessageid; found, it is only mapped.
+    first = Room()
+    for event_id, seq in (("$post", 1), ("$post-sent", 2)):
+        raw, row = _queued(event_id, seq, TEXT)
+        await store_events([(raw, row, first)], first.services.untried)
+    [claim] = await _sent_records("$post")
+    [claim_sent] = await _sent_records("$post-sent")
+    room = Room()  # a new process: nothing is known untried
+    already = room.chat.post(claim_sent.client_message_id)
+    await _run_until_finished(room, "$post", "$post-sent")
+    assert room.chat.lookups == 2
+    assert [m.client_message_id for m in room.chat.messages] == [
+        claim_sent.client_message_id,
+        claim.client_message_id,
+    ]
+    assert (await dbm.MatrixEvent.get("$post")).attempts == 2
+    assert (await dbm.Message.get_by_mxid("$post-sent", ROOM)).message_id == already
+
+
+async def test_a_message_stored_with_its_attempt_that_keeps_raising_gets_as_many_tries(
+    database: Database,
+):
+    room = Room(always={"$poison": TypeError("unhashable type: 'list'")})
+    raw, row = _queued("$poison", 1, TEXT)
+    await store_events([(raw, row, room)], room.services.untried)
+    await _run_until_finished(room, "$poison")
+    poison = await dbm.MatrixEvent.get("$poison")
+    assert (poison.status, poison.attempts) == (FAILED, MAX_UNEXPECTED_ATTEMPTS)
+    tries = [event_id for _, event_id, _ in room.handled if event_id == "$poison"]
+    assert len(tries) == MAX_UNEXPECTED_ATTEMPTS
+    assert len(room.services.untried) == 0
+
+
+async def test_an_event_stored_before_keeps_its_attempt(database: Database):
+    room = Room()
+    raw, row = _queued("$post", 1, TEXT)
+    await store_events([(raw, row, room)], room.services.untried)
+    [claim] = await _sent_records("$post")
+    raw, again = _queued("$post", 2, TEXT)  # the homeserver sent the transaction again
+    assert await store_events([(raw, again, room)], room.services.untried) == []
+    assert [c.client_message_id for c in await _sent_records("$post")] == [claim.client_message_id]
+    assert (await dbm.MatrixEvent.get("$post")).client_message_id == claim.client_message_id
+    assert list(room.services.untried._ids) == [claim.client_message_id]
+
+
+async def test_a_transaction_of_several_events_claims_only_its_plain_messages(database: Database):
+    room = Room()
+    entries = [
+        (*_queued("$text", 1, TEXT), room),
+        (*_queued("$edit", 2, EDIT), room),
+        (*_queued("$image", 3, {"msgtype": "m.image", "body": "a.png", "url": "mxc://a/b"}), room),
+        (*_queued("$react", 4, REACTION, "m.reaction"), room),
+        (*_queued("$enc", 5, ENCRYPTED_CONTENT, "m.room.encrypted"), room),
+    ]
+    stored = await store_events(entries, room.services.untried)
+    assert [r.event_id for r in stored] == ["$text", "$edit", "$image", "$react", "$enc"]
+    for event_id in ("$edit", "$image", "$react", "$enc"):
+        assert await _sent_records(event_id) == []
+        assert (await dbm.MatrixEvent.get(event_id)).attempts == 0
+    [claim] = await _sent_records("$text")
+    assert list(room.services.untried._ids) == [claim.client_message_id]
+
+
+async def test_a_store_that_fails_leaves_nothing_untried(database: Database):
+    room = Room()
+    raw, row = _queued("$post", 1, TEXT)
+    row.room_id = None  # type: ignore[assignment]  (refused by the database: NOT NULL)
+    with pytest.raises(Exception):  # noqa: B017  (asyncpg and sqlite3 raise their own)
+        await store_events([(raw, row, room)], room.services.untried)
+    assert len(room.services.untried) == 0
+    assert await dbm.MatrixEvent.get("$post") is None
+    assert await _sent_records("$post") == []
+
+
+def test_only_a_plain_message_gets_its_attempt_at_once():
+    for content, event_type in (
+        (EDIT, "m.room.message"),
+        ({"msgtype": "m.file", "body": "f", "url": "mxc://a/b"}, "m.room.message"),
+        (TEXT, "m.sticker"),
+        (REACTION, "m.reaction"),
+        (ENCRYPTED_CONTENT, "m.room.encrypted"),
+    ):
+        raw, row = _queued("$x", 1, content, event_type)
+        assert preclaim(raw, row, CHAT, "") is None
+        assert (row.client_message_id, row.attempts) == (None, 0)
+    for msgtype in ("m.text", "m.notice", "m.emote"):
+        raw, row = _queued("$x", 1, {"msgtype": msgtype, "body": "hi"})
+        claim = preclaim(raw, row, CHAT, "8:orgid:me")
+        assert claim is not None
+        assert (row.client_message_id, row.attempts) == (claim.client_message_id, 1)
+        assert (claim.receiver, claim.mxid, claim.created_at) == (
+            "8:orgid:me",
+            "$x",
+            1_700_000_000_123,
+        )
+
+
+def test_untried_ids_are_bounded_and_taken_once(monkeypatch):
+    monkeypatch.setattr(Untried, "LIMIT", 3)
+    untried = Untried()
+    for n in range(5):
+        untried.add(str(n))
+    assert list(untried._ids) == ["2", "3", "4"]
+    assert untried.take("3") and not untried.take("3")
+    untried.discard("4")
+    untried.discard(None)
+    assert list(untried._ids) == ["2"]
 
 
 ENCRYPTED_CONTENT = {

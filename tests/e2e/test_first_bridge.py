@@ -84,6 +84,7 @@ async def test_login_portals_and_text_both_ways(
     await matrix_user.wait_for_message(direct_room, sender=ada_puppet, body="psst")
 
     # Matrix -> Teams: RichText/Html with a fresh numeric clientmessageid.
+    await control.clear_requests()
     sent_id = await matrix_user.send_text(
         group_room, "Hi **Ada**", html="Hi <strong>Ada</strong> &lt;3"
     )
@@ -103,6 +104,9 @@ async def test_login_portals_and_text_both_ways(
     assert sends[0]["contenttype"] == "text"
     assert re.fullmatch(r"\d{13,20}", sends[0]["clientmessageid"])
     assert reply["clientmessageid"] == sends[0]["clientmessageid"]
+    # Its first attempt was stored with the event, so nothing was looked up in the chat
+    # before the post (only a send that may have gone out already is).
+    assert await control.requests(path_contains=f"{group['id']}/messages", method="GET") == []
 
     # The echo of our own message is not bridged back: a later message arrives, and the
     # room still holds exactly one copy of the reply (the user's own event).

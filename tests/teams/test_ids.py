@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import teams_bridge.teams.chat as chat
 from teams_bridge.teams.errors import InvalidId
 from teams_bridge.teams.ids import (
     ConversationIdKind,
@@ -250,3 +251,14 @@ def test_call_log_and_participant_ids():
     # Notices "from the conversation" carry its id, or a feed's, as their sender.
     for not_someone in ("19:abc@thread.v2", "48:calllogs", "", None):
         assert not is_participant_mri(not_someone), not_someone
+
+
+def test_client_message_ids_made_at_once_never_meet(monkeypatch):
+    # A transaction's messages get their ids in the same millisecond: with only the clock
+    # and three random digits, 40 of them met about half the time.
+    monkeypatch.setattr(chat, "now_ms", lambda: 1_764_000_000_000)
+    monkeypatch.setattr(chat.random, "randrange", lambda n: 7)
+    ids = [chat.new_client_message_id() for _ in range(5000)]
+    assert len(set(ids)) == len(ids)
+    assert all(i.isdigit() and len(i) == 16 for i in ids)
+    assert [int(i) for i in ids] == sorted(int(i) for i in ids)
