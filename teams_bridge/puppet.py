@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import time
 from collections.abc import AsyncGenerator
@@ -138,8 +139,9 @@ class Puppet(dbm.Puppet, BasePuppet):
     def usable_name(self, name: str | None) -> str:
         """The name as the ghost may carry it: without control or bidi characters, and
         short enough that the homeserver takes it once the template is applied."""
-        budget = DISPLAYNAME_MAX_BYTES - len(self.format_displayname("").encode("utf-8"))
-        return clean_name(name, budget)
+        if not name:
+            return ""
+        return _usable_name(name, self.config["bridge.displayname_template"])
 
     async def update_name(self, name: str | None, source: str, *, force: bool = False) -> bool:
         """Set the ghost's display name. Profile names beat names seen on messages
@@ -293,3 +295,10 @@ class Puppet(dbm.Puppet, BasePuppet):
             puppet = await cls.directory.adopt_puppet(cast(Puppet, row))
             if puppet is not None:
                 yield puppet
+
+
+@functools.lru_cache(maxsize=4096)
+def _usable_name(name: str, template: str) -> str:
+    """(Every message carries its sender's name: the same few are cleaned again and again.)"""
+    budget = DISPLAYNAME_MAX_BYTES - len(template.format(displayname="").encode("utf-8"))
+    return clean_name(name, budget)

@@ -696,6 +696,10 @@ def sharepoint_files(files: Any) -> list[SharePointFile]:
 
 
 # -- entry points -----------------------------------------------------------------------
+# What every file in a message's markup starts with (a start tag of one of these).
+_MEDIA_TAG = re.compile(r"<(?:uriobject|img|video)", re.IGNORECASE)
+
+
 def parse_content(
     message_type: str, content: str, properties: Mapping[str, Any] | None = None
 ) -> ParsedMedia:
@@ -704,7 +708,10 @@ def parse_content(
     caption: str | None = None
     mtype = message_type if isinstance(message_type, str) else ""
     if isinstance(content, str) and mtype.lower().startswith("richtext"):
-        if len(content) <= _MAX_CONTENT:
+        if len(content) <= _MAX_CONTENT and not _MEDIA_TAG.search(content):
+            # No tag that could be a file (most messages): the parser would find none.
+            caption = content if content.strip() else None
+        elif len(content) <= _MAX_CONTENT:
             parser = _MediaParser(mtype)
             try:
                 parser.feed(content)

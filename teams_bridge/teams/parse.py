@@ -74,6 +74,9 @@ def _from_epoch(number: float) -> datetime | None:
         return None
 
 
+_EPOCH_RE = re.compile(r"\d{1,20}(\.\d+)?")
+
+
 def parse_time(value: Any) -> datetime | None:
     """A UTC datetime from ISO-8601 (any fractional digits) or an epoch number; ``None`` if
     absent, zero or unreadable."""
@@ -84,7 +87,7 @@ def parse_time(value: Any) -> datetime | None:
     if not isinstance(value, str):
         return None
     text = value.strip()
-    if re.fullmatch(r"\d{1,20}(\.\d+)?", text):
+    if _EPOCH_RE.fullmatch(text):
         return _from_epoch(float(text))
     match = _ISO_RE.match(text)
     if not match:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -10,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import teams_bridge.teams.attachments as attachments_module
 from teams_bridge.teams import (
     AmsImage,
     AmsVideo,
@@ -395,3 +397,47 @@ def test_iso_durations() -> None:
     assert format_iso_duration(2990) == "PT2.99S"
     assert format_iso_duration(3000) == "PT3S"
     assert parse_iso_duration_ms(format_iso_duration(12_345)) == 12_345
+
+
+_FRAGMENTS = [
+    "<p>",
+    "</p>",
+    "<b>",
+    "</b>",
+    "hi",
+    " ",
+    "\n",
+    "<",
+    ">",
+    "&amp;",
+    "<IMG",
+    "<img src='x'>",
+    f'<img itemtype="http://schema.skype.com/AMSImage" src="{AMS}/v1/objects/{OID}/views/imgo">',
+    f'<IMG ItemType="http://schema.skype.com/AMSImage" src="{AMS}/v1/objects/{OID}/views/imgo"/>',
+    "<video>",
+    "</video>",
+    f'<video itemtype="http://schema.skype.com/AMSVideo" src="{AMS}/v1/objects/{OID}">',
+    f'<URIObject type="File.1" uri="{AMS}/v1/objects/{OID}"><OriginalName v="a.txt"/>',
+    "</URIObject>",
+    "<uriobject>",
+    "<!-- <img> -->",
+]
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(st.sampled_from(_FRAGMENTS), max_size=12),
+    st.sampled_from(["RichText/Html", "RichText/Media_Video", "Text"]),
+)
+def test_markup_with_no_file_tag_skips_the_parser_with_the_same_result(parts, mtype):
+    # The shortcut (no start tag that can be a file: take the content as the caption) must
+    # give what the parser gives, whatever the markup around it.
+    content = "".join(parts)
+    quick = parse_content(mtype, content)
+    saved = attachments_module._MEDIA_TAG
+    attachments_module._MEDIA_TAG = re.compile("")  # every content goes to the parser
+    try:
+        parsed = parse_content(mtype, content)
+    finally:
+        attachments_module._MEDIA_TAG = saved
+    assert quick == parsed
