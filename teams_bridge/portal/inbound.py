@@ -147,9 +147,10 @@ class Inbound:
         if self._hold_echo(source, message):
             return  # the delivery worker stores what it changes, with the post's mapping
         if self._is_expected_echo(message):
-            # The echo of a post from this portal, mapped already: only its version is new
-            # (what the lookup below would find, without asking the database).
-            await execute_batch(portal.db, portal.updates.version_queries(message))
+            # The echo of a post from this portal, mapped already: nothing to bridge, and
+            # its version is not stored (a statement per message for nothing an update
+            # needs: with no version known, an update of it is an edit only if Teams marks
+            # it edited, and a Matrix edit or delete stores its own before it is sent).
             return
         surely_new = self._surely_new(message)
         if surely_new:

@@ -366,6 +366,17 @@ async def test_text_mentions_replies_edits_deletes_both_ways(
     own_puppet = s.puppet(s.me)
     mine = await matrix_user.send_text(s.room, "said in Matrix")
     mine_id = (await wait_for(lambda: _own_message(s, "said in Matrix")))["id"]
+    # A reaction in Teams is an update that is not an edit: it adds the reaction, no notice
+    # (its echo stored no version to compare with: only Teams' edit mark tells an edit).
+    await s.control.react(s.chat, mine_id, s.bob["mri"], "like")
+    await matrix_user.wait_for_event(
+        s.room,
+        lambda e: (
+            e.type == EventType.REACTION
+            and e.sender == bob_p
+            and e.content.relates_to.event_id == mine
+        ),
+    )
     await s.control.edit_message(s.chat, mine_id, s.me["mri"], "<p>said in <b>Teams</b></p>")
     told = await matrix_user.wait_for_event(
         s.room, lambda e: e.type == EventType.ROOM_MESSAGE and e.sender == own_puppet
