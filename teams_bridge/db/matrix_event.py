@@ -51,10 +51,6 @@ class KeyValue:
         await cls.db.execute(q, key, value)
 
 
-def _claim_args(claim: SentMessage) -> tuple[Any, ...]:
-    return claim.insert_query()[1]
-
-
 @dataclass
 class MatrixEvent:
     """A Matrix event accepted for delivery to Teams."""
@@ -118,7 +114,8 @@ class MatrixEvent:
             if claim is None:
                 status = await execute(cls.db, _INSERT, *rows[0])
             else:
-                status = await execute(cls.db, _INSERT_CLAIMED, *rows[0], *_claim_args(claim))
+                _, claim_args = claim.insert_query()
+                status = await execute(cls.db, _INSERT_CLAIMED, *rows[0], *claim_args)
             return events if rows_affected(status) else []
         stored: list[MatrixEvent] = []
         async with cls.db.acquire() as conn, conn.transaction():

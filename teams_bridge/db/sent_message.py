@@ -40,11 +40,18 @@ class SentMessage:
 
     @classmethod
     def new(
-        cls, client_message_id: str, thread_id: str, receiver: str, mxid: EventID, mx_room: RoomID
+        cls,
+        client_message_id: str,
+        thread_id: str,
+        receiver: str,
+        mxid: EventID,
+        mx_room: RoomID,
+        created_at: int | None = None,
     ) -> SentMessage:
-        return cls(
-            client_message_id, thread_id, receiver, mxid, mx_room, None, int(time.time() * 1000)
-        )
+        """A send not posted yet; ``created_at`` (epoch ms) defaults to now."""
+        if created_at is None:
+            created_at = int(time.time() * 1000)
+        return cls(client_message_id, thread_id, receiver, mxid, mx_room, None, created_at)
 
     def insert_query(self) -> tuple[str, tuple[Any, ...]]:
         q = f"INSERT INTO sent_message ({self._columns}) VALUES ($1, $2, $3, $4, $5, $6, $7)"

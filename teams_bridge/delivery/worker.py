@@ -244,14 +244,8 @@ def preclaim(
     client_message_id = new_client_message_id()
     row.client_message_id = client_message_id
     row.attempts = 1
-    return dbm.SentMessage(
-        client_message_id=client_message_id,
-        thread_id=thread_id,
-        receiver=receiver,
-        mxid=row.event_id,
-        mx_room=row.room_id,
-        message_id=None,
-        created_at=row.received_at,
+    return dbm.SentMessage.new(
+        client_message_id, thread_id, receiver, row.event_id, row.room_id, row.received_at
     )
 
 
