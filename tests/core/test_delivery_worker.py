@@ -251,7 +251,11 @@ async def _run_until_finished(room: Room, *event_ids: str) -> None:
         async with asyncio.timeout(30):
             while True:
                 rows = [await dbm.MatrixEvent.get(e) for e in event_ids]
-                if all(r is not None and r.status != PENDING for r in rows):
+                # A row is finished in the database before the worker, resuming, queues
+                # what the room is told: wait for the worker to have gone idle as well.
+                if all(r is not None and r.status != PENDING for r in rows) and (
+                    room.delivery.is_idle()
+                ):
                     break
                 await asyncio.sleep(0.02)
             await room.delivery.reports_sent()
