@@ -20,12 +20,17 @@ def rss_kib(pid: int) -> int:
 
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time the process has used (its own threads, not its children)."""
+    return sum(cpu_split(pid))
+
+
+def cpu_split(pid: int) -> tuple[float, float]:
+    """User and system CPU seconds the process has used. System time includes the kernel's
+    work for loopback sockets: the receiving side's TCP processing runs in the sender."""
     with open(f"/proc/{pid}/stat") as f:
         text = f.read()
     # The command name (field 2) may contain spaces; fields after it are fixed.
     fields = text[text.rindex(")") + 2 :].split()
-    utime, stime = int(fields[11]), int(fields[12])
-    return (utime + stime) / _TICKS
+    return int(fields[11]) / _TICKS, int(fields[12]) / _TICKS
 
 
 def tree_cpu_seconds(pid: int) -> float:

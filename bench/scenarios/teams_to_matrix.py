@@ -123,10 +123,12 @@ async def throughput(fx: Fixture, messages: int) -> dict[str, Any]:
     await asyncio.sleep(1.5)  # let PostgreSQL publish its counters
     db0 = await fx.stack.db_transactions(fx.bridge.name)
     cpu0 = procfs.cpu_seconds(pid)
+    sys0 = procfs.cpu_split(pid)[1]
     others0 = fx.stack.cpu_snapshot()
     markers, t0, sent = await _flood(fx, per_chat, post)
     last = await fx.me.wait_markers(markers, timeout)
     cpu1 = await procfs.settle_cpu(pid)
+    sys1 = procfs.cpu_split(pid)[1]
     others1 = fx.stack.cpu_snapshot()
     await asyncio.sleep(1.5)
     db1 = await fx.stack.db_transactions(fx.bridge.name)
@@ -154,6 +156,7 @@ async def throughput(fx: Fixture, messages: int) -> dict[str, Any]:
         "ratio": round(baseline_s / bridge_s, 3),
         "bridge_cpu_s": round(cpu1 - cpu0, 3),
         "bridge_cpu_ms_per_msg": round((cpu1 - cpu0) * 1000 / total, 3),
+        "bridge_sys_cpu_ms_per_msg": round((sys1 - sys0) * 1000 / total, 3),
         "bridge_db_transactions_per_msg": round((db1 - db0) / total, 2),
         "bridge_phase": fx.stack.cpu_per_message(others0, others1, total),
         "baseline_phase": fx.stack.cpu_per_message(base0, base1, total),
