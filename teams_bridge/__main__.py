@@ -30,6 +30,7 @@ from .portal import Portal
 from .puppet import Puppet
 from .state_store import CachedStateStore
 from .teams import Endpoints
+from .teams.lean_http import LeanHttp
 from .user import User
 from .web import provisioning
 
@@ -58,6 +59,8 @@ class TeamsBridge(Bridge):
     config: Config
     matrix: MatrixHandler
     teams_session: aiohttp.ClientSession
+    teams_lean: LeanHttp
+    homeserver_lean: LeanHttp
     teams_endpoints: Endpoints
     intake: Intake
     delivery_services: Services
@@ -267,6 +270,14 @@ class TeamsBridge(Bridge):
             cookie_jar=aiohttp.DummyCookieJar(),
             trace_configs=[metrics.teams_trace_config()],
         )
+        # REST calls to the Teams services (a message sent, read, edited; presence;
+        # profiles) take the small client; media, logins and Trouter stay on the session.
+        self.teams_lean = LeanHttp(
+            default_headers={"User-Agent": f"teams-bridge/{__version__}"},
+            on_response=metrics.teams_request,
+        )
+        # A ghost's event to a homeserver reached over plain HTTP, likewise.
+        self.homeserver_lean = LeanHttp()
         # Stop cleanly on SIGTERM/SIGINT from the event loop, instead of an interrupt raised
         # wherever the main thread happens to be (which can be swallowed in a callback).
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -348,6 +359,8 @@ class TeamsBridge(Bridge):
         await super().stop()
         if hasattr(self, "teams_session"):
             await self.teams_session.close()
+            await self.teams_lean.close()
+            await self.homeserver_lean.close()
         if getattr(self, "metrics_server", None):
             await self.metrics_server.stop()
 

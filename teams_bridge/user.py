@@ -254,6 +254,7 @@ class User(dbm.User, BaseUser):
                     pong_timeout=float(self.config["teams.trouter.pong_timeout"]),
                     backoff_max=float(self.config["teams.trouter.backoff_max"]),
                 ),
+                lean=self.bridge.teams_lean,
             )
             await self.push_bridge_state(BridgeStateEvent.CONNECTING)
             try:

@@ -172,3 +172,16 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     if _started:
         parts = ", ".join(f"{name} started in {secs:.2f}s" for name, secs in _started.items())
         terminalreporter.write_line(f"harness: {parts}")
+
+
+@pytest.fixture(params=["aiohttp", "lean"])
+async def lean(request: Any) -> AsyncIterator[Any]:
+    """Requests made both ways: through aiohttp's session (None) or through `lean_http`."""
+    from teams_bridge.teams.lean_http import LeanHttp
+
+    if request.param == "aiohttp":
+        yield None
+        return
+    client = LeanHttp()
+    yield client
+    await client.close()

@@ -124,6 +124,7 @@ class Portal(dbm.Portal, BasePortal):
             ghost=self._ghost_intent,
             encrypted=lambda: self.encrypted,
             e2ee=lambda: self.matrix.e2ee,
+            http=self.bridge.homeserver_lean,
         )
         self.room = Room(self)
         self.threads = Threads(self)

@@ -36,6 +36,8 @@ from mautrix.types import (
 )
 from yarl import URL
 
+from ..teams.lean_http import BodyTooLarge, LeanHttp, LeanHttpError
+
 if TYPE_CHECKING:
     from mautrix.bridge.e2ee import EncryptionManager
 
@@ -100,6 +102,7 @@ async def put_event(
     content: EventContent | dict[str, Any],
     txn: str,
     timestamp: int | None,
+    http: LeanHttp | None = None,
 ) -> EventID:
     """``intent.send_message_event`` for a ghost of the appservice, once, with a transaction
     id: the same request, built directly. (mautrix's general request path formats log lines
@@ -120,12 +123,17 @@ async def put_event(
     if timestamp is not None:
         url += f"&ts={int(timestamp)}"
     headers = {"Authorization": f"Bearer {api.token}", "Content-Type": "application/json"}
+    payload = json.dumps(body).encode()
     try:
-        request = api.session.put(URL(url, encoded=True), data=json.dumps(body), headers=headers)
-        async with request as response:
-            data = await response.read()
-            status = response.status
-    except ClientError as e:
+        if http is not None and url.startswith("http://"):
+            answered = await http.request("PUT", url, headers=headers, body=payload)
+            data, status = answered.body, answered.status
+        else:
+            request = api.session.put(URL(url, encoded=True), data=payload, headers=headers)
+            async with request as response:
+                data = await response.read()
+                status = response.status
+    except (ClientError, LeanHttpError, BodyTooLarge) as e:
         raise MatrixConnectionError(str(e)) from e
     try:
         answer = json.loads(data) if data else {}
@@ -153,6 +161,7 @@ class RoomWriter:
         self,
         *,
         room_id: Callable[[], RoomID | None],
+        http: LeanHttp | None = None,
         bot: IntentAPI,
         room_voice: Callable[[], IntentAPI],
         ghost: Callable[[str], Awaitable[IntentAPI]],
@@ -165,6 +174,7 @@ class RoomWriter:
         self._ghost = ghost
         self._encrypted = encrypted
         self._e2ee = e2ee
+        self._http = http
         # Transaction ids whose send failed with an unknown outcome. The homeserver keeps an
         # appservice's transaction ids in memory only, so after a restart it would take the
         # same send again as a new event: such a send is looked for before it is repeated.
@@ -212,7 +222,9 @@ class RoomWriter:
         retries: dict[str, Any] = {"retry_count": 0} if txn is not None else {}
         try:
             if txn is not None and isinstance(intent, IntentAPI):
-                event_id = await put_event(intent, room, event_type, content, txn, timestamp)
+                event_id = await put_event(
+                    intent, room, event_type, content, txn, timestamp, self._http
+                )
             else:
                 event_id = await intent.send_message_event(
                     room, event_type, content, txn_id=txn, timestamp=timestamp, **retries

@@ -16,6 +16,7 @@ from .errors import AuthError, InvalidId, TeamsError
 from .http import RetryPolicy, TeamsHttp
 from .ids import check_id, mri_from_skype_id
 from .kinds import AccountKind
+from .lean_http import LeanHttp
 from .media import AmsApi, AmsStatus, MediaDownload, Source, UploadedMedia
 from .models import Conversation, Message, Profile, ProfilePicture, SelfInfo, Thread
 from .presence import PUSH_SUFFIX, Presence, PresenceApi, presence_base
@@ -75,6 +76,7 @@ class TeamsClient:
         on_credentials_changed: CredentialsCallback | None = None,
         retry_policy: RetryPolicy | None = None,
         trouter_config: TrouterConfig | None = None,
+        lean: LeanHttp | None = None,
     ) -> None:
         self.session = session
         self.endpoints = endpoints
@@ -86,7 +88,7 @@ class TeamsClient:
             on_credentials_changed=on_credentials_changed,
             policy=retry_policy,
         )
-        self.http = TeamsHttp(session, self.tokens, policy=retry_policy)
+        self.http = TeamsHttp(session, self.tokens, policy=retry_policy, lean=lean)
         self.chat = ChatApi(self.http, self.tokens, credentials.kind)
         self.media = AmsApi(session, self.tokens, policy=retry_policy)
         self.presence = PresenceApi(self.http, self.endpoint_id)

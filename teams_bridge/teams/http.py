@@ -25,6 +25,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from .errors import AuthError, TeamsError
+from .lean_http import BodyTooLarge, LeanHttp, LeanHttpError, NotSent
 
 log = logging.getLogger("teams.http")
 
@@ -194,27 +195,23 @@ async def send(
     policy: RetryPolicy | None = None,
     timeout: aiohttp.ClientTimeout = _DEFAULT_TIMEOUT,
     max_body: int = MAX_BODY_BYTES,
+    lean: LeanHttp | None = None,
 ) -> Response:
-    """Send with retries for 429/5xx/connection errors; other statuses are returned."""
+    """Send with retries for 429/5xx/connection errors; other statuses are returned.
+
+    With ``lean``, the request goes through that small client instead of the session."""
     policy = policy or RetryPolicy()
-    target = URL(url, encoded=True)
     attempt = 0
     while True:
         try:
-            async with session.request(
-                method,
-                target,
-                headers=dict(headers or {}),
-                data=body,
-                allow_redirects=False,
-                timeout=timeout,
-            ) as raw:
-                payload = await _read_body(raw, max_body)
-                resp = Response(raw.status, CIMultiDictProxy(CIMultiDict(raw.headers)), payload)
-        except (aiohttp.ClientError, TimeoutError) as exc:
+            if lean is not None:
+                resp = await _send_lean(lean, method, url, headers, body, timeout, max_body)
+            else:
+                resp = await _send_aiohttp(session, method, url, headers, body, timeout, max_body)
+        except (aiohttp.ClientError, LeanHttpError, TimeoutError) as exc:
             # A POST that failed after it was sent may have been carried out: retrying it
             # here could post twice. Only the caller can check (by clientmessageid).
-            never_sent = isinstance(exc, aiohttp.ClientConnectorError)
+            never_sent = isinstance(exc, aiohttp.ClientConnectorError | NotSent)
             if attempt >= policy.max_retries or (method.upper() == "POST" and not never_sent):
                 raise TeamsError(None, "connection_error", type(exc).__name__) from exc
             delay = policy.backoff(attempt)
@@ -244,6 +241,51 @@ async def send(
         await asyncio.sleep(delay)
 
 
+async def _send_lean(
+    lean: LeanHttp,
+    method: str,
+    url: str,
+    headers: Mapping[str, str] | None,
+    body: bytes | None,
+    timeout: aiohttp.ClientTimeout,
+    max_body: int,
+) -> Response:
+    try:
+        raw = await lean.request(
+            method,
+            url,
+            headers=headers,
+            body=body,
+            timeout=timeout.total,
+            connect_timeout=timeout.sock_connect or timeout.connect,
+            max_body=max_body,
+        )
+    except BodyTooLarge as e:
+        raise TeamsError(e.status, "body_too_large", "response body exceeds the size limit") from e
+    return Response(raw.status, CIMultiDictProxy(raw.headers), raw.body)
+
+
+async def _send_aiohttp(
+    session: aiohttp.ClientSession,
+    method: str,
+    url: str,
+    headers: Mapping[str, str] | None,
+    body: bytes | None,
+    timeout: aiohttp.ClientTimeout,
+    max_body: int,
+) -> Response:
+    async with session.request(
+        method,
+        URL(url, encoded=True),
+        headers=dict(headers or {}),
+        data=body,
+        allow_redirects=False,
+        timeout=timeout,
+    ) as raw:
+        payload = await _read_body(raw, max_body)
+        return Response(raw.status, CIMultiDictProxy(CIMultiDict(raw.headers)), payload)
+
+
 class TeamsHttp:
     """Authenticated requests against the Teams services."""
 
@@ -254,11 +296,14 @@ class TeamsHttp:
         *,
         policy: RetryPolicy | None = None,
         timeout: aiohttp.ClientTimeout = _DEFAULT_TIMEOUT,
+        lean: LeanHttp | None = None,
     ) -> None:
         self.session = session
         self.tokens = tokens
         self.policy = policy or RetryPolicy()
         self.timeout = timeout
+        # The small client for these requests (`lean_http`); aiohttp's session without it.
+        self.lean = lean
 
     async def _auth_headers(self, auth: Auth) -> dict[str, str]:
         if auth is Auth.CHAT:
@@ -327,6 +372,7 @@ class TeamsHttp:
                 policy=self.policy,
                 timeout=self.timeout,
                 max_body=max_body,
+                lean=self.lean,
             )
             if resp.status != 401 or auth is Auth.NONE:
                 break

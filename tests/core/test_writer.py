@@ -237,7 +237,7 @@ def _ghost_intent(base_url: str, session: Any, **api_options: Any) -> Any:
     return api.intent("@teams_ada:localhost")
 
 
-async def test_a_ghosts_event_is_put_as_mautrix_would_put_it(homeserver: Any):
+async def test_a_ghosts_event_is_put_as_mautrix_would_put_it(homeserver: Any, lean: Any):
     import aiohttp
     from mautrix.types import TextMessageEventContent
 
@@ -249,7 +249,7 @@ async def test_a_ghosts_event_is_put_as_mautrix_would_put_it(homeserver: Any):
         content = TextMessageEventContent(msgtype=MessageType.TEXT, body="hi & bye")
         room = RoomID("!a/b?c:localhost")
         got = await put_event(
-            intent, room, EventType.ROOM_MESSAGE, content, "teams-1/2", 1_700_000_000_123
+            intent, room, EventType.ROOM_MESSAGE, content, "teams-1/2", 1_700_000_000_123, lean
         )
     assert got == "$sent"
     [request] = seen
@@ -261,7 +261,7 @@ async def test_a_ghosts_event_is_put_as_mautrix_would_put_it(homeserver: Any):
     assert request["body"] == {"msgtype": "m.text", "body": "hi & bye"}
 
 
-async def test_a_refused_or_failed_put_raises_what_mautrix_raises(homeserver: Any):
+async def test_a_refused_or_failed_put_raises_what_mautrix_raises(homeserver: Any, lean: Any):
     import aiohttp
     from mautrix.errors import MatrixRequestError, MatrixResponseError
 
@@ -277,7 +277,9 @@ async def test_a_refused_or_failed_put_raises_what_mautrix_raises(homeserver: An
     )
     async with aiohttp.ClientSession() as session:
         intent = _ghost_intent(str(server.make_url("/")), session)
-        send = lambda: put_event(intent, ROOM, EventType.ROOM_MESSAGE, {"body": "x"}, "t", None)  # noqa: E731
+        send = lambda: put_event(  # noqa: E731
+            intent, ROOM, EventType.ROOM_MESSAGE, {"body": "x"}, "t", None, lean
+        )
         with pytest.raises(MForbidden) as refused:
             await send()
         assert refused.value.message == "not in the room" and not outcome_unknown(refused.value)

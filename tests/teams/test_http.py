@@ -47,7 +47,7 @@ def resp(status: int, body: bytes) -> Response:
 
 
 async def test_sends_the_auth_header_each_service_expects(
-    aiohttp_server: Any, session: Any
+    aiohttp_server: Any, session: Any, lean: Any
 ) -> None:
     seen: list[dict[str, str]] = []
 
@@ -56,7 +56,7 @@ async def test_sends_the_auth_header_each_service_expects(
         return web.json_response({})
 
     base = await serve(aiohttp_server, handler)
-    http = TeamsHttp(session, StaticTokens(), policy=FAST_RETRY)
+    http = TeamsHttp(session, StaticTokens(), policy=FAST_RETRY, lean=lean)
     for auth in (Auth.CHAT, Auth.SKYPE, Auth.SKYPE_BEARER, Auth.NONE):
         await http.request("GET", f"{base}/x", auth=auth)
     assert seen[0]["Authentication"] == "skypetoken=skype-1"
@@ -66,7 +66,9 @@ async def test_sends_the_auth_header_each_service_expects(
     assert not {"Authentication", "X-Skypetoken", "Authorization"} & set(seen[3])
 
 
-async def test_401_refreshes_once_and_retries_once(aiohttp_server: Any, session: Any) -> None:
+async def test_401_refreshes_once_and_retries_once(
+    aiohttp_server: Any, session: Any, lean: Any
+) -> None:
     tokens = StaticTokens()
 
     async def handler(request: web.Request) -> web.Response:
@@ -77,13 +79,13 @@ async def test_401_refreshes_once_and_retries_once(aiohttp_server: Any, session:
         return web.json_response({"ok": True})
 
     base = await serve(aiohttp_server, handler)
-    http = TeamsHttp(session, tokens, policy=FAST_RETRY)
+    http = TeamsHttp(session, tokens, policy=FAST_RETRY, lean=lean)
     result = await http.request("GET", f"{base}/x", auth=Auth.CHAT)
     assert result.json() == {"ok": True}
     assert tokens.invalidated == ["skype-1"]
 
 
-async def test_second_401_is_an_auth_error(aiohttp_server: Any, session: Any) -> None:
+async def test_second_401_is_an_auth_error(aiohttp_server: Any, session: Any, lean: Any) -> None:
     calls = 0
 
     async def handler(request: web.Request) -> web.Response:
@@ -92,7 +94,7 @@ async def test_second_401_is_an_auth_error(aiohttp_server: Any, session: Any) ->
         return web.json_response({"errorCode": 911, "message": "Authentication failed"}, status=401)
 
     base = await serve(aiohttp_server, handler)
-    http = TeamsHttp(session, StaticTokens(), policy=FAST_RETRY)
+    http = TeamsHttp(session, StaticTokens(), policy=FAST_RETRY, lean=lean)
     with pytest.raises(AuthError) as info:
         await http.request("GET", f"{base}/x", auth=Auth.SKYPE_BEARER)
     assert calls == 2
@@ -101,7 +103,7 @@ async def test_second_401_is_an_auth_error(aiohttp_server: Any, session: Any) ->
     assert "skype-" not in str(info.value) and "access-" not in str(info.value)
 
 
-async def test_429_honours_retry_after(aiohttp_server: Any, session: Any) -> None:
+async def test_429_honours_retry_after(aiohttp_server: Any, session: Any, lean: Any) -> None:
     calls = 0
 
     async def handler(request: web.Request) -> web.Response:
@@ -119,11 +121,11 @@ async def test_429_honours_retry_after(aiohttp_server: Any, session: Any) -> Non
         return web.json_response({"n": calls})
 
     base = await serve(aiohttp_server, handler)
-    http = TeamsHttp(session, StaticTokens(), policy=FAST_RETRY)
+    http = TeamsHttp(session, StaticTokens(), policy=FAST_RETRY, lean=lean)
     assert (await http.request("GET", f"{base}/x", auth=Auth.CHAT)).json() == {"n": 3}
 
 
-async def test_5xx_backs_off_and_gives_up(aiohttp_server: Any, session: Any) -> None:
+async def test_5xx_backs_off_and_gives_up(aiohttp_server: Any, session: Any, lean: Any) -> None:
     calls = 0
 
     async def handler(request: web.Request) -> web.Response:
@@ -134,7 +136,7 @@ async def test_5xx_backs_off_and_gives_up(aiohttp_server: Any, session: Any) -> 
         )
 
     base = await serve(aiohttp_server, handler)
-    http = TeamsHttp(session, StaticTokens(), policy=FAST_RETRY)
+    http = TeamsHttp(session, StaticTokens(), policy=FAST_RETRY, lean=lean)
     with pytest.raises(TeamsError) as info:
         await http.request("POST", f"{base}/x", auth=Auth.CHAT, json_body={"a": 1})
     assert calls == FAST_RETRY.max_retries + 1
@@ -142,7 +144,7 @@ async def test_5xx_backs_off_and_gives_up(aiohttp_server: Any, session: Any) -> 
     assert info.value.message == "Service Unavailable"
 
 
-async def test_5xx_then_success(aiohttp_server: Any, session: Any) -> None:
+async def test_5xx_then_success(aiohttp_server: Any, session: Any, lean: Any) -> None:
     calls = 0
 
     async def handler(request: web.Request) -> web.Response:
@@ -151,26 +153,26 @@ async def test_5xx_then_success(aiohttp_server: Any, session: Any) -> None:
         return web.Response(status=502) if calls < 3 else web.json_response([1])
 
     base = await serve(aiohttp_server, handler)
-    http = TeamsHttp(session, StaticTokens(), policy=FAST_RETRY)
+    http = TeamsHttp(session, StaticTokens(), policy=FAST_RETRY, lean=lean)
     assert (await http.request("GET", f"{base}/x", auth=Auth.NONE)).json() == [1]
 
 
-async def test_connection_errors_are_retried_then_reported(session: Any) -> None:
-    http = TeamsHttp(session, StaticTokens(), policy=FAST_RETRY)
+async def test_connection_errors_are_retried_then_reported(session: Any, lean: Any) -> None:
+    http = TeamsHttp(session, StaticTokens(), policy=FAST_RETRY, lean=lean)
     with pytest.raises(TeamsError) as info:
         await http.request("GET", "http://127.0.0.1:9/x", auth=Auth.CHAT)
     assert info.value.status is None
     assert info.value.error_code == "connection_error"
 
 
-async def test_redirects_are_not_followed(aiohttp_server: Any, session: Any) -> None:
+async def test_redirects_are_not_followed(aiohttp_server: Any, session: Any, lean: Any) -> None:
     async def handler(request: web.Request) -> web.Response:
         if request.path == "/x":
             raise web.HTTPFound("http://127.0.0.1:9/elsewhere")
         return web.json_response({})
 
     base = await serve(aiohttp_server, handler)
-    http = TeamsHttp(session, StaticTokens(), policy=FAST_RETRY)
+    http = TeamsHttp(session, StaticTokens(), policy=FAST_RETRY, lean=lean)
     with pytest.raises(TeamsError) as info:
         await http.request("GET", f"{base}/x", auth=Auth.CHAT)
     assert info.value.status == 302
