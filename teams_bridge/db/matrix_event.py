@@ -160,6 +160,17 @@ class MatrixEvent:
         return rows_affected(await cls.db.execute(q, DONE, FAILED, before_ms))
 
     @classmethod
+    async def prune_sent(cls, before_ms: int) -> int:
+        """Forget the send records (clientmessageids of posts) made before ``before_ms``,
+        but none whose event still waits for delivery: after a restart, that record is how
+        the post is looked for before it is sent again. How many went."""
+        q = (
+            "DELETE FROM sent_message WHERE created_at < $1 AND NOT EXISTS "
+            "(SELECT 1 FROM matrix_event e WHERE e.event_id = sent_message.mxid AND e.status = $2)"
+        )
+        return rows_affected(await cls.db.execute(q, before_ms, PENDING))
+
+    @classmethod
     async def rooms_with_pending(cls) -> list[RoomID]:
         q = "SELECT DISTINCT room_id FROM matrix_event WHERE status=$1"
         return [row["room_id"] for row in await cls.db.fetch(q, PENDING)]

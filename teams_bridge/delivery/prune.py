@@ -6,6 +6,11 @@ already stored, back to a minute before the disruption began); where a bridged m
 from is in `message.origin`. So finished events are deleted once they are older than
 `bridge.matrix_event_retention_hours`, at start and then every hour, but never one a
 disruption check may still look back to. Pending events are never deleted.
+
+The send records of posts (`sent_message`: a clientmessageid, the Matrix event it was
+posted for) go by the same cutoff, except those whose event is still pending. A delivered
+post is recognised by its mapping in `message`, so its record is needed only while its
+echo or a retry can still come.
 """
 
 from __future__ import annotations
@@ -60,8 +65,9 @@ class QueuePruner:
         if cutoff is None:
             return 0
         deleted = await dbm.MatrixEvent.prune(cutoff)
-        if deleted:
-            log.debug("Forgot %d delivered Matrix events", deleted)
+        forgotten = await dbm.MatrixEvent.prune_sent(cutoff)
+        if deleted or forgotten:
+            log.debug("Forgot %d delivered Matrix events, %d send records", deleted, forgotten)
         return deleted
 
     def start(self) -> None:

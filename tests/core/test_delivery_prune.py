@@ -90,3 +90,32 @@ def test_the_cutoff():
     assert prune_before(NOW, 0.5, calm) == NOW - HOUR_MS // 2
     assert prune_before(NOW, 0, calm) is None
     assert prune_before(NOW, -1, calm) is None
+
+
+async def _sent(client_message_id: str, event_id: str, created_at: int) -> None:
+    record = dbm.SentMessage.new(
+        client_message_id, "19:chat@thread.v2", "", event_id, "!room:localhost", created_at
+    )
+    await record.insert()
+
+
+async def _sent_left() -> set[str]:
+    rows = await dbm.SentMessage.db.fetch("SELECT client_message_id FROM sent_message")
+    return {row["client_message_id"] for row in rows}
+
+
+async def test_send_records_go_with_their_events(database: Database):
+    """A send record (a post's clientmessageid) outlives its event's delivery only as long
+    as the event is kept: one whose event is still pending stays whatever its age."""
+    await _store("$done-old", DONE, NOW - 2 * DAY)
+    await _store("$pending-old", PENDING, NOW - 2 * DAY)
+    await _store("$done-recent", DONE, NOW - 1)
+    await _sent("1001", "$done-old", NOW - 2 * DAY)
+    await _sent("1002", "$pending-old", NOW - 2 * DAY)
+    await _sent("1003", "$done-recent", NOW - 1)
+    await _sent("1004", "$pruned-long-ago", NOW - 3 * DAY)  # its event is gone already
+    pruner = QueuePruner(24, _calm(), wall_ms=lambda: NOW)
+    assert await pruner.prune() == 1
+    assert await _sent_left() == {"1002", "1003"}
+    assert (await dbm.SentMessage.get("1002")).mxid == "$pending-old"
+    assert await pruner.prune() == 0 and await _sent_left() == {"1002", "1003"}
