@@ -273,7 +273,11 @@ class TeamsBridge(Bridge):
         # REST calls to the Teams services (a message sent, read, edited; presence;
         # profiles) take the small client; media, logins and Trouter stay on the session.
         self.teams_lean = LeanHttp(
-            default_headers={"User-Agent": f"teams-bridge/{__version__}"},
+            # (The same compression aiohttp offered: large listings come much smaller.)
+            default_headers={
+                "User-Agent": f"teams-bridge/{__version__}",
+                "Accept-Encoding": "gzip, deflate",
+            },
             on_response=metrics.teams_request,
         )
         # A ghost's event to a homeserver reached over plain HTTP, likewise.
