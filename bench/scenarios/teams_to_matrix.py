@@ -117,47 +117,79 @@ async def throughput(fx: Fixture, messages: int) -> dict[str, Any]:
             as_user=chat.puppet,
         )
 
-    # Bridge first, then the baseline once the bridge is quiet again.
+    # Half the messages each time, in the order bridge, baseline, baseline, bridge: whatever
+    # drifts during the scenario (Synapse's caches and database growing, its background
+    # work) weighs on both sides alike. Each half starts once the bridge is quiet again.
     pid = fx.bridge.pid
-    await procfs.settle_cpu(pid)
-    await asyncio.sleep(1.5)  # let PostgreSQL publish its counters
-    db0 = await fx.stack.db_transactions(fx.bridge.name)
-    cpu0 = procfs.cpu_seconds(pid)
-    sys0 = procfs.cpu_split(pid)[1]
-    others0 = fx.stack.cpu_snapshot()
-    markers, t0, sent = await _flood(fx, per_chat, post)
-    last = await fx.me.wait_markers(markers, timeout)
-    cpu1 = await procfs.settle_cpu(pid)
-    sys1 = procfs.cpu_split(pid)[1]
-    others1 = fx.stack.cpu_snapshot()
-    await asyncio.sleep(1.5)
-    db1 = await fx.stack.db_transactions(fx.bridge.name)
-    bridge_s = last - t0
-    log.info("T->M bridge: %d messages visible after %.1fs", total, bridge_s)
+    half = max(1, per_chat // 2)
+    rounds: list[dict[str, Any]] = []
+    for side in ("bridge", "baseline", "baseline", "bridge"):
+        await procfs.settle_cpu(pid)
+        db0 = 0
+        if side == "bridge":
+            await asyncio.sleep(1.5)  # let PostgreSQL publish its counters
+            db0 = await fx.stack.db_transactions(fx.bridge.name)
+        cpu0 = procfs.cpu_split(pid)
+        others0 = fx.stack.cpu_snapshot()
+        markers, t0, sent = await _flood(fx, half, post if side == "bridge" else as_send)
+        last = await fx.me.wait_markers(markers, timeout)
+        cpu1 = await procfs.settle_cpu(pid)
+        sys1 = procfs.cpu_split(pid)[1]
+        others1 = fx.stack.cpu_snapshot()
+        db1 = 0
+        if side == "bridge":
+            await asyncio.sleep(1.5)
+            db1 = await fx.stack.db_transactions(fx.bridge.name)
+        rounds.append(
+            {
+                "side": side,
+                "messages": len(markers),
+                "s": round(last - t0, 3),
+                "send_s": round(sent - t0, 3),
+                "bridge_cpu_s": round(cpu1 - sum(cpu0), 3),
+                "bridge_sys_cpu_s": round(sys1 - cpu0[1], 3),
+                "db_transactions": db1 - db0,
+                "cpu_s": {k: others1[k] - others0[k] for k in others0 if k in others1},
+            }
+        )
+        log.info("T->M %s: %d messages visible after %.1fs", side, len(markers), last - t0)
 
-    base0 = fx.stack.cpu_snapshot()
-    markers, a0, a_sent = await _flood(fx, per_chat, as_send)
-    a_last = await fx.me.wait_markers(markers, timeout)
-    baseline_s = a_last - a0
-    await procfs.settle_cpu(pid)
-    base1 = fx.stack.cpu_snapshot()
-    log.info("T->M baseline: %d messages visible after %.1fs", total, baseline_s)
+    def total_of(side: str, key: str) -> float:
+        return sum(r[key] for r in rounds if r["side"] == side)
 
+    def phase(side: str) -> dict[str, float]:
+        n = total_of(side, "messages")
+        keys = {k for r in rounds for k in r["cpu_s"]}
+        return {
+            f"{k}_cpu_ms_per_msg": round(
+                sum(r["cpu_s"].get(k, 0.0) for r in rounds if r["side"] == side) * 1000 / n, 2
+            )
+            for k in sorted(keys)
+        }
+
+    total = int(total_of("bridge", "messages"))
+    bridge_s = total_of("bridge", "s")
+    baseline_s = total_of("baseline", "s")
+    bridge_cpu = total_of("bridge", "bridge_cpu_s")
     return {
         "messages": total,
         "chats": len(fx.chats),
         "concurrency": len(fx.chats),
+        "order": [r["side"] for r in rounds],
+        "rounds": rounds,
         "bridge_s": round(bridge_s, 3),
-        "bridge_inject_s": round(sent - t0, 3),
+        "bridge_inject_s": round(total_of("bridge", "send_s"), 3),
         "bridge_msgs_per_s": round(total / bridge_s, 2),
         "baseline_s": round(baseline_s, 3),
-        "baseline_send_s": round(a_sent - a0, 3),
-        "baseline_msgs_per_s": round(total / baseline_s, 2),
+        "baseline_send_s": round(total_of("baseline", "send_s"), 3),
+        "baseline_msgs_per_s": round(total_of("baseline", "messages") / baseline_s, 2),
         "ratio": round(baseline_s / bridge_s, 3),
-        "bridge_cpu_s": round(cpu1 - cpu0, 3),
-        "bridge_cpu_ms_per_msg": round((cpu1 - cpu0) * 1000 / total, 3),
-        "bridge_sys_cpu_ms_per_msg": round((sys1 - sys0) * 1000 / total, 3),
-        "bridge_db_transactions_per_msg": round((db1 - db0) / total, 2),
-        "bridge_phase": fx.stack.cpu_per_message(others0, others1, total),
-        "baseline_phase": fx.stack.cpu_per_message(base0, base1, total),
+        "bridge_cpu_s": round(bridge_cpu, 3),
+        "bridge_cpu_ms_per_msg": round(bridge_cpu * 1000 / total, 3),
+        "bridge_sys_cpu_ms_per_msg": round(
+            total_of("bridge", "bridge_sys_cpu_s") * 1000 / total, 3
+        ),
+        "bridge_db_transactions_per_msg": round(total_of("bridge", "db_transactions") / total, 2),
+        "bridge_phase": phase("bridge"),
+        "baseline_phase": phase("baseline"),
     }
