@@ -280,8 +280,9 @@ class TeamsBridge(Bridge):
             },
             on_response=metrics.teams_request,
         )
-        # A ghost's event to a homeserver reached over plain HTTP, likewise.
-        self.homeserver_lean = LeanHttp()
+        # A ghost's event to a homeserver reached over plain HTTP, likewise (with the
+        # User-Agent mautrix sends).
+        self.homeserver_lean = LeanHttp(default_headers={"User-Agent": HTTPAPI.default_ua})
         # Stop cleanly on SIGTERM/SIGINT from the event loop, instead of an interrupt raised
         # wherever the main thread happens to be (which can be swallowed in a callback).
         for sig in (signal.SIGINT, signal.SIGTERM):
