@@ -254,7 +254,7 @@ def rows(results: dict[str, Any]) -> list[list[str]]:
                 ]
             )
             bp, ap = tp.get("bridge_phase") or {}, tp.get("baseline_phase") or {}
-            for name in ("synapse", "postgres"):
+            for name in ("synapse", "postgres", "simulator"):
                 k = f"{name}_cpu_ms_per_msg"
                 if k in bp and k in ap:
                     target, verdict = "", ""

@@ -396,10 +396,14 @@ class Stack:
         return int(out.strip() or 0)
 
     def cpu_snapshot(self) -> dict[str, float]:
-        """CPU seconds so far of Synapse and of the PostgreSQL cluster (all backends)."""
+        """CPU seconds so far of Synapse, the Teams simulator and the PostgreSQL cluster (all
+        backends)."""
         out: dict[str, float] = {}
         if self.synapse and self.synapse.proc:
             out["synapse"] = procfs.cpu_seconds(self.synapse.proc.pid)
+        if self.sim and self.sim.proc.poll() is None:
+            # The Teams side's CPU: busy only in the bridge's phases, on the same cores.
+            out["simulator"] = procfs.cpu_seconds(self.sim.proc.pid)
         if self.postgres and self.postgres.running:
             try:
                 pid = int((self.postgres.data_dir / "postmaster.pid").read_text().split()[0])
