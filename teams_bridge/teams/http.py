@@ -250,6 +250,9 @@ async def _send_lean(
     timeout: aiohttp.ClientTimeout,
     max_body: int,
 ) -> Response:
+    if body is not None and not any(k.lower() == "content-type" for k in headers or {}):
+        # What aiohttp labelled a body of bytes with; the services saw it so far.
+        headers = {**(headers or {}), "Content-Type": "application/octet-stream"}
     try:
         raw = await lean.request(
             method,

@@ -233,3 +233,25 @@ def test_retry_after_parsing() -> None:
 
 def test_safe_url_drops_queries() -> None:
     assert safe_url("https://h/socket.io/1/?sig=SECRET&x=1") == "https://h/socket.io/1/"
+
+
+async def test_a_body_is_labelled_as_aiohttp_labelled_it(
+    aiohttp_server: Any, session: Any, lean: Any
+) -> None:
+    """Both transports send the same Content-Type: the caller's, else aiohttp's default for
+    bytes (the Trouter allocation posts an empty body with none of its own)."""
+    seen: list[str | None] = []
+
+    async def handler(request: web.Request) -> web.Response:
+        seen.append(request.headers.get("Content-Type"))
+        return web.json_response({})
+
+    base = await serve(aiohttp_server, handler)
+    http = TeamsHttp(session, StaticTokens(), policy=FAST_RETRY, lean=lean)
+    await http.request("POST", f"{base}/a", auth=Auth.SKYPE, data=b"")
+    await http.request("POST", f"{base}/b", auth=Auth.CHAT, json_body={"a": 1})
+    await http.request(
+        "POST", f"{base}/c", auth=Auth.CHAT, data=b"x", headers={"content-type": "text/plain"}
+    )
+    await http.request("GET", f"{base}/d", auth=Auth.CHAT)
+    assert seen == ["application/octet-stream", "application/json", "text/plain", None]
