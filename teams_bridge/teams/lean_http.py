@@ -295,10 +295,6 @@ class LeanHttp:
         self._active: dict[Origin, asyncio.Semaphore] = {}
         self._closed = False
 
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
     async def close(self) -> None:
         self._closed = True
         for conns in self._idle.values():
