@@ -51,6 +51,14 @@ def tree_cpu_seconds(pid: int) -> float:
     return total
 
 
+def steal_seconds() -> float:
+    """CPU time the hypervisor gave to someone else, summed over this machine's CPUs (the
+    `steal` column of /proc/stat; 0 on bare metal)."""
+    with open("/proc/stat") as f:
+        fields = f.readline().split()
+    return int(fields[8]) / _TICKS if len(fields) > 8 else 0.0
+
+
 async def settle_cpu(pid: int, quiet: float = 0.02, window: float = 0.5, limit: float = 10.0):
     """Wait until the process uses less than `quiet` CPU seconds per `window` (at most `limit`
     seconds); returns the CPU seconds at that point."""

@@ -97,6 +97,34 @@ def rows(results: dict[str, Any]) -> list[list[str]]:
                 _verdict(r >= TARGETS["t2m_throughput_ratio"]),
             ]
         )
+        bp, ap = t2m_tp.get("bridge_phase") or {}, t2m_tp.get("baseline_phase") or {}
+        if "synapse_db_transactions_per_msg" in bp and "synapse_db_transactions_per_msg" in ap:
+            b, a = bp["synapse_db_transactions_per_msg"], ap["synapse_db_transactions_per_msg"]
+            out.append(
+                [
+                    "2",
+                    "Synapse database transactions per event (its work, whatever the speed)",
+                    f"{b:.1f}",
+                    f"{a:.1f}",
+                    f"{(b - a) / a:+.0%}" if a else "",
+                    "",
+                    "",
+                ]
+            )
+        control = t2m_tp.get("control")
+        if control:
+            out.append(
+                [
+                    "2",
+                    "Control: the baseline beside a CPU load the size of the bridge side's "
+                    f"({control['load_duty']:.0%} of a core) against the baseline alone",
+                    "",
+                    "",
+                    f"× {control['ratio']:.2f}",
+                    "",
+                    "",
+                ]
+            )
     m2t_lat = s.get("m2t_latency")
     if m2t_lat:
         b, a, o = m2t_lat["bridge_ms"], m2t_lat["baseline_ms"], m2t_lat["overhead_ms"]

@@ -296,6 +296,13 @@ class Stack:
             log_level="WARNING",
             default_rate_limits=self.default_rate_limits,
         )
+        # Synapse's own metrics (on its client listener, loopback only) say what work it did:
+        # how often its background processes ran and how many /sync answers it gave.
+        self.synapse.write_config()
+        config = self.synapse.config_path.read_text()
+        assert "names: [client]" in config, "the homeserver template changed"
+        config = config.replace("names: [client]", "names: [client, metrics]")
+        self.synapse.config_path.write_text(config + "enable_metrics: true\n")
         await asyncio.gather(
             asyncio.to_thread(self.postgres.start), asyncio.to_thread(self.synapse.start)
         )
@@ -394,6 +401,27 @@ class Stack:
             f"WHERE datname = '{database}'",
         )
         return int(out.strip() or 0)
+
+    async def synapse_work(self) -> dict[str, float]:
+        """Counters of Synapse's work so far: its database transactions (each new event,
+        and each time one of its background processes - appservice notifier, user
+        directory, stats, federation sender... - wakes up for new events, costs some) and
+        its /sync answers. Unlike its CPU, these do not change with how fast the machine
+        runs."""
+        assert self.synapse and self.session
+        async with self.session.get(f"{self.synapse.url}/_synapse/metrics") as resp:
+            resp.raise_for_status()
+            text = await resp.text()
+        out = {"db_transactions": 0.0, "syncs": 0.0}
+        for line in text.splitlines():
+            name, _, value = line.rpartition(" ")
+            if name.startswith("synapse_storage_transaction_time_count_total{"):
+                out["db_transactions"] += float(value)
+            elif name.startswith("synapse_http_server_requests_received_total{") and (
+                'servlet="SyncRestServlet"' in name
+            ):
+                out["syncs"] += float(value)
+        return out
 
     def cpu_snapshot(self) -> dict[str, float]:
         """CPU seconds so far of Synapse, the Teams simulator and the PostgreSQL cluster (all

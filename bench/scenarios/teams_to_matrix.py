@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import subprocess
+import sys
 import time
 from typing import Any
 
@@ -96,12 +98,25 @@ async def _flood(fx: Fixture, per_chat: int, send: Any) -> tuple[list[str], floa
     return [m for ms in markers for m in ms], t0, time.time()
 
 
+# The order of the measured rounds: whatever drifts during the scenario (Synapse's caches and
+# database growing, its background work, the machine's neighbours) weighs on both sides alike,
+# and one slow stretch counts for an eighth of a side, not half of it.
+ORDER = ("bridge", "baseline", "baseline", "bridge", "baseline", "bridge", "bridge", "baseline")
+# The control: the baseline alone, and beside a process using as much CPU as the bridge side's
+# processes (bridge, Teams simulator, PostgreSQL) used in their rounds.
+CONTROL = ("baseline", "loaded", "loaded", "baseline")
+
+
+def _split(total: int, parts: int) -> list[int]:
+    """`total` cut into `parts` whole sizes that differ by at most one."""
+    return [total // parts + (1 if i < total % parts else 0) for i in range(parts)]
+
+
 async def throughput(fx: Fixture, messages: int) -> dict[str, Any]:
     assert fx.stack.control
     control = fx.stack.control
     per_chat = max(1, messages // len(fx.chats))
-    total = per_chat * len(fx.chats)
-    timeout = 120 + total * 0.5
+    timeout = 120 + per_chat * len(fx.chats) * 0.5
 
     async def post(k: int, m: str) -> None:
         chat = fx.chats[k]
@@ -117,22 +132,38 @@ async def throughput(fx: Fixture, messages: int) -> dict[str, Any]:
             as_user=chat.puppet,
         )
 
-    # Half the messages each time, in the order bridge, baseline, baseline, bridge: whatever
-    # drifts during the scenario (Synapse's caches and database growing, its background
-    # work) weighs on both sides alike. Each half starts once the bridge is quiet again.
     pid = fx.bridge.pid
-    half = max(1, per_chat // 2)
-    rounds: list[dict[str, Any]] = []
-    for side in ("bridge", "baseline", "baseline", "bridge"):
+    sizes = _split(per_chat, ORDER.count("bridge"))  # (a tiny run skips empty rounds)
+
+    async def one_round(side: str, size: int, load_duty: float = 0.0) -> dict[str, Any]:
+        """`size` messages into every chat from one side, once the bridge is quiet."""
         await procfs.settle_cpu(pid)
-        db0 = 0
-        if side == "bridge":
-            await asyncio.sleep(1.5)  # let PostgreSQL publish its counters
-            db0 = await fx.stack.db_transactions(fx.bridge.name)
-        cpu0 = procfs.cpu_split(pid)
-        others0 = fx.stack.cpu_snapshot()
-        markers, t0, sent = await _flood(fx, half, post if side == "bridge" else as_send)
-        last = await fx.me.wait_markers(markers, timeout)
+        load = None
+        if load_duty > 0:
+            load = subprocess.Popen(
+                [sys.executable, "-m", "bench.load", f"--duty={load_duty:.3f}"],
+                stdout=subprocess.PIPE,
+                stdin=subprocess.DEVNULL,
+            )
+            assert load.stdout is not None
+            await asyncio.to_thread(load.stdout.readline)  # its working set is built
+        try:
+            db0 = 0
+            if side == "bridge":
+                await asyncio.sleep(1.5)  # let PostgreSQL publish its counters
+                db0 = await fx.stack.db_transactions(fx.bridge.name)
+            cpu0 = procfs.cpu_split(pid)
+            others0 = fx.stack.cpu_snapshot()
+            steal0 = procfs.steal_seconds()
+            work0 = await fx.stack.synapse_work()
+            markers, t0, sent = await _flood(fx, size, post if side == "bridge" else as_send)
+            last = await fx.me.wait_markers(markers, timeout)
+            work1 = await fx.stack.synapse_work()
+            steal1 = procfs.steal_seconds()
+        finally:
+            if load is not None:
+                load.kill()
+                load.wait()
         cpu1 = await procfs.settle_cpu(pid)
         sys1 = procfs.cpu_split(pid)[1]
         others1 = fx.stack.cpu_snapshot()
@@ -140,56 +171,102 @@ async def throughput(fx: Fixture, messages: int) -> dict[str, Any]:
         if side == "bridge":
             await asyncio.sleep(1.5)
             db1 = await fx.stack.db_transactions(fx.bridge.name)
-        rounds.append(
-            {
-                "side": side,
-                "messages": len(markers),
-                "s": round(last - t0, 3),
-                "send_s": round(sent - t0, 3),
-                "bridge_cpu_s": round(cpu1 - sum(cpu0), 3),
-                "bridge_sys_cpu_s": round(sys1 - cpu0[1], 3),
-                "db_transactions": db1 - db0,
-                "cpu_s": {k: others1[k] - others0[k] for k in others0 if k in others1},
-            }
-        )
         log.info("T->M %s: %d messages visible after %.1fs", side, len(markers), last - t0)
-
-    def total_of(side: str, key: str) -> float:
-        return sum(r[key] for r in rounds if r["side"] == side)
-
-    def phase(side: str) -> dict[str, float]:
-        n = total_of(side, "messages")
-        keys = {k for r in rounds for k in r["cpu_s"]}
         return {
-            f"{k}_cpu_ms_per_msg": round(
-                sum(r["cpu_s"].get(k, 0.0) for r in rounds if r["side"] == side) * 1000 / n, 2
-            )
-            for k in sorted(keys)
+            "side": side,
+            "messages": len(markers),
+            "s": round(last - t0, 3),
+            "send_s": round(sent - t0, 3),
+            "bridge_cpu_s": round(cpu1 - sum(cpu0), 3),
+            "bridge_sys_cpu_s": round(sys1 - cpu0[1], 3),
+            "db_transactions": db1 - db0,
+            "steal_s": round(steal1 - steal0, 3),
+            "cpu_s": {k: round(others1[k] - others0[k], 3) for k in others0 if k in others1},
+            "synapse_work": {k: work1[k] - work0[k] for k in work0},
         }
 
-    total = int(total_of("bridge", "messages"))
-    bridge_s = total_of("bridge", "s")
-    baseline_s = total_of("baseline", "s")
-    bridge_cpu = total_of("bridge", "bridge_cpu_s")
+    # A short unmeasured round of each side first, so that neither meets a cold Synapse.
+    warm = max(1, min(5, per_chat // 10))
+    for send in (post, as_send):
+        await procfs.settle_cpu(pid)
+        markers, _, _ = await _flood(fx, warm, send)
+        await fx.me.wait_markers(markers, timeout)
+
+    rounds: list[dict[str, Any]] = []
+    taken = {"bridge": 0, "baseline": 0}
+    for side in ORDER:
+        size = sizes[taken[side]]
+        taken[side] += 1
+        if size:
+            rounds.append(await one_round(side, size))
+
+    def of(rs: list[dict[str, Any]], side: str, key: str) -> float:
+        return sum(r[key] for r in rs if r["side"] == side)
+
+    def phase(rs: list[dict[str, Any]], side: str) -> dict[str, float]:
+        n = of(rs, side, "messages")
+        names = {k for r in rs for k in r["cpu_s"]}
+        out = {
+            f"{k}_cpu_ms_per_msg": round(
+                sum(r["cpu_s"].get(k, 0.0) for r in rs if r["side"] == side) * 1000 / n, 2
+            )
+            for k in sorted(names)
+        }
+        for k in ("db_transactions", "syncs"):
+            out[f"synapse_{k}_per_msg"] = round(
+                sum(r["synapse_work"][k] for r in rs if r["side"] == side) / n, 3
+            )
+        return out
+
+    # The control, with the bridge side's CPU share (of one core) beside the baseline.
+    bridge_rounds = [r for r in rounds if r["side"] == "bridge"]
+    busy = sum(
+        r["bridge_cpu_s"] + r["cpu_s"].get("simulator", 0) + r["cpu_s"].get("postgres", 0)
+        for r in bridge_rounds
+    )
+    share = busy / of(rounds, "bridge", "s")
+    # (CPU is counted in clock ticks: a tiny run can measure none, and still runs a load.)
+    duty = round(min(0.9, max(0.01, share)), 3)
+    control_rounds: list[dict[str, Any]] = []
+    for side in CONTROL:
+        size = max(1, sizes[-1])
+        control_rounds.append(await one_round(side, size, duty if side == "loaded" else 0.0))
+
+    total = int(of(rounds, "bridge", "messages"))
+    bridge_s = of(rounds, "bridge", "s")
+    baseline_s = of(rounds, "baseline", "s")
+    bridge_cpu = of(rounds, "bridge", "bridge_cpu_s")
     return {
         "messages": total,
         "chats": len(fx.chats),
         "concurrency": len(fx.chats),
-        "order": [r["side"] for r in rounds],
+        "order": list(ORDER),
         "rounds": rounds,
         "bridge_s": round(bridge_s, 3),
-        "bridge_inject_s": round(total_of("bridge", "send_s"), 3),
+        "bridge_inject_s": round(of(rounds, "bridge", "send_s"), 3),
         "bridge_msgs_per_s": round(total / bridge_s, 2),
         "baseline_s": round(baseline_s, 3),
-        "baseline_send_s": round(total_of("baseline", "send_s"), 3),
-        "baseline_msgs_per_s": round(total_of("baseline", "messages") / baseline_s, 2),
+        "baseline_send_s": round(of(rounds, "baseline", "send_s"), 3),
+        "baseline_msgs_per_s": round(of(rounds, "baseline", "messages") / baseline_s, 2),
         "ratio": round(baseline_s / bridge_s, 3),
         "bridge_cpu_s": round(bridge_cpu, 3),
         "bridge_cpu_ms_per_msg": round(bridge_cpu * 1000 / total, 3),
         "bridge_sys_cpu_ms_per_msg": round(
-            total_of("bridge", "bridge_sys_cpu_s") * 1000 / total, 3
+            of(rounds, "bridge", "bridge_sys_cpu_s") * 1000 / total, 3
         ),
-        "bridge_db_transactions_per_msg": round(total_of("bridge", "db_transactions") / total, 2),
-        "bridge_phase": phase("bridge"),
-        "baseline_phase": phase("baseline"),
+        "bridge_db_transactions_per_msg": round(of(rounds, "bridge", "db_transactions") / total, 2),
+        "steal_s": round(sum(r["steal_s"] for r in rounds), 3),
+        "bridge_phase": phase(rounds, "bridge"),
+        "baseline_phase": phase(rounds, "baseline"),
+        "control": {
+            "bridge_side_cpu_share": round(share, 3),
+            "load_duty": duty,
+            "order": list(CONTROL),
+            "rounds": control_rounds,
+            "ratio": round(
+                of(control_rounds, "baseline", "s") / of(control_rounds, "loaded", "s"), 3
+            ),
+            "baseline_phase": phase(control_rounds, "baseline"),
+            "loaded_phase": phase(control_rounds, "loaded"),
+        },
     }

@@ -104,6 +104,14 @@ def test_every_scenario_runs_and_reports(tmp_path: Path) -> None:
         # time out of the sum, which over two messages can leave it below zero.
         for phase in ("bridge_phase", "baseline_phase"):
             assert tp[phase] and all(finite(v) for v in tp[phase].values()), tp
+    # Teams -> Matrix throughput also counts Synapse's own work per event, and runs its
+    # control (the baseline beside a CPU load) to the end.
+    tp = s["t2m_throughput"]
+    for phase in ("bridge_phase", "baseline_phase"):
+        assert positive(tp[phase]["synapse_db_transactions_per_msg"]), tp
+    control = tp["control"]
+    assert [r["side"] for r in control["rounds"]] == ["baseline", "loaded", "loaded", "baseline"]
+    assert positive(control["ratio"]) and 0 < control["load_duty"] <= 0.9, control
 
     scale = s["scale"]
     assert scale["users"] == 2 and scale["portals"] == 2, scale
