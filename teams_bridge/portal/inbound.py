@@ -10,11 +10,13 @@ delete or reaction (`Updates`), typing, membership, renames and read positions (
    or text with mentions and its reply), placed in its channel thread (`Threads.place`);
 4. each part is sent through the portal's writer with a transaction id derived from the
    message key, and recorded (the mapping; with the last part the cursor and the version
-   bridged, in one write).
+   bridged, in one write). A message of one part is recorded behind the portal's next
+   send (``_record_later``); whatever reads the records waits for them (``settled``).
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, ClassVar
 
@@ -35,7 +37,7 @@ from ..formatter import teams_to_matrix
 from ..puppet import Puppet
 from ..teams import is_call_log_id, is_participant_mri, parse_call_event
 from .calls import CALL_LOG_PREFIX, call_notice, is_call_outcome
-from .replies import quoted_events
+from .replies import quoted_events, quoted_message_ids
 from .rules import Incoming, TeamsEvent, incoming_action, teams_event_kind
 from .writer import Sender, Voice, txn_id
 
@@ -48,6 +50,11 @@ TEXT_TYPES = {"Text", "RichText", "RichText/Html"}
 # Messages posted from this portal whose mapping is stored and whose echo has not come yet,
 # remembered at most (the oldest is forgotten first; its echo is then looked up).
 EXPECTED_ECHOES = 32
+# Records of sent messages being written at once behind the portal's sends, at most; a send
+# after that waits for them (the database is slow or away).
+RECORDS_AHEAD = 8
+# How often a record is tried before it is given up (as a queued event is, in `Portal`).
+RECORD_ATTEMPTS = 12
 
 Handler = Callable[["User", "EventMessage"], Awaitable[None]]
 
@@ -72,6 +79,10 @@ class Inbound:
         self._expected_echoes: dict[str, str] = {}
         # clientmessageid -> a post from Matrix on its way, not yet mapped (made when needed).
         self._posts: dict[str, _Post] | None = None
+        # The record of the last message sent while it is written (`_record_later`), and the
+        # ids of the messages whose records are not stored yet.
+        self._recording: asyncio.Task[None] | None = None
+        self._unrecorded: set[str] = set()
 
     # The handler of each kind of event (one table for every portal: a portal loaded and
     # idle should cost little).
@@ -100,6 +111,8 @@ class Inbound:
             self.log.debug("Ignoring %s event %s", evt.resource_type, evt.id)
             return
         handler: Handler = getattr(self, name)
+        if kind is not TeamsEvent.MESSAGE:
+            await self.settled()  # whatever it changes or reads, it comes after the records
         await handler(source, evt)
 
     async def _message(self, source: User, evt: EventMessage) -> None:
@@ -135,6 +148,9 @@ class Inbound:
     async def handle_message(self, source: User, message: Message) -> None:
         portal = self.portal
         call = parse_call_event(message)
+        if self._recording is not None and (call is not None or not self._stands_alone(message)):
+            self.log.debug("Message %s waits for %d records", message.id, len(self._unrecorded))
+            await self.settled()
         if call is not None and is_call_outcome(message, call):
             await self._call_outcome(source, message, call)
             return
@@ -198,7 +214,11 @@ class Inbound:
                 txn=txn_id("", f"{portal.thread_id}|{portal.receiver}|{message.id}|{part}"),
                 timestamp=message_timestamp_ms(message),
             )
-            await self._record(message, part, event_id, last=part == len(parts) - 1)
+            if len(parts) == 1:
+                self._record_later(message, event_id)
+            else:
+                await self.settled()
+                await self._record(message, part, event_id, last=part == len(parts) - 1)
 
     async def put_history(self, source: User, limit: int, *, before: str | None) -> int:
         """A new room made for a message that just arrived gets the chat's history first:
@@ -211,6 +231,7 @@ class Inbound:
         for message in history:
             await self.handle_message(source, message)
             if message.emotions:
+                await self.settled()  # its reactions need its mapping
                 await self.portal.updates.handle(source, message)
         return len(history)
 
@@ -292,6 +313,8 @@ class Inbound:
         cursor = portal.last_message_id
         if cursor is None or not (message.id.isdigit() and cursor.isdigit()):
             return False
+        if message.id in self._unrecorded:
+            return False  # sent, and its record (which moves the cursor past it) not stored
         if int(message.id) <= int(cursor):
             return False
         sender = message.sender_mri
@@ -403,6 +426,66 @@ class Inbound:
             await self.advance_cursor(message.id)
 
     # -- recording and the cursor ------------------------------------------------------------
+
+    def _stands_alone(self, message: Message) -> bool:
+        """Whether bridging ``message`` reads nothing the records being written will store:
+        it is surely new (not one of them again) and refers to no other message (a quote,
+        a channel thread's root). Such a message is sent without waiting for them."""
+        return (
+            len(self._unrecorded) < RECORDS_AHEAD
+            and self._surely_new(message)
+            and not (self.portal.is_channel and message.reply_root_id)
+            and not quoted_message_ids(message)
+        )
+
+    def _record_later(self, message: Message, event_id: EventID) -> None:
+        """Store a one-part message's mapping, cursor and version behind the portal's next
+        send instead of before it. Waiting for the database between one send's answer and
+        the next send spread a portal's sends out in time, and each send that reaches the
+        homeserver alone costs it more (its background work runs once per batch of new
+        events). Records are written one after another, in order; anything that reads what
+        they store waits for them (`settled`). A crash before a record is stored leaves the
+        message after the cursor: it is sent again with the same transaction id, as when the
+        crash came between a send and its record before."""
+        self._unrecorded.add(message.id)
+        self._recording = asyncio.create_task(
+            self._write_record(self._recording, message, event_id),
+            name=f"record {message.id}",
+        )
+
+    async def _write_record(
+        self, before: asyncio.Task[None] | None, message: Message, event_id: EventID
+    ) -> None:
+        try:
+            if before is not None:
+                await asyncio.wait({before})
+            delay = 0.5
+            for attempt in range(1, RECORD_ATTEMPTS + 1):
+                try:
+                    await self._record(message, 0, event_id)
+                    return
+                except Exception as e:
+                    self.log.warning(
+                        "Storing the mapping of message %s failed (attempt %d): %s",
+                        message.id,
+                        attempt,
+                        e,
+                    )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 15)
+            self.log.error("Giving up storing the mapping of message %s", message.id)
+        finally:
+            self._unrecorded.discard(message.id)
+            if self._recording is asyncio.current_task():
+                self._recording = None
+
+    async def settled(self) -> None:
+        """Wait until the records being written are stored (or given up)."""
+        while self._recording is not None:
+            await asyncio.wait({self._recording})
+
+    def is_idle(self) -> bool:
+        return self._recording is None
 
     async def _record(
         self, message: Message, part: int, event_id: EventID, *, last: bool = True

@@ -220,6 +220,7 @@ class Portal(dbm.Portal, BasePortal):
             and not self._catchup_lock.locked()
             and self.updates.is_idle()
             and (self._delivery is None or self._delivery.is_idle())
+            and self.inbound.is_idle()
         )
 
     # -- loading (the cache is the directory's) ----------------------------------------------
@@ -284,6 +285,7 @@ class Portal(dbm.Portal, BasePortal):
             self._ensure_worker()
             # Let what is queued settle first, so the cursor is current.
             await self._teams_queue().join()
+            await self.inbound.settled()
             after = self.last_message_id
             if after is None:
                 return 0
@@ -312,6 +314,7 @@ class Portal(dbm.Portal, BasePortal):
         async with self._catchup_lock:
             self._ensure_worker()
             await self._teams_queue().join()
+            await self.inbound.settled()
             after = self.last_message_id
             page = await source.client.list_messages(self.thread_id, after_id=after, limit=limit)
             history = [m for m in page if is_history(m)]
@@ -321,6 +324,7 @@ class Portal(dbm.Portal, BasePortal):
                     # Its reactions, worked out as for a live update of the message.
                     await self._enqueue((source, synthetic_event(message, update=True)))
         await self._teams_queue().join()
+        await self.inbound.settled()
         return len(history)
 
     async def _run_queue(self) -> None:

@@ -937,3 +937,7 @@ def test_a_message_is_surely_new_only_after_the_cursor_and_not_from_a_bridge_use
     assert not inbound._surely_new(message("abc"))
     portal.last_message_id = None  # nothing bridged yet (a new room's history, say)
     assert not inbound._surely_new(message("1001"))
+    portal.last_message_id = "1000"
+    inbound._unrecorded.add("1001")  # sent, its record (and the cursor past it) not stored
+    assert not inbound._surely_new(message("1001"))
+    assert inbound._surely_new(message("1002"))
