@@ -471,8 +471,9 @@ class Inbound:
                         attempt,
                         e,
                     )
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 15)
+                if attempt < RECORD_ATTEMPTS:
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 15)
             self.log.error("Giving up storing the mapping of message %s", message.id)
         finally:
             self._unrecorded.discard(message.id)
