@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from mautrix.appservice import IntentAPI
 from mautrix.bridge import BaseMatrixHandler, BasePortal, BaseUser
-from mautrix.errors import DecryptionError
+from mautrix.errors import DecryptionError, MForbidden
 from mautrix.types import (
     EncryptedEvent,
     Event,
@@ -57,8 +57,29 @@ class MatrixHandler(BaseMatrixHandler):
         super().__init__(bridge=bridge)
 
     async def wait_for_connection(self) -> None:
+        """What mautrix checks here, with the appservice ping done once: by the start-up
+        check, which explains a failure. (A second ping while Synapse is retrying
+        transactions it could not deliver fails there with HTTP 502, and mautrix would
+        wait 4 s before trying it again.) The homeserver answered the start-up checks
+        already, so nothing is retried here."""
         await startup.check_homeserver_reaches_bridge(self.bridge)
-        await super().wait_for_connection()
+        intent = self.az.intent
+        try:
+            self.versions = await intent.versions()
+        except MForbidden:
+            # The bot's account does not exist yet (the first start).
+            await intent.ensure_registered()
+            self.versions = await intent.versions()
+        await self.check_versions()
+        try:
+            await intent.whoami()
+        except MForbidden:
+            await intent.ensure_registered()
+            await intent.whoami()
+        try:
+            self.media_config = await intent.get_media_repo_config()
+        except Exception:
+            self.log.warning("Could not read the homeserver's media limits", exc_info=True)
 
     async def handle_message(self, evt: MessageEvent, was_encrypted: bool = False) -> None:
         """A message carrying a secret is redacted before any check can refuse it."""
