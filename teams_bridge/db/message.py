@@ -13,6 +13,8 @@ from .sent_message import SentMessage
 # Where a bridged message came from.
 FROM_MATRIX = "matrix"
 FROM_TEAMS = "teams"
+# Ids per query of `known_ids` (SQLite allows 999 parameters in older builds).
+KNOWN_IDS_CHUNK = 400
 
 
 class Incoming(NamedTuple):
@@ -86,6 +88,24 @@ class Message:
             has_state=row["state_message_id"] is not None,
             sent=sent,
         )
+
+    @classmethod
+    async def known_ids(cls, thread_id: str, receiver: str, message_ids: list[str]) -> set[str]:
+        """Which of ``message_ids`` the database knows (mapped, or with a stored state): one
+        query per KNOWN_IDS_CHUNK ids instead of a `lookup_incoming` each."""
+        known: set[str] = set()
+        for start in range(0, len(message_ids), KNOWN_IDS_CHUNK):
+            chunk = message_ids[start : start + KNOWN_IDS_CHUNK]
+            marks = ", ".join(f"${n}" for n in range(3, len(chunk) + 3))
+            q = (
+                f"SELECT message_id FROM message WHERE thread_id=$1 AND receiver=$2 "
+                f"AND message_id IN ({marks}) "
+                f"UNION SELECT message_id FROM message_state WHERE thread_id=$1 AND receiver=$2 "
+                f"AND message_id IN ({marks})"
+            )
+            rows = await cls.db.fetch(q, thread_id, receiver, *chunk)
+            known.update(row["message_id"] for row in rows)
+        return known
 
     @classmethod
     async def get_by_mxid(cls, mxid: EventID, mx_room: RoomID) -> Message | None:

@@ -83,6 +83,8 @@ class Inbound:
         # ids of the messages whose records are not stored yet.
         self._recording: asyncio.Task[None] | None = None
         self._unrecorded: set[str] = set()
+        # While history is put in: the ids of its messages the database does not know.
+        self._fresh: set[str] | None = None
 
     # The handler of each kind of event (one table for every portal: a portal loaded and
     # idle should cost little).
@@ -170,6 +172,9 @@ class Inbound:
             return
         surely_new = self._surely_new(message)
         if surely_new:
+            if self._fresh:
+                # Bridged now: a second copy of it is looked up.
+                self._fresh.discard(message.id)
             seen = dbm.Incoming(bridged=False, has_state=False, sent=None)
         else:
             seen = await dbm.Message.lookup_incoming(
@@ -226,13 +231,24 @@ class Inbound:
         a live one (and its reactions as an update); how many."""
         if source.client is None or limit <= 0:
             return 0
-        page = await source.client.list_messages(self.portal.thread_id, limit=limit)
+        portal = self.portal
+        page = await source.client.list_messages(portal.thread_id, limit=limit)
         history = [m for m in page if is_history(m) and (before is None or _newer(before, m.id))]
-        for message in history:
-            await self.handle_message(source, message)
-            if message.emotions:
-                await self.settled()  # its reactions need its mapping
-                await self.portal.updates.handle(source, message)
+        # One look-up for the whole page (a room made again for a chat may have mapped some
+        # of it before); the rest are surely new, and go out without a look-up each.
+        await self.settled()
+        known = await dbm.Message.known_ids(
+            portal.thread_id, portal.receiver, [m.id for m in history]
+        )
+        self._fresh = {m.id for m in history} - known
+        try:
+            for message in history:
+                await self.handle_message(source, message)
+                if message.emotions:
+                    await self.settled()  # its reactions need its mapping
+                    await portal.updates.handle(source, message)
+        finally:
+            self._fresh = None
         return len(history)
 
     async def convert(self, source: User, message: Message) -> list[MessageEventContent]:
@@ -310,15 +326,17 @@ class Inbound:
         when sent and have a send record; a message's state is only ever stored with its
         mapping)."""
         portal = self.portal
+        if message.id in self._unrecorded:
+            return False  # sent, and its record (which moves the cursor past it) not stored
+        sender = message.sender_mri
+        if not sender or portal.directory.user_by_mri(sender) is not None:
+            return False
+        if self._fresh is not None and message.id in self._fresh:
+            return True  # history the database did not know (`put_history`)
         cursor = portal.last_message_id
         if cursor is None or not (message.id.isdigit() and cursor.isdigit()):
             return False
-        if message.id in self._unrecorded:
-            return False  # sent, and its record (which moves the cursor past it) not stored
-        if int(message.id) <= int(cursor):
-            return False
-        sender = message.sender_mri
-        return bool(sender) and portal.directory.user_by_mri(sender) is None
+        return int(message.id) > int(cursor)
 
     def expect_echo(self, message_id: str, client_message_id: str) -> None:
         """A post from Matrix was mapped to Teams message ``message_id``: its echo, when it

@@ -159,6 +159,24 @@ async def test_lookup_incoming_answers_every_check_at_once(database: Database):
     assert seen == dbm.Incoming(bridged=True, has_state=True, sent=None)
 
 
+async def test_known_ids_finds_mapped_and_stated_messages_in_one_go(database: Database):
+    await _portal()
+    thread = "19:abc@thread.v2"
+    assert await dbm.Message.known_ids(thread, "", []) == set()
+    await dbm.Message(
+        thread, "", "1000", 0, "$m", "!p:localhost", "8:orgid:b", 1, "1", "teams"
+    ).insert()
+    await dbm.MessageState(thread, "", "1002", None, "digest", False).insert_if_absent()
+    # Another chat's mapping of the same id is not this one's.
+    await _portal("19:other@thread.v2")
+    await dbm.Message(
+        "19:other@thread.v2", "", "1003", 0, "$n", "!q:localhost", "8:orgid:b", 1, "1", "teams"
+    ).insert()
+    ids = [str(n) for n in range(1000, 1000 + dbm.message.KNOWN_IDS_CHUNK + 5)]
+    assert await dbm.Message.known_ids(thread, "", ids) == {"1000", "1002"}
+    assert await dbm.Message.known_ids(thread, "", ids[2:]) == {"1002"}
+
+
 async def test_batch_writes_all_or_nothing(database: Database):
     portal = await _portal()
     message = dbm.Message(

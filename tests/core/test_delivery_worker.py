@@ -941,3 +941,10 @@ def test_a_message_is_surely_new_only_after_the_cursor_and_not_from_a_bridge_use
     inbound._unrecorded.add("1001")  # sent, its record (and the cursor past it) not stored
     assert not inbound._surely_new(message("1001"))
     assert inbound._surely_new(message("1002"))
+    # History the database did not know when it was put in: new without a cursor too.
+    portal.last_message_id = None
+    inbound._fresh = {"500", "1001"}
+    assert inbound._surely_new(message("500"))
+    assert not inbound._surely_new(message("501"))
+    assert not inbound._surely_new(message("500", "8:orgid:ada"))  # may be our own post
+    assert not inbound._surely_new(message("1001"))  # its record is on its way
