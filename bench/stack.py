@@ -436,6 +436,11 @@ class Stack:
                 out["syncs"] += float(value)
         return out
 
+    async def settle_synapse(self) -> None:
+        """Until Synapse is quiet (its background work after the last load done)."""
+        if self.synapse and self.synapse.proc:
+            await procfs.settle_cpu(self.synapse.proc.pid)
+
     def cpu_snapshot(self) -> dict[str, float]:
         """CPU seconds so far of Synapse, the Teams simulator and the PostgreSQL cluster (all
         backends)."""

@@ -136,8 +136,10 @@ async def throughput(fx: Fixture, messages: int) -> dict[str, Any]:
     sizes = _split(per_chat, ORDER.count("bridge"))  # (a tiny run skips empty rounds)
 
     async def one_round(side: str, size: int, load_duty: float = 0.0) -> dict[str, Any]:
-        """`size` messages into every chat from one side, once the bridge is quiet."""
+        """`size` messages into every chat from one side, once the bridge and Synapse are
+        quiet (no round starts while Synapse still works off the one before it)."""
         await procfs.settle_cpu(pid)
+        await fx.stack.settle_synapse()
         load = None
         if load_duty > 0:
             load = subprocess.Popen(
@@ -189,6 +191,7 @@ async def throughput(fx: Fixture, messages: int) -> dict[str, Any]:
     warm = max(1, min(5, per_chat // 10))
     for send in (post, as_send):
         await procfs.settle_cpu(pid)
+        await fx.stack.settle_synapse()
         markers, _, _ = await _flood(fx, warm, send)
         await fx.me.wait_markers(markers, timeout)
 
