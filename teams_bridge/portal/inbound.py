@@ -321,10 +321,11 @@ class Inbound:
     def _surely_new(self, message: Message) -> bool:
         """Whether the database can know nothing of ``message``, so that looking it up
         can be skipped: it comes after the cursor (everything bridged from Teams so far,
-        in order; a copy of one bridged already is not after it), and it is not from a
-        bridge user (only their messages can be the bridge's own posts, which are mapped
-        when sent and have a send record; a message's state is only ever stored with its
-        mapping)."""
+        in order; a copy of one bridged already is not after it) or is history the
+        database did not know when `put_history` looked its page up (and not bridged
+        since), and it is not from a bridge user (only their messages can be the bridge's
+        own posts, which are mapped when sent and have a send record; a message's state is
+        only ever stored with its mapping)."""
         portal = self.portal
         if message.id in self._unrecorded:
             return False  # sent, and its record (which moves the cursor past it) not stored
