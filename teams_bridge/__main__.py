@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
 import signal
 import time
 from typing import Any
@@ -14,7 +16,7 @@ from mautrix.types import RoomID, UserID
 from mautrix.util.async_db import Database
 from mautrix.util.message_send_checkpoint import MessageSendCheckpoint
 
-from . import __version__, metrics, presence, startup
+from . import __version__, cluster, metrics, presence, startup
 from . import db as dbm
 from .appservice import DurableAppService, body_limit_bytes, describe
 from .config import Config
@@ -41,6 +43,9 @@ except ImportError:  # not built for every platform; the standard loop works too
 
 # Seconds after the homeserver's return before idle portals check their timelines.
 RECONCILE_DELAY = 5.0
+# The exit status of a process that lost the lease (`bridge.cluster`): a supervisor that
+# starts it again gets a standby.
+LEASE_LOST_EXIT = 75
 
 
 class TeamsBridge(Bridge):
@@ -259,6 +264,9 @@ class TeamsBridge(Bridge):
         )
 
     async def start(self) -> None:
+        if self.config["bridge.cluster.enabled"]:
+            await self._stand_by()
+        self._active = True
         await startup.preflight(self)
         self.metrics_server = await startup.start_metrics(self)
         self.teams_session = aiohttp.ClientSession(
@@ -292,6 +300,36 @@ class TeamsBridge(Bridge):
         self.add_startup_actions(User.init_cls(self))
         self.add_startup_actions(self._resume_outbound())
         await super().start()
+
+    async def _stand_by(self) -> None:
+        """With `bridge.cluster`, wait until this process holds the lease (cluster.py),
+        before it touches anything another process could be working on."""
+        self.lease = cluster.Lease(
+            self.config["appservice.database"],
+            lease_seconds=self.config["bridge.cluster.lease_seconds"],
+            renew_seconds=self.config["bridge.cluster.renew_seconds"],
+            log=self.log.getChild("cluster"),
+        )
+        self.log.info("Process %s is waiting for the bridge's lease", self.lease.owner)
+        try:
+            previous = await self.lease.acquire()
+        except cluster.PERMANENT as e:
+            url = self.config["appservice.database"]
+            startup.fail(
+                startup.StartupError(startup.explain_database_error(e, url), startup.EXIT_DATABASE)
+            )
+        if previous is None:
+            self.log.info("Took the lease: it was free")
+        else:
+            self.log.warning("Took over from process %s: its lease had run out", previous)
+        self.lease.keep(self._lease_lost)
+
+    def _lease_lost(self, reason: str) -> None:
+        """Another process may be the bridge now: stop at once, finishing nothing (what is
+        unfinished is in the database, for whoever holds the lease)."""
+        self.log.critical("Lost the bridge's lease (%s): exiting", reason)
+        logging.shutdown()
+        os._exit(LEASE_LOST_EXIT)
 
     def _request_stop(self) -> None:
         if not self._stop_task.done():
@@ -354,6 +392,17 @@ class TeamsBridge(Bridge):
         return self._probe_connections
 
     async def stop(self) -> None:
+        lease: cluster.Lease | None = getattr(self, "lease", None)
+        if not getattr(self, "_active", False):
+            # A standby stopping: it started nothing.
+            if lease is not None:
+                await lease.close()
+            return
+        await self._stop_bridge()
+        if lease is not None:
+            await lease.release()  # last: a standby may start the moment it is free
+
+    async def _stop_bridge(self) -> None:
         sync: presence.PresenceSync | None = getattr(self, "presence", None)
         if sync is not None:
             await sync.stop()

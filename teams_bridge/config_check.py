@@ -199,6 +199,9 @@ CHECKS: list[tuple[str, Check]] = [
     ("bridge.double_puppet_allow_discovery", boolean),
     ("bridge.message_status_events", boolean),
     ("bridge.uvloop", boolean),
+    ("bridge.cluster.enabled", boolean),
+    ("bridge.cluster.lease_seconds", number(0, above=True)),
+    ("bridge.cluster.renew_seconds", number(0, above=True)),
     ("bridge.sync_direct_chat_list", boolean),
     ("bridge.command_prefix", text),
     ("bridge.max_file_size", integer(1)),
@@ -234,6 +237,26 @@ def check_values(config: Any) -> None:
     ):
         raise ConfigProblem(
             "metrics.listen_port", "must differ from appservice.port (both are the same port)"
+        )
+    _check_cluster(config)
+
+
+def _check_cluster(config: Any) -> None:
+    if not _value(config, "bridge.cluster.enabled"):
+        return
+    if not str(_value(config, "appservice.database")).startswith(("postgres://", "postgresql://")):
+        raise ConfigProblem(
+            "bridge.cluster.enabled",
+            "needs a PostgreSQL database (appservice.database); with SQLite only one process "
+            "can use it",
+        )
+    if _value(config, "bridge.cluster.renew_seconds") * 2 > _value(
+        config, "bridge.cluster.lease_seconds"
+    ):
+        raise ConfigProblem(
+            "bridge.cluster.renew_seconds",
+            "must be at most half of bridge.cluster.lease_seconds (a lease must survive a "
+            "failed renewal)",
         )
 
 

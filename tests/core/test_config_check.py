@@ -61,3 +61,27 @@ def test_metrics_port_must_not_be_the_appservice_port():
     check_values(_config(metrics__listen_port=29340))  # disabled: no clash
     with pytest.raises(ConfigProblem, match="must differ from appservice.port"):
         check_values(_config(metrics__enabled=True, metrics__listen_port=29340))
+
+
+def test_standby_processes_need_postgresql_and_room_for_a_failed_renewal():
+    config = _config(bridge__cluster__enabled=True)  # the example's database is SQLite
+    with pytest.raises(ConfigProblem) as raised:
+        check_values(config)
+    assert raised.value.key == "bridge.cluster.enabled"
+    assert "needs a PostgreSQL database" in str(raised.value)
+    pg = "postgres://bridge:secret@localhost/bridge"
+    check_values(_config(bridge__cluster__enabled=True, appservice__database=pg))
+    with pytest.raises(ConfigProblem) as raised:
+        check_values(
+            _config(
+                bridge__cluster__enabled=True,
+                appservice__database=pg,
+                bridge__cluster__renew_seconds=20,
+            )
+        )
+    assert raised.value.key == "bridge.cluster.renew_seconds"
+    assert "at most half of bridge.cluster.lease_seconds" in str(raised.value)
+    # Off, the values are still checked but not against each other.
+    check_values(_config(bridge__cluster__renew_seconds=20))
+    with pytest.raises(ConfigProblem):
+        check_values(_config(bridge__cluster__lease_seconds=0))

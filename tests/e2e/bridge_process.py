@@ -81,7 +81,8 @@ class BridgeProcess:
         with self.config_path.open("w") as f:
             yaml.dump(config, f)
 
-    def start(self, timeout: float = 60) -> None:
+    def start(self, timeout: float = 60, ready: str = READY_LINE) -> None:
+        """Start it and wait until its log shows `ready` (by default: started)."""
         offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         with self.output_path.open("ab") as out:
@@ -101,7 +102,7 @@ class BridgeProcess:
             if self.log_path.exists():
                 with self.log_path.open("rb") as f:
                     f.seek(offset)
-                    if READY_LINE.encode() in f.read():
+                    if ready.encode() in f.read():
                         return
             time.sleep(0.1)
         raise TimeoutError(f"bridge did not start in {timeout}s:\n{self.output_tail()}")
@@ -133,8 +134,8 @@ class BridgeProcess:
         self.proc = None
 
     # The simulator usually runs in the test's event loop: never block it while waiting.
-    async def astart(self, timeout: float = 60) -> None:
-        await asyncio.to_thread(self.start, timeout)
+    async def astart(self, timeout: float = 60, ready: str = READY_LINE) -> None:
+        await asyncio.to_thread(self.start, timeout, ready)
 
     async def astop(self, timeout: float = 20) -> None:
         await asyncio.to_thread(self.stop, timeout)
