@@ -169,6 +169,9 @@ def rows(results: dict[str, Any]) -> list[list[str]]:
                 _verdict(r >= TARGETS["throughput_ratio"]),
             ]
         )
+    standby = s.get("standby")
+    if standby:
+        out.extend(_standby_rows(standby))
     scale = s.get("scale")
     if scale:
         n = scale["users"]
@@ -319,6 +322,65 @@ def rows(results: dict[str, Any]) -> list[list[str]]:
                     ]
                 )
     return out
+
+
+def _standby_rows(sb: dict[str, Any]) -> list[list[str]]:
+    """Scenario 7: two processes (one standing by) against one."""
+
+    def once(case: dict[str, Any]) -> str:
+        n = case["sent_each_way"]
+        extra = case["t2m_extra_copies"] + case["m2t_extra_copies"]
+        return f"{case['t2m_arrived']}/{n} and {case['m2t_arrived']}/{n} arrived, {extra} twice"
+
+    killed, stopped, one = sb["killed"], sb["stopped"], sb["one_process_restart"]
+    lease = f"lease {sb['lease_seconds']:.0f} s"
+    return [
+        [
+            "7",
+            "Standby process while it waits: RSS, CPU",
+            f"{_kb(sb['standby_rss_kib']) / 1000:.1f} MB, {sb['standby_cpu_ms_per_s']:.1f} ms/s",
+            f"active: {_kb(sb['active_rss_kib']) / 1000:.1f} MB",
+            "",
+            "",
+            "",
+        ],
+        [
+            "7",
+            f"Active process killed: standby serving ({lease}, {killed['lease_left_at_kill_s']:.1f} s "
+            "of it left at the kill)",
+            f"{killed['to_started_s']:.1f} s "
+            f"(+{killed['started_after_lease_ran_out_s']:.1f} s after the lease)",
+            "",
+            "",
+            "",
+            "",
+        ],
+        [
+            "7",
+            "Active process stopped: standby serving, every message in between delivered",
+            f"{stopped['to_started_s']:.1f} s, {stopped['to_all_delivered_s']:.1f} s",
+            f"one process restarted: {one['to_started_s']:.1f} s, "
+            f"{one['to_all_delivered_s']:.1f} s",
+            "",
+            "",
+            "",
+        ],
+        [
+            "7",
+            "Messages sent while away, each way (killed / stopped / one process)",
+            f"{once(killed)}; {once(stopped)}",
+            once(one),
+            "",
+            "each once",
+            _verdict(
+                all(
+                    c["t2m_arrived"] == c["m2t_arrived"] == c["sent_each_way"]
+                    and c["t2m_extra_copies"] == c["m2t_extra_copies"] == 0
+                    for c in (killed, stopped, one)
+                )
+            ),
+        ],
+    ]
 
 
 def table(results: dict[str, Any]) -> str:

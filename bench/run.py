@@ -23,7 +23,7 @@ from .stack import REPO, Stack
 
 log = logging.getLogger("bench")
 
-SCENARIOS = ("latency", "throughput", "m2t", "scale", "cpu", "history")
+SCENARIOS = ("latency", "throughput", "m2t", "scale", "cpu", "history", "standby")
 SCENARIO_HELP = {
     "latency": "1: Teams -> Matrix latency",
     "throughput": "2: Teams -> Matrix throughput (+ CPU per message)",
@@ -31,6 +31,7 @@ SCENARIO_HELP = {
     "scale": "4: many users: memory and start-up",
     "cpu": "5: py-spy profile of the bridge in both directions",
     "history": "6: history in new rooms (a fresh bridge, a login with chats of messages)",
+    "standby": "7: a standby process taking over (killed, stopped) against one process",
 }
 
 # (full, quick)
@@ -46,6 +47,8 @@ SIZES: dict[str, tuple[int, int]] = {
     "profile_messages": (300, 20),
     "history_chats": (20, 2),
     "history_messages": (50, 5),
+    "standby_chats": (5, 1),
+    "standby_messages": (10, 2),
 }
 
 
@@ -157,7 +160,7 @@ def _synapse_version() -> str:
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
-    from .scenarios import common, cpu, history, matrix_to_teams, scale, teams_to_matrix
+    from .scenarios import common, cpu, history, matrix_to_teams, scale, standby, teams_to_matrix
 
     began = time.monotonic()
     load_before = os.getloadavg()
@@ -226,6 +229,15 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             )
             if result is not None:
                 scen["history"] = result
+        if "standby" in wanted:
+            assert stack.synapse and stack.synapse.proc
+            await procfs.settle_cpu(stack.synapse.proc.pid, quiet=0.1, window=1.0, limit=60)
+            log.info("scenario 7: a standby, %d chats", args.standby_chats)
+            result = await attempt(
+                "standby", standby.run(stack, args.standby_chats, args.standby_messages, args.quick)
+            )
+            if result is not None:
+                scen["standby"] = result
         if "scale" in wanted:
             log.info("scenario 4: %d users x %d chats", args.scale_users, args.scale_chats)
             result = await attempt(

@@ -262,6 +262,7 @@ class Stack:
         bench = write_registration(regdir, "bench", "teamsbench", SERVER_NAME)
         scale = write_registration(regdir, "scale", "teamsscale", SERVER_NAME)
         history = write_registration(regdir, "history", "teamshistory", SERVER_NAME)
+        standby = write_registration(regdir, "standby", "teamsstandby", SERVER_NAME)
         noop = write_registration(regdir, "noop", "benchnoop", SERVER_NAME)
         # The no-op listener: its ghosts sit in baseline rooms shaped like the portal rooms,
         # and Synapse hands it their events as it hands the bridge a portal's. It is not
@@ -273,11 +274,11 @@ class Stack:
         # The bridges run without encryption: registered as `-g` registers such a bridge
         # (ephemeral events, no appservice encryption). With MSC3202 on, Synapse counts
         # one-time keys for every transaction it sends (two more queries each).
-        for reg in (bench, scale, history):
+        mine = {"bench": bench, "scale": scale, "history": history, "standby": standby}
+        for name, reg in mine.items():
             _drop_keys(reg, ENCRYPTION_KEYS)
-        for name, reg in (("bench", bench), ("scale", scale), ("history", history)):
             self.bridges[name] = Bridge(name, reg, "")
-        return [bench.path, scale.path, history.path, noop.path]
+        return [reg.path for reg in mine.values()] + [noop.path]
 
     async def start(self) -> None:
         began = time.monotonic()

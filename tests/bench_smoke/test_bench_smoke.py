@@ -33,6 +33,8 @@ SIZES = {
     "--profile-messages": 2,
     "--history-chats": 1,
     "--history-messages": 2,
+    "--standby-chats": 1,
+    "--standby-messages": 1,
 }
 
 
@@ -62,7 +64,7 @@ def test_every_scenario_runs_and_reports(tmp_path: Path) -> None:
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
-        timeout=240,
+        timeout=420,
     )
     output = (run.stdout + run.stderr)[-4000:]
     assert run.returncode == 0, output
@@ -78,6 +80,7 @@ def test_every_scenario_runs_and_reports(tmp_path: Path) -> None:
         "scale",
         "cpu_profile",
         "history",
+        "standby",
     }
     history = s["history"]
     assert (history["chats"], history["messages_per_chat"]) == (1, 2), history
@@ -112,6 +115,17 @@ def test_every_scenario_runs_and_reports(tmp_path: Path) -> None:
     control = tp["control"]
     assert [r["side"] for r in control["rounds"]] == ["baseline", "loaded", "loaded", "baseline"]
     assert positive(control["ratio"]) and 0 < control["load_duty"] <= 0.9, control
+
+    # Two processes: every message sent while the bridge was away arrived once, each time.
+    standby = s["standby"]
+    for case in ("killed", "stopped", "one_process_restart"):
+        counts = standby[case]
+        assert counts["sent_each_way"] == 1, standby
+        assert counts["t2m_arrived"] == counts["m2t_arrived"] == 1, standby
+        assert counts["t2m_extra_copies"] == counts["m2t_extra_copies"] == 0, standby
+        assert positive(counts["to_started_s"]) and positive(counts["to_all_delivered_s"])
+    assert positive(standby["standby_rss_kib"]) and finite(standby["standby_cpu_ms_per_s"])
+    assert 0 < standby["killed"]["lease_left_at_kill_s"] <= standby["lease_seconds"], standby
 
     scale = s["scale"]
     assert scale["users"] == 2 and scale["portals"] == 2, scale
@@ -148,3 +162,4 @@ def test_every_scenario_runs_and_reports(tmp_path: Path) -> None:
     text = doc.read_text()
     assert "Teams → Matrix latency p50" in text and "Matrix → Teams throughput" in text
     assert "Bridge CPU per message" in text and "RSS per connected user" in text
+    assert "Standby process while it waits" in text
