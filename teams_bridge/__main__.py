@@ -264,11 +264,18 @@ class TeamsBridge(Bridge):
         )
 
     async def start(self) -> None:
+        self.lease: cluster.Lease | None = None
         if self.config["bridge.cluster.enabled"]:
             await self._stand_by()
         self._active = True
         await startup.preflight(self)
         self.metrics_server = await startup.start_metrics(self)
+        # With a lease, nothing goes out once it may have run out (cluster.Lease.check).
+        fence = self.lease.check if self.lease is not None else None
+        traces = [metrics.teams_trace_config()]
+        if fence is not None:
+            traces.append(cluster.fence_trace(fence))
+            self.az.request_traces = [cluster.fence_trace(fence)]
         self.teams_session = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=120, connect=30),
             headers={"User-Agent": f"teams-bridge/{__version__}"},
@@ -276,7 +283,7 @@ class TeamsBridge(Bridge):
             # travel with another's requests, and the middle tier's hand-made picture cookie
             # must go out as written (a jar would re-serialise and quote it).
             cookie_jar=aiohttp.DummyCookieJar(),
-            trace_configs=[metrics.teams_trace_config()],
+            trace_configs=traces,
         )
         # REST calls to the Teams services (a message sent, read, edited; presence;
         # profiles) take the small client; media, logins and Trouter stay on the session.
@@ -287,10 +294,13 @@ class TeamsBridge(Bridge):
                 "Accept-Encoding": "gzip, deflate",
             },
             on_response=metrics.teams_request,
+            before_send=fence,
         )
         # A ghost's event to a homeserver reached over plain HTTP, likewise (with the
         # User-Agent mautrix sends).
-        self.homeserver_lean = LeanHttp(default_headers={"User-Agent": HTTPAPI.default_ua})
+        self.homeserver_lean = LeanHttp(
+            default_headers={"User-Agent": HTTPAPI.default_ua}, before_send=fence
+        )
         # Stop cleanly on SIGTERM/SIGINT from the event loop, instead of an interrupt raised
         # wherever the main thread happens to be (which can be swallowed in a callback).
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -20,6 +20,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+import aiohttp
 from aiohttp import web
 from mautrix.appservice import AppService
 from mautrix.types import JSON, DeviceLists, DeviceOTKCount, Event
@@ -135,10 +136,30 @@ class DurableAppService(AppService):
     # encrypted rooms (`EncryptingBotIntent`).
     e2ee: Callable[[], EncryptionManager | None] | None = None
 
+    # Trace configs for the client session to the homeserver (mautrix makes it with none).
+    request_traces: list[aiohttp.TraceConfig] | None = None
+
     async def start(self, host: str = "127.0.0.1", port: int = 8080) -> None:
         await super().start(host, port)
+        if self.request_traces:
+            await self._trace_requests(self.request_traces)
         if self.e2ee is not None and self.e2ee() is not None:
             EncryptingBotIntent.install(self.intent, self.e2ee)
+
+    async def _trace_requests(self, traces: list[aiohttp.TraceConfig]) -> None:
+        """The client session again, as mautrix makes it, with `traces`; before any request
+        (the bot's intent is the only user of the first one yet)."""
+        old = self._http_session
+        assert old is not None
+        if self.server.startswith("https://") and not self.verify_ssl:
+            connector = aiohttp.TCPConnector(limit=self.connection_limit, ssl=False)
+        else:
+            connector = aiohttp.TCPConnector(limit=self.connection_limit)
+        self._http_session = aiohttp.ClientSession(
+            connector=connector, headers=old.headers, trace_configs=traces
+        )
+        self.intent.api.session = self._http_session
+        await old.close()
 
     # Transaction ids of the homeserver's pings that reached this endpoint (the newest few).
     pings_received: deque[str]

@@ -29,6 +29,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import aiohttp
 import asyncpg
 
 from .db.batch import rows_affected
@@ -77,6 +78,17 @@ SELECT pg_notify($3, owner) FROM gone
 """
 
 
+def fence_trace(check: Callable[[], None]) -> aiohttp.TraceConfig:
+    """`check()` before each request of an aiohttp session."""
+
+    async def on_start(*_: Any) -> None:
+        check()
+
+    trace = aiohttp.TraceConfig()
+    trace.on_request_start.append(on_start)
+    return trace
+
+
 def process_name() -> str:
     """This process, as other processes and operators see it: host, pid, a random part (a
     pid can come back after a restart)."""
@@ -119,6 +131,7 @@ class Lease:
         self._conn: Any = None
         self._wake = asyncio.Event()
         self._keeper: asyncio.Task[None] | None = None
+        self._on_lost: Callable[[str], None] = lambda _reason: None
         self.held = False
         # Monotonic time by which this process must have stopped unless it renews again.
         self.deadline = 0.0
@@ -200,7 +213,16 @@ class Lease:
 
     def keep(self, on_lost: Callable[[str], None]) -> None:
         """Renew the lease until released; `on_lost(reason)` when it cannot be kept."""
+        self._on_lost = on_lost
         self._keeper = asyncio.create_task(self._keep(on_lost), name="lease renewal")
+
+    def check(self) -> None:
+        """Before anything goes out to the homeserver or Teams: a process that was paused
+        (a frozen machine, SIGSTOP) past its deadline must not act on what it had in hand
+        when it resumes, before its renewal task has run; `on_lost` then."""
+        if self.held and time.monotonic() >= self.deadline:
+            self.held = False
+            self._on_lost("it was not renewed in time")
 
     async def _keep(self, on_lost: Callable[[str], None]) -> None:
         while True:

@@ -287,10 +287,13 @@ class LeanHttp:
         ssl_context: ssl.SSLContext | None = None,
         default_headers: Mapping[str, str] | None = None,
         on_response: Callable[[str, int | str], None] | None = None,
+        before_send: Callable[[], None] | None = None,
     ) -> None:
         self._ssl = ssl_context
         self._default_headers = dict(default_headers or {})
         self._on_response = on_response
+        # Called just before each request goes out (it may stop the process instead).
+        self._before_send = before_send
         self._idle: dict[Origin, list[_Connection]] = {}
         self._active: dict[Origin, asyncio.Semaphore] = {}
         self._closed = False
@@ -378,6 +381,8 @@ class LeanHttp:
                     if conn is None:
                         conn = await self._connect(origin, connect_timeout)
                     reader = _Reader(conn, max_body)
+                    if self._before_send is not None:
+                        self._before_send()
                     try:
                         response, keep = await self._exchange(conn, reader, method, data)
                     except Broken:

@@ -4,11 +4,14 @@ lease taken at once, an expired one taken over, a lost one noticed."""
 from __future__ import annotations
 
 import asyncio
+import time
 
+import aiohttp
 import asyncpg
 import pytest
+from aiohttp import web
 
-from teams_bridge.cluster import Lease
+from teams_bridge.cluster import Lease, fence_trace
 
 # Long enough that nothing in these tests runs out unless a test makes it.
 LONG = 600.0
@@ -143,3 +146,58 @@ async def test_two_standbys_one_winner(postgres_database: str):
 def test_renewals_must_fit_in_a_lease():
     with pytest.raises(ValueError):
         Lease("postgres://x", lease_seconds=10, renew_seconds=6)
+
+
+async def test_check_stops_a_holder_past_its_deadline(postgres_database: str):
+    """What runs before each request: nothing once the deadline has passed."""
+    a = lease(postgres_database, "a")
+    lost: list[str] = []
+    try:
+        a.check()  # not held: nothing to check
+        await a.acquire()
+        a.keep(lost.append)
+        a.check()
+        assert lost == [] and a.held
+        # As after the process was paused past its deadline, before its renewal task ran.
+        a.deadline = time.monotonic() - 0.001
+        a.check()
+        assert lost == ["it was not renewed in time"] and not a.held
+        a.check()
+        assert len(lost) == 1
+    finally:
+        await a.close()
+
+
+async def test_fence_trace_stops_an_aiohttp_request_before_it_is_sent():
+    requests: list[str] = []
+
+    async def handler(request: web.Request) -> web.Response:
+        requests.append(request.path)
+        return web.Response(text="ok")
+
+    class Stop(Exception):
+        pass
+
+    stop = False
+
+    def check() -> None:
+        if stop:
+            raise Stop
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        async with aiohttp.ClientSession(trace_configs=[fence_trace(check)]) as session:
+            async with session.get(f"http://127.0.0.1:{port}/one") as resp:
+                assert await resp.text() == "ok"
+            stop = True
+            with pytest.raises(Stop):
+                await session.get(f"http://127.0.0.1:{port}/two")
+    finally:
+        await runner.cleanup()
+    assert requests == ["/one"]

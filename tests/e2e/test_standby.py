@@ -4,7 +4,9 @@ takes over when it dies or stops, and every message in between arrives once."""
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 
 import asyncpg
 import pytest
@@ -23,21 +25,28 @@ def cluster(lease_seconds: float, renew_seconds: float) -> dict:
     }
 
 
-async def _setup(synapse, bridge_factory, control, matrix_user, overrides):
+async def _one_bridge(synapse, bridge_factory, control, matrix_user, overrides, topic):
+    """A bridge with the lease, a logged-in user and the room of a chat with Ada."""
     reg = synapse.appservices["pg"]
     me = await control.create_user(display_name="Grace Hopper", kind="work")
     ada = await control.create_user(display_name="Ada Lovelace", kind="work")
-    chat = await control.create_chat(kind="group", members=[me["mri"], ada["mri"]], topic="Standby")
+    chat = await control.create_chat(kind="group", members=[me["mri"], ada["mri"]], topic=topic)
     first = bridge_factory(overrides=overrides)
     await first.astart()
     assert "Took the lease: it was free" in first.log_text()
     await login_through_bot(matrix_user, reg, control, me["mri"])
-    room = await matrix_user.wait_for_invite(lambda inv: inv.name == "Standby")
+    room = await matrix_user.wait_for_invite(lambda inv: inv.name == topic)
     await matrix_user.join(room)
     await control.wait_for_registration(me["mri"], timeout=60)
+    return reg, me, ada, chat, room, first
+
+
+async def _setup(synapse, bridge_factory, control, matrix_user, overrides):
+    """As `_one_bridge`, and a second process standing by."""
+    found = await _one_bridge(synapse, bridge_factory, control, matrix_user, overrides, "Standby")
     second = bridge_factory(overrides=overrides)
     await second.astart(ready=STANDING_BY)
-    return reg, me, ada, chat, room, first, second
+    return (*found, second)
 
 
 def _owner(bridge) -> str:
@@ -156,6 +165,52 @@ async def test_process_that_lost_its_lease_exits_at_once(backend, bridge_databas
     await wait_for(exited, timeout=120)
     assert proc.returncode == 75  # a supervisor starting it again gets a standby
     assert "Lost the bridge's lease (another process holds it): exiting" in bridge.log_text()
+
+
+@pytest.mark.parametrize("backend", ["pg"])
+async def test_process_resumed_after_its_lease_ran_out_sends_nothing(
+    backend, synapse, bridge_database, bridge_factory, control, matrix_user
+):
+    """A bridge frozen (a paused machine, SIGSTOP) past its lease, while another process
+    took over: when it resumes it must not bridge what it had in hand, which the other
+    process now does."""
+    reg, me, ada, chat, room, bridge = await _one_bridge(
+        synapse, bridge_factory, control, matrix_user, cluster(6, 1), "Frozen"
+    )
+    ada_puppet = puppet_mxid(reg, ada["mri"])
+    await control.post_message(chat["id"], sender=ada["mri"], content="<p>before</p>")
+    await matrix_user.wait_for_message(room, sender=ada_puppet, body="before")
+
+    proc = bridge.proc
+    assert proc is not None
+    conn = await asyncpg.connect(bridge_database)
+    os.kill(proc.pid, signal.SIGSTOP)
+    try:
+        # Pushed over Trouter to the frozen process: it is waiting in its socket.
+        await control.post_message(chat["id"], sender=ada["mri"], content="<p>while frozen</p>")
+
+        async def ran_out() -> bool:
+            return await conn.fetchval("SELECT expires_at < now() FROM bridge_lease")
+
+        await wait_for(ran_out, timeout=120)
+        await conn.execute(
+            "UPDATE bridge_lease SET owner = 'elsewhere', expires_at = now() + interval '1 hour'"
+        )
+    finally:
+        os.kill(proc.pid, signal.SIGCONT)
+        await conn.close()
+
+    async def exited() -> bool:
+        return proc.poll() is not None
+
+    await wait_for(exited, timeout=120)
+    assert proc.returncode == 75
+    assert "Lost the bridge's lease (it " in bridge.log_text()
+    # Anything it had sent would be in the room before a message sent after its exit.
+    await matrix_user.send_text(room, "probe")
+    await matrix_user.wait_for_message(room, sender=matrix_user.user_id, body="probe")
+    bodies = [e.content.body for e in matrix_user.messages(room) if e.sender == ada_puppet]
+    assert bodies == ["before"]
 
 
 @pytest.mark.parametrize("backend", ["lite"])

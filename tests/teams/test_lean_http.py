@@ -312,3 +312,35 @@ async def test_requests_in_flight_to_one_origin_are_capped(monkeypatch: Any) -> 
         assert [r.body for r in await asyncio.gather(*calls)] == [b"ok"] * 5
         await client.close()
     assert most == 2 and server.connections == 2
+
+
+async def test_before_send_runs_before_each_request_and_can_stop_it() -> None:
+    """The bridge's lease check (cluster.py): once it says stop, nothing goes out."""
+
+    class Stop(Exception):
+        pass
+
+    allowed = [True, True, False]
+    calls: list[int] = []
+
+    def before_send() -> None:
+        calls.append(len(server.requests))
+        if not allowed[len(calls) - 1]:
+            raise Stop
+
+    async def script(reader: Any, writer: Any, n: int) -> None:
+        while True:
+            await server.read_request(reader)
+            writer.write(answer(b"ok"))
+
+    async with RawServer(script) as server:
+        client = LeanHttp(before_send=before_send)
+        for _ in range(2):
+            assert (await client.request("GET", f"{server.url}/")).body == b"ok"
+        with pytest.raises(Stop):
+            await client.request("POST", f"{server.url}/", body=b"{}")
+        await asyncio.sleep(0.05)
+        await client.close()
+    # Called before each request was sent (none had been when the first call came).
+    assert calls == [0, 1, 2]
+    assert len(server.requests) == 2
