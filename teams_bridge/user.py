@@ -90,6 +90,10 @@ class User(dbm.User, BaseUser):
         self._sync_task = None
         self._connect_lock = asyncio.Lock()
         self._resync_lock = asyncio.Lock()
+        # Counts the times pushes may have been missed (`note_gap`), and the last of them
+        # every portal has caught up from (`_resync`).
+        self.gap = 0
+        self.gap_filled = 0
         self.spaces = Spaces(self)
 
     @classmethod
@@ -297,6 +301,7 @@ class User(dbm.User, BaseUser):
                 self._resync,
                 on_presence=self.presence.on_presence if self.presence else None,
                 on_connected=self.presence.on_connected if self.presence else None,
+                on_gap=self.note_gap,
             )
             self.start_chat_sync()
 
@@ -358,11 +363,23 @@ class User(dbm.User, BaseUser):
             return  # what is about a chat (its picture, a call log) makes no room
         await portal.queue_teams_event(self, evt)
 
+    def note_gap(self) -> None:
+        """Pushes may have been missed (called before the next push is handled): until a
+        portal has caught up, its next pushed message first fetches what came before it
+        (`Portal.fill_gap`), so that one does not move the cursor past what was missed."""
+        self.gap += 1
+
+    def gap_open(self) -> int | None:
+        """The gap a portal must have caught up from before it takes a pushed message;
+        None when every portal has."""
+        return self.gap if self.gap_filled < self.gap else None
+
     async def _resync(self) -> None:
         """After every (re)connect and message loss: fetch what was missed, per portal."""
         async with self._resync_lock:
             if self.client is None:
                 return
+            gap = self.gap
             total = rooms = 0
             for row in await Portal.for_user(self.mxid):
                 portal = await Portal.get_by_key(PortalKey(row.thread_id, row.receiver))
@@ -373,6 +390,7 @@ class User(dbm.User, BaseUser):
                     total += await portal.catch_up(self)
                 except Exception:
                     self.log.warning("Catch-up of %s failed", row.thread_id, exc_info=True)
+            self.gap_filled = max(self.gap_filled, gap)
             self.log.info("Resync done: %d messages fetched in %d rooms", total, rooms)
 
     async def _sync_chats(self) -> None:

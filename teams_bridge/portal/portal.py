@@ -18,6 +18,7 @@ The `BasePortal` contract (what mautrix's Matrix handler calls) is a few delegat
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, cast
 
 from mautrix.appservice import IntentAPI
@@ -63,7 +64,7 @@ def synthetic_event(message: Message, *, update: bool = False) -> TeamsEventMess
     """Wrap a message fetched over REST so it takes the same path as a pushed one (as a
     new message, or as an update of it)."""
     kind = ResourceType.MESSAGE_UPDATE if update else ResourceType.NEW_MESSAGE
-    return TeamsEventMessage(id=None, resource_type=kind, time=None, resource=message)
+    return TeamsEventMessage(id=None, resource_type=kind, time=None, resource=message, fetched=True)
 
 
 class Portal(dbm.Portal, BasePortal):
@@ -116,6 +117,9 @@ class Portal(dbm.Portal, BasePortal):
         self._queue = None
         self._worker = None
         self._catchup_lock = asyncio.Lock()
+        # Per user (Matrix ID): the newest of their gaps (`User.gap`) this portal has
+        # caught up from.
+        self._gaps_filled: dict[str, int] = {}
         self._relay_user = None
         self.writer = RoomWriter(
             room_id=lambda: self.mxid,
@@ -286,23 +290,58 @@ class Portal(dbm.Portal, BasePortal):
             # Let what is queued settle first, so the cursor is current.
             await self._teams_queue().join()
             await self.inbound.settled()
+            gap = source.gap
             after = self.last_message_id
             if after is None:
                 return 0
             count = 0
-            while True:
-                page = await source.client.list_messages(
-                    self.thread_id, after_id=after, limit=CATCH_UP_PAGE
-                )
+            async for page in self._pages_after(source, after):
                 for message in page:
                     await self._enqueue((source, synthetic_event(message)))
                 count += len(page)
-                if len(page) < CATCH_UP_PAGE:
-                    break
-                after = page[-1].id
+            self._gaps_filled[source.mxid] = max(self._gaps_filled.get(source.mxid, 0), gap)
             if count:
-                self.log.info("Catching up %d messages after %s", count, self.last_message_id)
+                self.log.info("Catching up %d messages after %s", count, after)
             return count
+
+    async def _pages_after(self, source: User, after: str) -> AsyncIterator[list[Message]]:
+        """The chat's messages after ``after``, a page at a time, oldest first."""
+        assert source.client is not None
+        while True:
+            page = await source.client.list_messages(
+                self.thread_id, after_id=after, limit=CATCH_UP_PAGE
+            )
+            yield page
+            if len(page) < CATCH_UP_PAGE:
+                return
+            after = page[-1].id
+
+    async def fill_gap(self, source: User) -> None:
+        """Before a pushed message (in the worker): when ``source``'s pushes may have
+        missed some of this chat's messages and this portal has not caught up since, fetch
+        and bridge them first. Otherwise the pushed message would move the cursor past
+        them, and the catch-up, when the resync comes to this portal, would not see them.
+        A failure leaves them to that catch-up (as before a gap was noticed)."""
+        gap = source.gap_open()
+        if gap is None or self._gaps_filled.get(source.mxid, 0) >= gap:
+            return
+        if source.client is None or not self.mxid:
+            return
+        await self.inbound.settled()
+        after = self.last_message_id
+        if after is not None:
+            count = 0
+            try:
+                async for page in self._pages_after(source, after):
+                    for message in page:
+                        await self._handle_with_retry(source, synthetic_event(message))
+                    count += len(page)
+            except Exception:
+                self.log.warning("Catching up before a pushed message failed", exc_info=True)
+                return
+            if count:
+                self.log.info("Caught up %d messages after %s before a pushed one", count, after)
+        self._gaps_filled[source.mxid] = max(self._gaps_filled.get(source.mxid, 0), gap)
 
     async def backfill(self, source: User, limit: int) -> int:
         """Put the chat's history into its new room: the newest ``limit`` messages (after
@@ -340,6 +379,8 @@ class Portal(dbm.Portal, BasePortal):
                 if self.receiver and source.mri != self.receiver:
                     await self._pass_on(source, evt)
                 else:
+                    if not evt.fetched and evt.message is not None:
+                        await self.fill_gap(source)
                     await self._handle_with_retry(source, evt)
             finally:
                 queue.task_done()

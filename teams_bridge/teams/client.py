@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 import aiohttp
 
@@ -397,9 +397,11 @@ class TeamsClient:
         *,
         on_presence: PresenceCallback | None = None,
         on_connected: ConnectedCallback | None = None,
+        on_gap: Callable[[], None] | None = None,
     ) -> None:
         """Start receiving pushes; ``on_event`` is awaited for each event in order,
-        ``on_presence`` for each presence push."""
+        ``on_presence`` for each presence push; ``on_gap`` is called at once when pushes
+        may have been missed (before ``on_resync`` runs, and before the next push)."""
         if self._trouter is not None:
             raise RuntimeError("Trouter is already running")
         self._trouter = Trouter(
@@ -414,6 +416,7 @@ class TeamsClient:
             config=self.trouter_config,
             on_presence=on_presence,
             on_connected=on_connected,
+            on_gap=on_gap,
         )
         self._trouter.start()
 

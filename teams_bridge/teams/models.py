@@ -203,6 +203,8 @@ class EventMessage:
     time: datetime | None
     resource: Message | Conversation | Thread | None = None
     resource_link: str | None = None
+    # Made from a message fetched over REST (a catch-up, history), not pushed.
+    fetched: bool = False
 
     @property
     def message(self) -> Message | None:

@@ -154,9 +154,13 @@ class Trouter:
         config: TrouterConfig | None = None,
         on_presence: PresenceCallback | None = None,
         on_connected: ConnectedCallback | None = None,
+        on_gap: Callable[[], None] | None = None,
     ) -> None:
         self.http = http
         self.on_presence = on_presence
+        # Called at once, before any later push is handed on, when pushes may have been
+        # missed (a (re)connect, a message-loss notice); the resync follows in its own time.
+        self.on_gap = on_gap
         self.on_connected = on_connected
         self.tokens = tokens
         self.endpoints = endpoints
@@ -495,6 +499,8 @@ class Trouter:
             delay = ttl * self.config.reregister_fraction
 
     def _schedule_resync(self, reason: str) -> None:
+        if self.on_gap is not None:
+            self.on_gap()
         if self.on_resync is None:
             return
         self._spawn(self._resync(reason), "trouter-resync")

@@ -85,7 +85,11 @@ async def start(aiohttp_server: Any) -> AsyncIterator[Any]:
     sessions: list[aiohttp.ClientSession] = []
 
     async def make(
-        script: Script = idle, *, config: TrouterConfig = CONFIG, on_event: Any = None
+        script: Script = idle,
+        *,
+        config: TrouterConfig = CONFIG,
+        on_event: Any = None,
+        on_gap: Any = None,
     ) -> Harness:
         stub = StubTrouter(script)
         server = await aiohttp_server(stub.app())
@@ -110,6 +114,7 @@ async def start(aiohttp_server: Any) -> AsyncIterator[Any]:
             on_state=rec.on_state,
             on_resync=rec.on_resync,
             config=config,
+            on_gap=on_gap,
         )
         harness = Harness(stub, trouter, rec, tokens)
         harnesses.append(harness)
@@ -241,6 +246,30 @@ async def test_message_loss_is_acked_and_resyncs(start: Any) -> None:
     sock = await h.socket()
     await sock.wait_for(lambda f: f == "6:::3+[]")
     await h.rec.wait(lambda: h.rec.resyncs >= 2)
+
+
+async def test_a_gap_is_noted_before_the_next_push_is_handed_on(start: Any) -> None:
+    """The consumer learns that pushes may have been missed (the connect, a loss notice)
+    before it is handed the push that follows, not whenever the resync task runs."""
+    order: list[str] = []
+
+    async def on_event(event: Any) -> None:
+        order.append(f"event {event.message.content}")
+
+    async def script(sock: StubSocket) -> None:
+        await sock.wait_for(lambda f: "user.activity" in f)
+        await sock.request(1, event_body("<p>1</p>", "1"))
+        await sock.send('5:3+::{"name":"trouter.message_loss","args":[{"reason":"x"}]}')
+        await sock.request(2, event_body("<p>2</p>", "2"))
+        await asyncio.Event().wait()
+
+    h = await start(script, on_event=on_event, on_gap=lambda: order.append("gap"))
+    await h.rec.wait(lambda: h.rec.resyncs >= 2)
+    for _ in range(3000):
+        if "event <p>2</p>" in order:
+            break
+        await asyncio.sleep(0.01)
+    assert order == ["gap", "event <p>1</p>", "gap", "event <p>2</p>"]
 
 
 async def test_consumer_errors_do_not_kill_the_connection(start: Any) -> None:
