@@ -357,7 +357,8 @@ def _standby_rows(sb: dict[str, Any]) -> list[list[str]]:
         ],
         [
             "7",
-            "Active process stopped: standby serving, every message in between delivered",
+            "Active process stopped: standby serving, every message in between delivered "
+            f"(sent over {stopped.get('sending_s', 0):.1f} s)",
             f"{stopped['to_started_s']:.1f} s, {stopped['to_all_delivered_s']:.1f} s",
             f"one process restarted: {one['to_started_s']:.1f} s, "
             f"{one['to_all_delivered_s']:.1f} s",
