@@ -108,6 +108,9 @@ class TeamsBridge(Bridge):
             # pool throws such a connection away on release and the callers retry, so
             # the bridge carries on instead.
             opts.setdefault("meow_exit_on_ice", False)
+            if self.config["bridge.cluster.enabled"]:
+                # A process resumed past its lease writes nothing either (cluster.Lease.check).
+                opts["setup"] = cluster.fence_setup(self._check_lease)
         # Before SQLite opens (or creates) it: the file holds the users' refresh tokens.
         restrict_sqlite_files(self.config["appservice.database"])
         self.db = Database.create(
@@ -333,6 +336,11 @@ class TeamsBridge(Bridge):
         else:
             self.log.warning("Took over from process %s: its lease had run out", previous)
         self.lease.keep(self._lease_lost)
+
+    def _check_lease(self) -> None:
+        lease: cluster.Lease | None = getattr(self, "lease", None)
+        if lease is not None:
+            lease.check()
 
     def _lease_lost(self, reason: str) -> None:
         """Another process may be the bridge now: stop at once, finishing nothing (what is

@@ -89,6 +89,16 @@ def fence_trace(check: Callable[[], None]) -> aiohttp.TraceConfig:
     return trace
 
 
+def fence_setup(check: Callable[[], None]) -> Callable[[Any], Awaitable[None]]:
+    """`check()` each time an asyncpg pool hands out a connection (its ``setup``): every
+    statement and transaction the bridge runs takes one first."""
+
+    async def setup(_connection: Any) -> None:
+        check()
+
+    return setup
+
+
 def process_name() -> str:
     """This process, as other processes and operators see it: host, pid, a random part (a
     pid can come back after a restart)."""

@@ -11,7 +11,7 @@ import asyncpg
 import pytest
 from aiohttp import web
 
-from teams_bridge.cluster import Lease, fence_trace
+from teams_bridge.cluster import Lease, fence_setup, fence_trace
 
 # Long enough that nothing in these tests runs out unless a test makes it.
 LONG = 600.0
@@ -201,3 +201,31 @@ async def test_fence_trace_stops_an_aiohttp_request_before_it_is_sent():
     finally:
         await runner.cleanup()
     assert requests == ["/one"]
+
+
+async def test_fence_setup_stops_a_statement_before_it_runs(postgres_database: str):
+    class Stop(Exception):
+        pass
+
+    stop = False
+
+    def check() -> None:
+        if stop:
+            raise Stop
+
+    pool = await asyncpg.create_pool(
+        postgres_database, min_size=1, max_size=2, setup=fence_setup(check)
+    )
+    try:
+        await pool.execute("CREATE TABLE fenced (n int)")
+        await pool.execute("INSERT INTO fenced VALUES (1)")
+        stop = True
+        with pytest.raises(Stop):
+            await pool.execute("INSERT INTO fenced VALUES (2)")
+        with pytest.raises(Stop):
+            async with pool.acquire() as conn, conn.transaction():
+                await conn.execute("INSERT INTO fenced VALUES (3)")
+        stop = False
+        assert [r["n"] for r in await pool.fetch("SELECT n FROM fenced")] == [1]
+    finally:
+        await pool.close()
