@@ -207,6 +207,8 @@ class TeamsBridge(Bridge):
         return done
 
     async def _resume_outbound(self) -> None:
+        # The homeserver answered the start-up checks (and was told to resend what it kept).
+        self.disruptions.note_recovered()
         self.homeserver_watch.start()
         self.queue_pruner.start()
         for room_id in await dbm.MatrixEvent.rooms_with_pending():
@@ -312,6 +314,9 @@ class TeamsBridge(Bridge):
         self.add_startup_actions(Puppet.init_cls(self))
         self.add_startup_actions(User.init_cls(self))
         self.add_startup_actions(self._resume_outbound())
+        # Before the appservice listens: whatever the homeserver sends from now on may follow
+        # a transaction its recovery left unsent (disruption.py).
+        self.disruptions.note_start()
         await super().start()
 
     async def _stand_by(self) -> None:
@@ -363,9 +368,19 @@ class TeamsBridge(Bridge):
         task.add_done_callback(self._background.discard)
 
     async def _reconcile_portals(self) -> None:
-        """Once the homeserver is back, every portal checks its timeline for lost events."""
+        """Once the homeserver is back, every portal checks its timeline for lost events: a
+        moment later, and again just before the window closes (the homeserver's recovery can
+        leave a transaction unsent as it ends, which is late when it had much to resend)."""
         # Give the homeserver a moment to send what it still has queued.
         await asyncio.sleep(RECONCILE_DELAY)
+        await self._check_timelines()
+        left = self.disruptions.remaining() - RECONCILE_DELAY
+        if left > 0:
+            await asyncio.sleep(left)
+            if self.disruptions.ask_again():
+                await self._check_timelines()
+
+    async def _check_timelines(self) -> None:
         limit = asyncio.Semaphore(2)
 
         async def one(portal: Portal) -> None:
@@ -375,9 +390,11 @@ class TeamsBridge(Bridge):
         portals = [p for p in self.directory.portals() if p.mxid]
         await asyncio.gather(*(one(p) for p in portals))
 
-    async def _timeline_page(self, room_id: RoomID, token: str | None) -> dict[str, Any]:
+    async def _timeline_page(
+        self, room_id: RoomID, token: str | None, limit: int = 100
+    ) -> dict[str, Any]:
         """One page of a room's timeline, newest first, as the bot sees it."""
-        query: dict[str, Any] = {"dir": "b", "limit": "100"}
+        query: dict[str, Any] = {"dir": "b", "limit": str(limit)}
         if token:
             query["from"] = token
         path = Path.v3.rooms[room_id].messages
@@ -421,6 +438,9 @@ class TeamsBridge(Bridge):
             await lease.release()  # last: a standby may start the moment it is free
 
     async def _stop_bridge(self) -> None:
+        for task in list(self._background):
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
         sync: presence.PresenceSync | None = getattr(self, "presence", None)
         if sync is not None:
             await sync.stop()

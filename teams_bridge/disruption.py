@@ -9,12 +9,16 @@ unsent. Transaction numbers alone cannot tell: they come from one sequence share
 appservice on the homeserver, so gaps are normal.
 
 So the bridge notes disruptions: the homeserver not answering its probes
-(`HomeserverWatch`), or the bridge failing to store a transaction. For `window_seconds`
+(`HomeserverWatch`), the bridge failing to store a transaction, or the bridge starting (the
+homeserver then resends what it kept while no process answered, and the end of that
+recovery can strand a transaction just as after a failed one). For `window_seconds`
 afterwards, each portal compares its room's timeline with what it has stored before sending
 anything received since the disruption began, and stores the user's events it never got, in
 timeline order (`Portal.reconcile`); within the window, a gap in the transaction numbers asks
 for another such check before anything newer is sent. Portals with nothing new check shortly
-after the disruption ends. Outside the window nothing waits.
+after the disruption ends, and once more just before the window closes (a recovery with much
+to resend ends, and can strand a transaction, well after it began). Outside the window
+nothing waits.
 """
 
 from __future__ import annotations
@@ -93,6 +97,32 @@ class Disruptions:
         # Events received from now on need a check made after this moment.
         self._mark(now)
         self._last_change = self.clock()
+
+    def note_start(self) -> None:
+        """This process is starting. While no process answered, the homeserver kept what it
+        could not deliver and sends it once the bridge answers, and a transaction it creates
+        while that recovery ends can be left unsent (Synapse). So a start is a disruption
+        that begins now; `note_recovered` once the homeserver answers."""
+        if self.window <= 0:
+            return
+        now = self.wall_ms()
+        self.started_ms = now
+        self.marks = [now]
+        self._last_change = self.clock()
+        log.info("Starting: portals check their room timelines once before sending on")
+
+    def ask_again(self) -> bool:
+        """Every portal checks its timeline once more, if the window is open (whether it is)."""
+        if not self.active:
+            return False
+        self._mark(self.wall_ms())
+        return True
+
+    def remaining(self) -> float:
+        """Seconds until the window closes (0 when it is not open)."""
+        if not self.active or self._last_change is None:
+            return 0.0
+        return max(0.0, self.window - (self.clock() - self._last_change))
 
     def note_recovered(self) -> None:
         """The homeserver answers again; the window runs from now."""

@@ -69,7 +69,11 @@ MAX_UNEXPECTED_ATTEMPTS = 3
 # Seconds before a failed timeline check after a disruption is tried again.
 GAP_RETRY = 3.0
 # Pages of 100 timeline events read back at most when checking the timeline.
-GAP_PAGES = 5
+GAP_PAGES = 6
+# Events per page of a room's timeline read for that check (the first page of a check with
+# nothing to line up against: a few).
+PAGE = 100
+FIRST_PAGE = 10
 # How long to wait for the sender's Teams connection (e.g. right after start-up).
 CONNECT_WAIT = 60.0
 # Pending events read from the database at a time.
@@ -175,7 +179,7 @@ class Services:
     disruptions: Disruptions
     get_user: Callable[[UserID], Awaitable[User | None]]
     # One page of a room's timeline, newest first: (room, the `from` token or None).
-    timeline_page: Callable[[RoomID, str | None], Awaitable[dict[str, Any]]]
+    timeline_page: Callable[[RoomID, str | None, int], Awaitable[dict[str, Any]]]
     # The bridge's encryption helper, when encryption is enabled.
     e2ee: Callable[[], EncryptionManager | None]
     # Posts a checkpoint when an endpoint is configured (else does nothing).
@@ -831,8 +835,11 @@ class DeliveryWorker:
         newest_first: list[dict[str, Any]] = []
         token = None
         seen_anchor = anchor is None
-        for _ in range(GAP_PAGES):
-            resp = await self.services.timeline_page(room, token)
+        for page in range(GAP_PAGES):
+            # A first page of a few events: most rooms checked after a start or a disruption
+            # had nothing since, and that is all it takes to see it.
+            limit = FIRST_PAGE if page == 0 and anchor is None else PAGE
+            resp = await self.services.timeline_page(room, token, limit)
             chunk = [e for e in resp.get("chunk") or [] if isinstance(e, dict)]
             for raw in chunk:
                 event_id = EventID(str(raw.get("event_id")))

@@ -232,3 +232,38 @@ async def test_watch_does_not_count_the_reconnect_after_a_failure_twice():
     assert d.marks == marks
     assert await watch.check()
     assert d.marks == marks
+
+
+def test_a_start_is_a_disruption_that_ends_when_the_homeserver_answers():
+    d, clock = make(window=60)
+    calls = []
+    d.on_recovered.append(lambda: calls.append(clock.now))
+    before = Row(received_at=clock.wall - 1)  # stored by the process before this one
+    d.note_start()
+    assert d.active
+    clock.advance(1)
+    held = Row(received_at=clock.wall)  # a transaction of the homeserver's recovery
+    assert not d.must_check(before, checked_ms=0)
+    assert d.must_check(held, checked_ms=0)
+    d.note_recovered()
+    assert len(calls) == 1
+    assert d.remaining() == 60
+    clock.advance(45)
+    assert d.remaining() == 15
+    # Just before the window closes: every portal checks once more.
+    checked = clock.wall
+    assert not d.portal_is_behind(checked_ms=checked)
+    clock.advance(1)
+    assert d.ask_again()
+    assert d.portal_is_behind(checked_ms=checked)
+    clock.advance(15)
+    assert not d.active
+    assert d.remaining() == 0
+    assert not d.ask_again()
+
+
+def test_a_start_checks_nothing_with_the_window_off():
+    d, clock = make(window=0)
+    d.note_start()
+    assert not d.active
+    assert not d.must_check(Row(received_at=clock.wall), checked_ms=0)

@@ -1,4 +1,4 @@
-"""A restart while the homeserver holds events for the bridge.
+"""A restart while the homeserver holds events for the bridge, or has left one unsent.
 
 When a transaction cannot be delivered, Synapse marks the appservice down and retries on a
 timer. The bridge's start-up ping tells it to retry at once; a second ping while that
@@ -9,7 +9,14 @@ for it arrive.
 
 from __future__ import annotations
 
+import re
+
+import aiohttp
+import pytest
+from aiohttp import web
+
 from tests.e2e.helpers import login_through_bot, wait_for
+from tests.harness.ports import free_port
 
 PING_LINE = "Received ping from homeserver"
 
@@ -59,3 +66,124 @@ async def test_restart_while_homeserver_retries_pings_once(
     text = _text_after(bridge.log_path, bridge_offset)
     assert text.count(PING_LINE) == 1, text
     assert "failed with HTTP 502" not in text
+
+
+class Switchboard:
+    """Stands at the registration's URL and passes every request on to the bridge, except a
+    transaction that holds `swallow` in it: answered as delivered, never passed on. To the
+    bridge that is a transaction the homeserver left unsent (Synapse's recovery can leave
+    one created as it ends: the process starting after a stop or a crash is the one that
+    must find its events in the room's timeline)."""
+
+    def __init__(self, listen_port: int, bridge_port: int, swallow: str) -> None:
+        self.listen_port, self.bridge_port, self.swallow = listen_port, bridge_port, swallow
+        self.swallowed: list[str] = []
+        self._runner: web.AppRunner | None = None
+        self._session: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._pass_on)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", self.listen_port).start()
+        self._session = aiohttp.ClientSession()
+
+    async def stop(self) -> None:
+        if self._session:
+            await self._session.close()
+        if self._runner:
+            await self._runner.cleanup()
+
+    async def _pass_on(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        if "/transactions/" in request.path and self.swallow.encode() in body:
+            self.swallowed.append(request.path)
+            return web.json_response({})
+        assert self._session is not None
+        headers = {k: v for k, v in request.headers.items() if k.lower() in _PASSED_HEADERS}
+        url = f"http://127.0.0.1:{self.bridge_port}{request.path_qs}"
+        try:
+            async with self._session.request(
+                request.method, url, data=body, headers=headers
+            ) as resp:
+                return web.Response(
+                    status=resp.status,
+                    body=await resp.read(),
+                    content_type=resp.content_type,
+                )
+        except aiohttp.ClientError:
+            return web.Response(status=502)  # the bridge is down: the homeserver retries
+
+
+_PASSED_HEADERS = {"authorization", "content-type"}
+LEFT_UNSENT = "left unsent by the homeserver"
+
+
+async def _bridge_behind_switchboard(backend, synapse, bridge_factory, control, matrix_user):
+    reg = synapse.appservices[backend]
+    me = await control.create_user(display_name="Grace Hopper", kind="work")
+    ada = await control.create_user(display_name="Ada Lovelace", kind="work")
+    chat = await control.create_chat(
+        kind="group", members=[me["mri"], ada["mri"]], topic="Stranded"
+    )
+    switchboard = Switchboard(reg.port, free_port(), LEFT_UNSENT)
+    await switchboard.start()
+    bridge = bridge_factory(overrides={"appservice.port": switchboard.bridge_port})
+    await bridge.astart()
+    await login_through_bot(matrix_user, reg, control, me["mri"])
+    room = await matrix_user.wait_for_invite(lambda inv: inv.name == "Stranded")
+    await matrix_user.join(room)
+    await control.wait_for_registration(me["mri"], timeout=60)
+    return me, chat, room, bridge, switchboard
+
+
+async def _mine_in_teams(control, chat, me) -> list[str]:
+    return [
+        re.sub(r"<[^>]+>", "", m.get("content", ""))
+        for m in await control.list_messages(chat["id"])
+        if str(m.get("from", "")).endswith(me["mri"])
+    ]
+
+
+async def _left_unsent_then_restart(control, chat, room, me, bridge, switchboard, matrix_user):
+    await matrix_user.send_text(room, "before")
+
+    async def first_there() -> bool:
+        return "before" in await _mine_in_teams(control, chat, me)
+
+    await wait_for(first_there)
+    await matrix_user.send_text(room, LEFT_UNSENT)
+
+    async def swallowed() -> bool:
+        return bool(switchboard.swallowed)
+
+    await wait_for(swallowed)
+    await bridge.astop()
+    await bridge.astart()
+
+
+@pytest.mark.parametrize("then", [None, "after"], ids=["nothing-after", "one-after"])
+async def test_a_message_the_homeserver_left_unsent_reaches_teams_after_a_restart(
+    then, backend, synapse, bridge_factory, control, matrix_user
+):
+    """Nothing more sent in the room: the new process finds it on its own. A message sent
+    right after the restart: it waits for the one before it."""
+    me, chat, room, bridge, switchboard = await _bridge_behind_switchboard(
+        backend, synapse, bridge_factory, control, matrix_user
+    )
+    try:
+        await _left_unsent_then_restart(control, chat, room, me, bridge, switchboard, matrix_user)
+        expected = ["before", LEFT_UNSENT]
+        if then:
+            await matrix_user.send_text(room, then)
+            expected.append(then)
+
+        async def arrived() -> bool:
+            return set(expected) <= set(await _mine_in_teams(control, chat, me))
+
+        await wait_for(arrived, timeout=90)
+        assert await _mine_in_teams(control, chat, me) == expected
+        assert "Recovered 1 events the homeserver did not send" in bridge.log_text()
+    finally:
+        await switchboard.stop()
