@@ -68,7 +68,7 @@ MAX_ATTEMPTS = 8
 MAX_UNEXPECTED_ATTEMPTS = 3
 # Seconds before a failed timeline check after a disruption is tried again.
 GAP_RETRY = 3.0
-# Pages of 100 timeline events read back at most when checking the timeline.
+# Pages of timeline events read back at most when checking the timeline.
 GAP_PAGES = 6
 # Events per page of a room's timeline read for that check (the first page of a check with
 # nothing to line up against: a few).
