@@ -24,6 +24,10 @@ RETIRED_EXAMPLE_COMMENTS = frozenset(
         "When the homeserver delivers an appservice transaction late (e.g. after it restarted),",
         "messages from later transactions wait this long for it, so they reach Teams in order.",
         "Whether to update m.direct for the user's direct chats (needs double puppeting).",
+        "A homeserver that restarts can deliver an event late or not at all. For this long after",
+        "the homeserver failed to answer, each room compares its timeline with what the bridge",
+        "received, once, before sending newer messages to Teams, so none is lost or reordered.",
+        "0 disables the check.",
     }
 )
 
