@@ -797,6 +797,11 @@ class DeliveryWorker:
             if not disruptions.portal_is_behind(self.checked_ms) or not self.host.mxid:
                 self.checked_ms = max(self.checked_ms, started)
                 return True
+            if anchor is None and await dbm.MatrixEvent.pending(self.host.mxid, 1):
+                # Events are waiting: the check before the oldest of them covers the room. One
+                # without an anchor stops at the newest event we know, and counting the room
+                # checked would let a later event go out past a gap below that one.
+                return True
             try:
                 missing = await self._unseen_in_timeline(anchor, disruptions.lookback_ms)
             except Exception as e:

@@ -8,6 +8,7 @@ is not counted. Encrypted events are decrypted by the worker, or fail with a rea
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import sqlite3
@@ -36,6 +37,7 @@ from teams_bridge.delivery.worker import (
     preclaim,
     store_events,
 )
+from teams_bridge.disruption import Disruptions
 from teams_bridge.portal.writer import RoomWriter
 from teams_bridge.teams import TeamsError
 
@@ -948,3 +950,34 @@ def test_a_message_is_surely_new_only_after_the_cursor_and_not_from_a_bridge_use
     assert not inbound._surely_new(message("501"))
     assert not inbound._surely_new(message("500", "8:orgid:ada"))  # may be our own post
     assert not inbound._surely_new(message("1001"))  # its record is on its way
+
+
+async def test_a_check_without_anchor_leaves_a_room_with_waiting_events_to_their_own(
+    database: Database,
+):
+    """After a start or a disruption every loaded portal checks its timeline; one without
+    an anchor stops at the newest event the bridge knows. A room with events waiting must
+    not count as checked by it: its oldest waiting event's own check is what finds a gap
+    below the newer ones (the homeserver never sent them)."""
+    await _store("$waiting", 1, TEXT)
+    room = Room()
+    disruptions = Disruptions(300)
+    disruptions.note_start()
+    disruptions.note_recovered()
+    pages: list[Any] = []
+
+    async def timeline_page(room_id: str, token: str | None, limit: int) -> dict[str, Any]:
+        pages.append((room_id, token, limit))
+        return {"chunk": [], "end": None}
+
+    room.delivery.services = dataclasses.replace(
+        room.services, disruptions=disruptions, timeline_page=timeline_page
+    )
+    assert await room.delivery.reconcile(None)
+    assert pages == []  # no read, and still behind
+    assert disruptions.portal_is_behind(room.delivery.checked_ms)
+    # With nothing waiting, the same check reads the newest few events and is done.
+    await (await dbm.MatrixEvent.get("$waiting")).finish(DONE)
+    assert await room.delivery.reconcile(None)
+    assert pages == [(ROOM, None, 10)]
+    assert not disruptions.portal_is_behind(room.delivery.checked_ms)
