@@ -87,13 +87,17 @@ class Disruptions:
 
     def note_trouble(self) -> None:
         """The homeserver did not answer, or a transaction could not be stored."""
+        self._disrupted("Disruption: portals will check their room timelines before sending on")
+
+    def _disrupted(self, begins: str) -> None:
+        """A disruption begins now (logged with `begins`), or the current one goes on."""
         if self.window <= 0:
             return
         now = self.wall_ms()
         if not self.active:
             self.started_ms = now
             self.marks = []
-            log.info("Disruption: portals will check their room timelines before sending on")
+            log.info(begins)
         # Events received from now on need a check made after this moment.
         self._mark(now)
         self._last_change = self.clock()
@@ -103,13 +107,7 @@ class Disruptions:
         could not deliver and sends it once the bridge answers, and a transaction it creates
         while that recovery ends can be left unsent (Synapse). So a start is a disruption
         that begins now; `note_recovered` once the homeserver answers."""
-        if self.window <= 0:
-            return
-        now = self.wall_ms()
-        self.started_ms = now
-        self.marks = [now]
-        self._last_change = self.clock()
-        log.info("Starting: portals check their room timelines once before sending on")
+        self._disrupted("Starting: portals check their room timelines once before sending on")
 
     def ask_again(self) -> bool:
         """Every portal checks its timeline once more, if the window is open (whether it is)."""
@@ -120,8 +118,9 @@ class Disruptions:
 
     def remaining(self) -> float:
         """Seconds until the window closes (0 when it is not open)."""
-        if not self.active or self._last_change is None:
+        if not self.active:
             return 0.0
+        assert self._last_change is not None  # (an open window has one)
         return max(0.0, self.window - (self.clock() - self._last_change))
 
     def note_recovered(self) -> None:

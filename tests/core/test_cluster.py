@@ -168,6 +168,21 @@ async def test_check_stops_a_holder_past_its_deadline(postgres_database: str):
         await a.close()
 
 
+class Stopped(Exception):
+    pass
+
+
+class Switch:
+    """A fence's check: raises `Stopped` while it is on."""
+
+    def __init__(self) -> None:
+        self.on = False
+
+    def __call__(self) -> None:
+        if self.on:
+            raise Stopped
+
+
 async def test_fence_trace_stops_an_aiohttp_request_before_it_is_sent():
     requests: list[str] = []
 
@@ -175,15 +190,7 @@ async def test_fence_trace_stops_an_aiohttp_request_before_it_is_sent():
         requests.append(request.path)
         return web.Response(text="ok")
 
-    class Stop(Exception):
-        pass
-
-    stop = False
-
-    def check() -> None:
-        if stop:
-            raise Stop
-
+    check = Switch()
     app = web.Application()
     app.router.add_get("/{tail:.*}", handler)
     runner = web.AppRunner(app)
@@ -195,8 +202,8 @@ async def test_fence_trace_stops_an_aiohttp_request_before_it_is_sent():
         async with aiohttp.ClientSession(trace_configs=[fence_trace(check)]) as session:
             async with session.get(f"http://127.0.0.1:{port}/one") as resp:
                 assert await resp.text() == "ok"
-            stop = True
-            with pytest.raises(Stop):
+            check.on = True
+            with pytest.raises(Stopped):
                 await session.get(f"http://127.0.0.1:{port}/two")
     finally:
         await runner.cleanup()
@@ -204,28 +211,20 @@ async def test_fence_trace_stops_an_aiohttp_request_before_it_is_sent():
 
 
 async def test_fence_setup_stops_a_statement_before_it_runs(postgres_database: str):
-    class Stop(Exception):
-        pass
-
-    stop = False
-
-    def check() -> None:
-        if stop:
-            raise Stop
-
+    check = Switch()
     pool = await asyncpg.create_pool(
         postgres_database, min_size=1, max_size=2, setup=fence_setup(check)
     )
     try:
         await pool.execute("CREATE TABLE fenced (n int)")
         await pool.execute("INSERT INTO fenced VALUES (1)")
-        stop = True
-        with pytest.raises(Stop):
+        check.on = True
+        with pytest.raises(Stopped):
             await pool.execute("INSERT INTO fenced VALUES (2)")
-        with pytest.raises(Stop):
+        with pytest.raises(Stopped):
             async with pool.acquire() as conn, conn.transaction():
                 await conn.execute("INSERT INTO fenced VALUES (3)")
-        stop = False
+        check.on = False
         assert [r["n"] for r in await pool.fetch("SELECT n FROM fenced")] == [1]
     finally:
         await pool.close()
