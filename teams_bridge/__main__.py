@@ -437,6 +437,13 @@ class TeamsBridge(Bridge):
         if lease is not None:
             await lease.release()  # last: a standby may start the moment it is free
 
+    async def stop_db(self) -> None:
+        # Records of bridged messages still waiting for their batch go in first.
+        writer = getattr(dbm.RecordWriter, "current", None)
+        if writer is not None and writer.db is self.db:
+            await writer.close()
+        await super().stop_db()
+
     async def _stop_bridge(self) -> None:
         for task in list(self._background):
             task.cancel()

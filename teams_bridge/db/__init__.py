@@ -11,6 +11,7 @@ from .message_state import MessageState
 from .portal import Portal
 from .puppet import Puppet
 from .reaction import Reaction
+from .records import Record, RecordWriter
 from .sent_message import SentMessage
 from .space import Space
 from .upgrade import upgrade_table
@@ -32,6 +33,7 @@ def init(db: Database) -> None:
     )
     for table in tables:
         table.db = db
+    RecordWriter.current = RecordWriter(db)
     if db.scheme == Scheme.POSTGRES:
         # asyncpg resets every connection handed back to its pool with a query of its own
         # (advisory locks, cursors, LISTEN, settings), one more round trip for every
@@ -56,6 +58,8 @@ __all__ = [
     "MatrixEvent",
     "KeyValue",
     "Reaction",
+    "Record",
+    "RecordWriter",
     "MessageState",
     "Space",
 ]

@@ -132,8 +132,7 @@ class Portal:
 
     def cursor_query(self, message_id: str) -> tuple[str, tuple[Any, ...]]:
         """Move the catch-up cursor (the caller sets ``last_message_id`` once it is stored)."""
-        q = "UPDATE portal SET last_message_id=$3 WHERE thread_id=$1 AND receiver=$2"
-        return q, (self.thread_id, self.receiver, message_id)
+        return cursor_query(self.thread_id, self.receiver, message_id)
 
     async def add_user(self, user_mxid: UserID) -> None:
         q = (
@@ -154,3 +153,9 @@ class Portal:
     async def delete(self) -> None:
         q = "DELETE FROM portal WHERE thread_id=$1 AND receiver=$2"
         await self.db.execute(q, self.thread_id, self.receiver)
+
+
+def cursor_query(thread_id: str, receiver: str, message_id: str) -> tuple[str, tuple[Any, ...]]:
+    """Move a portal's catch-up cursor to ``message_id``."""
+    q = "UPDATE portal SET last_message_id=$3 WHERE thread_id=$1 AND receiver=$2"
+    return q, (thread_id, receiver, message_id)

@@ -17,6 +17,7 @@ delete or reaction (`Updates`), typing, membership, renames and read positions (
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, ClassVar
 
@@ -53,8 +54,6 @@ EXPECTED_ECHOES = 32
 # Records of sent messages being written at once behind the portal's sends, at most; a send
 # after that waits for them (the database is slow or away).
 RECORDS_AHEAD = 8
-# How often a record is tried before it is given up (as a queued event is, in `Portal`).
-RECORD_ATTEMPTS = 12
 
 Handler = Callable[["User", "EventMessage"], Awaitable[None]]
 
@@ -79,10 +78,11 @@ class Inbound:
         self._expected_echoes: dict[str, str] = {}
         # clientmessageid -> a post from Matrix on its way, not yet mapped (made when needed).
         self._posts: dict[str, _Post] | None = None
-        # The record of the last message sent while it is written (`_record_later`), and the
-        # ids of the messages whose records are not stored yet.
-        self._recording: asyncio.Task[None] | None = None
+        # The newest record of `_record_later` until it is stored, the ids of the messages
+        # whose records are not stored yet, and the newest cursor among them.
+        self._recording: asyncio.Future[None] | None = None
         self._unrecorded: set[str] = set()
+        self._cursor_queued: str | None = None
         # While history is put in: the ids of its messages the database does not know.
         self._fresh: set[str] | None = None
 
@@ -334,7 +334,8 @@ class Inbound:
             return False
         if self._fresh is not None and message.id in self._fresh:
             return True  # history the database did not know (`put_history`)
-        cursor = portal.last_message_id
+        # Records on their way count: every message up to their cursor has been sent.
+        cursor = self._cursor_queued or portal.last_message_id
         if cursor is None or not (message.id.isdigit() and cursor.isdigit()):
             return False
         return int(message.id) > int(cursor)
@@ -462,46 +463,50 @@ class Inbound:
         send instead of before it. Waiting for the database between one send's answer and
         the next send spread a portal's sends out in time, and each send that reaches the
         homeserver alone costs it more (its background work runs once per batch of new
-        events). Records are written one after another, in order; anything that reads what
-        they store waits for them (`settled`). A crash before a record is stored leaves the
-        message after the cursor: it is sent again with the same transaction id, as when the
-        crash came between a send and its record before."""
-        self._unrecorded.add(message.id)
-        self._recording = asyncio.create_task(
-            self._write_record(self._recording, message, event_id),
-            name=f"record {message.id}",
+        events). The record goes to the process's `RecordWriter`, which writes it with
+        other portals' in one statement, in order; anything that reads what they store
+        waits for them (`settled`). A crash before a record is stored leaves the message
+        after the cursor: it is sent again with the same transaction id, as when the crash
+        came between a send and its record before."""
+        portal = self.portal
+        ahead = self._cursor_queued or portal.last_message_id
+        cursor = message.id if _newer(message.id, ahead) else None
+        record = dbm.Record(
+            portal.thread_id,
+            portal.receiver,
+            [self._mapping(message, 0, event_id, FROM_TEAMS)],
+            portal.updates.version_state(message),
+            cursor,
         )
+        if cursor is not None:
+            self._cursor_queued = cursor
+        self._unrecorded.add(message.id)
+        done = dbm.RecordWriter.current.add(record)
+        self._recording = done
+        done.add_done_callback(functools.partial(self._recorded, message, event_id, record))
 
-    async def _write_record(
-        self, before: asyncio.Task[None] | None, message: Message, event_id: EventID
+    def _recorded(
+        self, message: Message, event_id: EventID, record: dbm.Record, done: asyncio.Future[None]
     ) -> None:
-        try:
-            if before is not None:
-                await asyncio.wait({before})
-            delay = 0.5
-            for attempt in range(1, RECORD_ATTEMPTS + 1):
-                try:
-                    await self._record(message, 0, event_id)
-                    return
-                except Exception as e:
-                    self.log.warning(
-                        "Storing the mapping of message %s failed (attempt %d): %s",
-                        message.id,
-                        attempt,
-                        e,
-                    )
-                if attempt < RECORD_ATTEMPTS:
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, 15)
-            self.log.error("Giving up storing the mapping of message %s", message.id)
-        finally:
-            self._unrecorded.discard(message.id)
-            if self._recording is asyncio.current_task():
-                self._recording = None
+        """A record of `_record_later` is stored, or given up."""
+        portal = self.portal
+        self._unrecorded.discard(message.id)
+        if self._recording is done:
+            self._recording = None
+            self._cursor_queued = None
+        error = done.exception() if not done.cancelled() else asyncio.CancelledError()
+        if error is not None:
+            self.log.error("Giving up storing the mapping of message %s: %s", message.id, error)
+            return
+        if record.cursor is not None and _newer(record.cursor, portal.last_message_id):
+            portal.last_message_id = record.cursor
+        metrics.delivered(metrics.TO_MATRIX, message_timestamp_ms(message))
+        portal.threads.note_recorded(message, event_id)
 
     async def settled(self) -> None:
         """Wait until the records being written are stored (or given up)."""
         while self._recording is not None:
+            dbm.RecordWriter.current.flush()
             await asyncio.wait({self._recording})
 
     def is_idle(self) -> bool:

@@ -139,9 +139,14 @@ class Updates:
     def version_queries(self, message: Message) -> list[Query]:
         """Remember the version of a new message as it reached Matrix (later updates compare
         to it); stored with the message's mapping."""
+        state = self.version_state(message)
+        return [] if state is None else [state.insert_if_absent_query()]
+
+    def version_state(self, message: Message) -> dbm.MessageState | None:
+        """The version of a new message as it reached Matrix, if it has content."""
         if not message.is_content:
-            return []
-        state = dbm.MessageState(
+            return None
+        return dbm.MessageState(
             self.portal.thread_id,
             self.portal.receiver,
             message.id,
@@ -149,7 +154,6 @@ class Updates:
             content_digest(message),
             False,
         )
-        return [state.insert_if_absent_query()]
 
     # -- deletes -------------------------------------------------------------------------
 

@@ -158,7 +158,7 @@ async def test_a_record_that_fails_is_tried_again_and_the_cursor_ends_at_the_new
             await matrix_user.wait_for_message(room, sender=ada_puppet, body=f"slow-{i}")
 
         async def a_record_failed() -> bool:
-            return "Storing the mapping of message" in bridge.log_text()
+            return "message records failed" in bridge.log_text()
 
         await wait_for(a_record_failed, timeout=60)
 
