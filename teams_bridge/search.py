@@ -114,6 +114,9 @@ async def _one_chat(user: User, thread_id: str, direct: bool, words: list[str]) 
         log.debug("Could not read %s for a search: %s", thread_id, e)
         return None
     portal = await Portal.for_conversation(thread_id, user.mri, one_to_one=direct)
+    if portal is not None:
+        # Messages just bridged may have their records (the events they link to) on the way.
+        await portal.inbound.settled()
     found = []
     for message in messages:
         if not is_history(message):

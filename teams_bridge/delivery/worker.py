@@ -125,6 +125,9 @@ class Host(Protocol):
         """The post is mapped (``stored``: with its held echo's writes) or given up; a held
         echo not stored is handled as any message."""
 
+    async def records_settled(self) -> None:
+        """Wait until the records of Teams messages bridged into the room are stored."""
+
     async def get_relay_user(self) -> User | None: ...
 
 
@@ -394,6 +397,9 @@ class DeliveryWorker:
             # Anything but a delivery re-reads the room: the row has changed in the database.
             delivered = False
             try:
+                # What the event refers to (a reply's, an edit's or a reaction's target) may
+                # be a Teams message whose record is still on its way.
+                await self.host.records_settled()
                 await self.record(row, await self._deliver(row))
                 delivered = True
                 backoff = 1.0

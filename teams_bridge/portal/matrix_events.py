@@ -287,6 +287,8 @@ class MatrixEvents:
 
     async def _message_read(self, event_id: EventID) -> str | None:
         assert self.portal.mxid
+        # The read event may be one whose record is on its way (`Inbound.settled`).
+        await self.portal.inbound.settled()
         message = await dbm.Message.get_by_mxid(event_id, self.portal.mxid)
         if message is not None:
             return message.message_id if is_chat_message_id(message.message_id) else None

@@ -446,6 +446,10 @@ class Portal(dbm.Portal, BasePortal):
         """(The delivery worker's `Host`.)"""
         self.inbound.end_post(client_message_id, stored=stored)
 
+    async def records_settled(self) -> None:
+        """(The delivery worker's `Host`.)"""
+        await self.inbound.settled()
+
     def requeue_message(self, source: User, message: Message) -> None:
         """Queue a message again (an echo held for a post that was not mapped after all)."""
         task = asyncio.create_task(self.queue_teams_event(source, synthetic_event(message)))
