@@ -195,9 +195,6 @@ class RecordWriter:
             writer.cancel()
             await asyncio.gather(writer, return_exceptions=True)
 
-    def pending(self) -> int:
-        return len(self._waiting)
-
     async def _run(self) -> None:
         now = self._now
         assert now is not None

@@ -41,6 +41,12 @@ def _record(thread_id: str, message_id: str, event_id: str, *, cursor: bool = Tr
     return dbm.Record(thread_id, "", [mapping], state, message_id if cursor else None)
 
 
+async def _store_now(writer: records.RecordWriter, record: dbm.Record) -> None:
+    done = writer.add(record)
+    writer.flush()
+    await done
+
+
 async def _stored(thread_id: str) -> tuple[list[str], list[str], str | None]:
     db = dbm.Message.db
     mapped = await db.fetch(
@@ -85,9 +91,7 @@ async def test_records_of_several_portals_go_out_in_one_write(
 async def test_a_record_stored_already_changes_nothing(database: Database):
     await _portal("19:aaa@thread.v2")
     writer = records.RecordWriter(database, window=NEVER)
-    first = writer.add(_record("19:aaa@thread.v2", "1001", "$a1"))
-    writer.flush()
-    await first
+    await _store_now(writer, _record("19:aaa@thread.v2", "1001", "$a1"))
     # The same message again (sent twice before a crash), and the newest after it.
     again = writer.add(_record("19:aaa@thread.v2", "1001", "$a1"))
     newest = writer.add(_record("19:aaa@thread.v2", "1002", "$a2"))
@@ -100,9 +104,7 @@ async def test_a_bad_record_fails_alone(database: Database):
     await _portal("19:aaa@thread.v2")
     await _portal("19:bbb@thread.v2")
     writer = records.RecordWriter(database, window=NEVER)
-    first = writer.add(_record("19:aaa@thread.v2", "1001", "$a1"))
-    writer.flush()
-    await first
+    await _store_now(writer, _record("19:aaa@thread.v2", "1001", "$a1"))
     good = writer.add(_record("19:bbb@thread.v2", "2001", "$b1"))
     # Another message mapped onto an event already mapped: the database refuses it.
     bad = writer.add(_record("19:aaa@thread.v2", "1002", "$a1"))
