@@ -11,8 +11,9 @@ stored (`RecordWriter.flush`) has the waiting ones written at once.
 
 One batch is written at a time, in the order records came, so a portal's cursor never moves
 back. A batch that fails for a reason of its data (a portal deleted meanwhile) is written
-again record by record, so a bad record fails alone; one that fails because the database is
-away is tried again as a whole, a few times, as the single records were before.
+again record by record, so a bad record fails alone; one that fails for any other reason
+(the database away, a connection in a bad state) is tried again as a whole, as the single
+records were before.
 """
 
 from __future__ import annotations
@@ -94,14 +95,12 @@ _BATCH = (
     "WHERE portal.thread_id = c.thread_id AND portal.receiver = c.receiver"
 )
 
-# Failures that say the database is away, not that a record is bad.
-_AWAY: tuple[type[BaseException], ...] = (
-    OSError,
-    TimeoutError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.CannotConnectNowError,
-    sqlite3.OperationalError,
+# Failures that say a record is bad (written again one by one, so it fails alone); any
+# other failure (the database away, a connection in a bad state) is tried again whole.
+_BAD_DATA: tuple[type[BaseException], ...] = (
+    asyncpg.IntegrityConstraintViolationError,
+    asyncpg.DataError,
+    sqlite3.IntegrityError,
 )
 
 
@@ -216,17 +215,7 @@ class RecordWriter:
         for attempt in range(1, ATTEMPTS + 1):
             try:
                 await self._store(batch)
-            except _AWAY as e:
-                log.warning(
-                    "Storing %d message records failed (attempt %d): %s", len(batch), attempt, e
-                )
-                if attempt < ATTEMPTS:
-                    await asyncio.sleep(pause)
-                    pause = min(pause * 2, LONGEST_PAUSE)
-                    continue
-                _finish(batch, e)
-                return
-            except Exception as e:
+            except _BAD_DATA as e:
                 if len(batch) == 1:
                     _finish(batch, e)
                     return
@@ -238,6 +227,16 @@ class RecordWriter:
                         _finish([record], alone)
                     else:
                         _finish([record], None)
+                return
+            except Exception as e:
+                log.warning(
+                    "Storing %d message records failed (attempt %d): %s", len(batch), attempt, e
+                )
+                if attempt < ATTEMPTS:
+                    await asyncio.sleep(pause)
+                    pause = min(pause * 2, LONGEST_PAUSE)
+                    continue
+                _finish(batch, e)
                 return
             _finish(batch, None)
             return

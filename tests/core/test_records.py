@@ -148,7 +148,7 @@ async def test_the_database_away_is_waited_out(database: Database, monkeypatch: 
     async def flaky(batch: list[dbm.Record]) -> None:
         tries.append(len(batch))
         if len(tries) < 3:
-            raise ConnectionResetError("connection lost")
+            raise (ConnectionResetError if len(tries) == 1 else RuntimeError)("connection lost")
         await store(batch)
 
     monkeypatch.setattr(writer, "_store", flaky)
