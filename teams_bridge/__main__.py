@@ -240,6 +240,7 @@ class TeamsBridge(Bridge):
         )
         self.disruptions = Disruptions(self.config["bridge.matrix_order_hold_seconds"])
         self.disruptions.on_recovered.append(self._after_homeserver_return)
+        self.az.on_new_connection = self.disruptions.note_new_connection
         self._probe_session: aiohttp.ClientSession | None = None
         self._probe_connections = 0
         self.homeserver_watch = HomeserverWatch(
@@ -389,6 +390,7 @@ class TeamsBridge(Bridge):
 
         portals = [p for p in self.directory.portals() if p.mxid]
         await asyncio.gather(*(one(p) for p in portals))
+        self.log.info("Checked the timelines of %d rooms after a disruption", len(portals))
 
     async def _timeline_page(
         self, room_id: RoomID, token: str | None, limit: int = 100

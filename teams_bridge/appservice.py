@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -132,6 +133,11 @@ def describe(raw: Any) -> str:
 
 class DurableAppService(AppService):
     persist_events: EventPersister | None = None
+    # Called before the events of a transaction that came over a connection no earlier
+    # transaction used (a restarted homeserver's first one does; see `_note_connection`).
+    on_new_connection: Callable[[], None] | None = None
+    # The connections transactions came over, while they are open.
+    _connections: weakref.WeakSet | None = None
     # The bridge's encryption, when it has any: the bot's sends are then encrypted in
     # encrypted rooms (`EncryptingBotIntent`).
     e2ee: Callable[[], EncryptionManager | None] | None = None
@@ -191,6 +197,7 @@ class DurableAppService(AppService):
                 {"errcode": "M_BAD_JSON", "error": "A transaction is an object with a list"},
                 status=400,
             )
+        self._note_connection(request)
         if self.persist_events is not None:
             events = []
             for index, raw in enumerate(data.get("events") or []):
@@ -221,6 +228,25 @@ class DurableAppService(AppService):
             if done:
                 data[_DONE_IDS] = done
         return await super()._http_handle_transaction(request)
+
+    def _note_connection(self, request: web.Request) -> None:
+        """Call `on_new_connection` if the (authenticated) transaction in `request` is the
+        first one over its connection.
+
+        A homeserver keeps its connection to the appservice open between transactions, and
+        a restarted one opens a new one: its first transaction can come before anything
+        else shows the restart, with events it lost in the restart behind it.
+        """
+        transport = request.transport
+        if transport is None:
+            return
+        if self._connections is None:
+            self._connections = weakref.WeakSet()
+        if transport in self._connections:
+            return
+        self._connections.add(transport)
+        if self.on_new_connection is not None:
+            self.on_new_connection()
 
     async def handle_transaction(
         self,

@@ -9,9 +9,11 @@ unsent. Transaction numbers alone cannot tell: they come from one sequence share
 appservice on the homeserver, so gaps are normal.
 
 So the bridge notes disruptions: the homeserver not answering its probes
-(`HomeserverWatch`), the bridge failing to store a transaction, or the bridge starting (the
-homeserver then resends what it kept while no process answered, and the end of that
-recovery can strand a transaction just as after a failed one). For `window_seconds`
+(`HomeserverWatch`), a transaction over a new connection (a restarted homeserver's first
+one can come before a probe notices the restart), the bridge failing to store a
+transaction, or the bridge starting (the homeserver then resends what it kept while no
+process answered, and the end of that recovery can strand a transaction just as after a
+failed one). For `window_seconds`
 afterwards, each portal compares its room's timeline with what it has stored before sending
 anything received since the disruption began, and stores the user's events it never got, in
 timeline order (`Portal.reconcile`); within the window, a gap in the transaction numbers asks
@@ -89,7 +91,23 @@ class Disruptions:
         """The homeserver did not answer, or a transaction could not be stored."""
         self._disrupted("Disruption: portals will check their room timelines before sending on")
 
-    def _disrupted(self, begins: str) -> None:
+    def note_new_connection(self) -> None:
+        """A transaction came over a connection the homeserver had not used before.
+
+        A restarted homeserver's first transaction does, and can come before the watch
+        notices the restart (it probes every few seconds), carrying events sent after the
+        restart while events sent just before it were lost with it. Those events wait for
+        their portal's check, as after any disruption, so nothing newer passes the lost
+        ones. A connection closed while idle and opened again looks the same: the cost is
+        one page of the timeline per portal with new events (no sweep of every portal).
+        """
+        self._disrupted(
+            "The homeserver opened a new connection: portals check their timelines before "
+            "sending what came over it",
+            level=logging.DEBUG,
+        )
+
+    def _disrupted(self, begins: str, level: int = logging.INFO) -> None:
         """A disruption begins now (logged with `begins`), or the current one goes on."""
         if self.window <= 0:
             return
@@ -97,7 +115,7 @@ class Disruptions:
         if not self.active:
             self.started_ms = now
             self.marks = []
-            log.info(begins)
+            log.log(level, begins)
         # Events received from now on need a check made after this moment.
         self._mark(now)
         self._last_change = self.clock()

@@ -267,3 +267,33 @@ def test_a_start_checks_nothing_with_the_window_off():
     d.note_start()
     assert not d.active
     assert not d.must_check(Row(received_at=clock.wall), checked_ms=0)
+
+
+def test_a_new_connection_holds_what_comes_over_it_for_one_check():
+    d, clock = make(window=60)
+    calls = []
+    d.on_recovered.append(lambda: calls.append(clock.now))
+    sent_on = Row(received_at=clock.wall - 1)
+    d.note_new_connection()
+    # What comes over it waits for its portal's check; what came before does not.
+    assert d.active
+    came = Row(received_at=clock.wall)
+    assert d.must_check(came, checked_ms=0)
+    assert not d.must_check(sent_on, checked_ms=0)
+    assert not d.must_check(came, checked_ms=clock.wall)
+    # Only the portals with events check: no sweep of every portal is started.
+    assert calls == []
+    # A second new connection in the window: what comes over it is checked again.
+    checked = clock.wall
+    clock.advance(10)
+    d.note_new_connection()
+    assert d.must_check(Row(received_at=clock.wall), checked_ms=checked)
+    clock.advance(61)
+    assert not d.active
+
+
+def test_a_new_connection_holds_nothing_with_the_window_off():
+    d, clock = make(window=0)
+    d.note_new_connection()
+    assert not d.active
+    assert not d.must_check(Row(received_at=clock.wall), checked_ms=0)

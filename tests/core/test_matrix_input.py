@@ -7,6 +7,7 @@ import logging
 import math
 from typing import Any
 
+import aiohttp
 import pytest
 from mautrix.appservice.state_store.file import FileASStateStore
 
@@ -219,3 +220,51 @@ async def test_events_the_store_took_care_of_are_not_read_again(appservice):
     assert await _put(client, "9", {"events": events}) == 200
     assert [e["event_id"] for e in stored] == ["$queued", "$other"]
     assert handled == ["$other"]
+
+
+async def test_the_first_transaction_over_each_connection_is_told(tmp_path, aiohttp_client):
+    """A restarted homeserver's first transaction comes over a new connection: the bridge
+    is told before its events are stored (the portals then check their timelines)."""
+    az = DurableAppService(
+        server="http://127.0.0.1:1",
+        domain="localhost",
+        as_token="as-secret",
+        hs_token=HS_TOKEN,
+        bot_localpart="bot",
+        id="teams",
+        state_store=FileASStateStore(path=str(tmp_path / "state.json"), binary=False),
+    )
+    stored: list[str] = []
+    told: list[int] = []
+
+    async def persist(txn_id: str, events: list[dict[str, Any]]) -> set[str]:
+        stored.extend(raw["event_id"] for raw in events)
+        return set()
+
+    az.persist_events = persist
+    az.on_new_connection = lambda: told.append(len(stored))
+    client = await aiohttp_client(az.app)
+    assert await _put(client, "10", {"events": [_event(event_id="$one")]}) == 200
+    assert await _put(client, "11", {"events": [_event(event_id="$two")]}) == 200
+    # Both over the client's kept-alive connection: told once, before anything was stored.
+    assert told == [0]
+    # Refused for its token: not the homeserver, nothing told.
+    async with aiohttp.ClientSession() as stranger:
+        resp = await stranger.put(
+            client.make_url("/_matrix/app/v1/transactions/12"),
+            json={"events": [_event(event_id="$forged")]},
+            headers={"Authorization": "Bearer wrong"},
+        )
+        assert resp.status == 401
+    assert told == [0]
+    # A new connection, as a restarted homeserver opens: told once more.
+    async with aiohttp.ClientSession() as session:
+        for txn_id, event_id in (("13", "$three"), ("14", "$four")):
+            resp = await session.put(
+                client.make_url(f"/_matrix/app/v1/transactions/{txn_id}"),
+                json={"events": [_event(event_id=event_id)]},
+                headers={"Authorization": f"Bearer {HS_TOKEN}"},
+            )
+            assert resp.status == 200
+    assert told == [0, 2]
+    assert stored == ["$one", "$two", "$three", "$four"]
