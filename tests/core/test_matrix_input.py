@@ -93,9 +93,8 @@ def test_body_limit_is_never_below_a_full_transaction(caplog):
     assert MIN_BODY_MIB * MIB >= 100 * 10 * 65536
 
 
-@pytest.fixture
-async def appservice(tmp_path, aiohttp_client):
-    az = DurableAppService(
+def _appservice(tmp_path, **params: Any) -> DurableAppService:
+    return DurableAppService(
         server="http://127.0.0.1:1",
         domain="localhost",
         as_token="as-secret",
@@ -103,8 +102,13 @@ async def appservice(tmp_path, aiohttp_client):
         bot_localpart="bot",
         id="teams",
         state_store=FileASStateStore(path=str(tmp_path / "state.json"), binary=False),
-        aiohttp_params={"client_max_size": body_limit_bytes(MIN_BODY_MIB)},
+        **params,
     )
+
+
+@pytest.fixture
+async def appservice(tmp_path, aiohttp_client):
+    az = _appservice(tmp_path, aiohttp_params={"client_max_size": body_limit_bytes(MIN_BODY_MIB)})
     az.synchronous_handlers = True
     stored: list[dict[str, Any]] = []
     handled: list[str] = []
@@ -186,15 +190,7 @@ async def test_a_transaction_of_100_events_at_the_size_limit_is_taken(appservice
 async def test_the_endpoint_remembers_the_pings_that_reached_it(tmp_path, aiohttp_client):
     """Start-up asks the homeserver to ping the bridge; the homeserver's own answer can fail
     for a passing reason after the ping arrived, so the endpoint remembers what it got."""
-    az = DurableAppService(
-        server="http://127.0.0.1:1",
-        domain="localhost",
-        as_token="as-secret",
-        hs_token=HS_TOKEN,
-        bot_localpart="bot",
-        id="teams",
-        state_store=FileASStateStore(path=str(tmp_path / "state.json"), binary=False),
-    )
+    az = _appservice(tmp_path)
     client = await aiohttp_client(az.app)
     ok = await client.post(
         "/_matrix/app/v1/ping",
@@ -225,15 +221,7 @@ async def test_events_the_store_took_care_of_are_not_read_again(appservice):
 async def test_the_first_transaction_over_each_connection_is_told(tmp_path, aiohttp_client):
     """A restarted homeserver's first transaction comes over a new connection: the bridge
     is told before its events are stored (the portals then check their timelines)."""
-    az = DurableAppService(
-        server="http://127.0.0.1:1",
-        domain="localhost",
-        as_token="as-secret",
-        hs_token=HS_TOKEN,
-        bot_localpart="bot",
-        id="teams",
-        state_store=FileASStateStore(path=str(tmp_path / "state.json"), binary=False),
-    )
+    az = _appservice(tmp_path)
     stored: list[str] = []
     told: list[int] = []
 

@@ -169,6 +169,17 @@ async def _mine_in_teams(control, chat, me) -> list[str]:
     ]
 
 
+async def _all_in_order(control, chat, me, bridge, expected: list[str]) -> None:
+    """`expected` reach Teams, in that order, the stranded one found in the timeline."""
+
+    async def arrived() -> bool:
+        return set(expected) <= set(await _mine_in_teams(control, chat, me))
+
+    await wait_for(arrived, timeout=90)
+    assert await _mine_in_teams(control, chat, me) == expected
+    assert "Recovered 1 events the homeserver did not send" in bridge.log_text()
+
+
 async def _left_unsent_then_restart(control, chat, room, me, bridge, switchboard, matrix_user):
     await matrix_user.send_text(room, "before")
 
@@ -202,12 +213,7 @@ async def test_a_message_the_homeserver_left_unsent_reaches_teams_after_a_restar
             await matrix_user.send_text(room, then)
             expected.append(then)
 
-        async def arrived() -> bool:
-            return set(expected) <= set(await _mine_in_teams(control, chat, me))
-
-        await wait_for(arrived, timeout=90)
-        assert await _mine_in_teams(control, chat, me) == expected
-        assert "Recovered 1 events the homeserver did not send" in bridge.log_text()
+        await _all_in_order(control, chat, me, bridge, expected)
     finally:
         await switchboard.stop()
 
@@ -251,11 +257,6 @@ async def test_what_a_restarted_homeserver_lost_goes_before_what_it_sends_next(
         await matrix_user.send_text(room, "after")
         expected = ["before", LEFT_UNSENT, "after"]
 
-        async def arrived() -> bool:
-            return set(expected) <= set(await _mine_in_teams(control, chat, me))
-
-        await wait_for(arrived, timeout=90)
-        assert await _mine_in_teams(control, chat, me) == expected
-        assert "Recovered 1 events the homeserver did not send" in bridge.log_text()
+        await _all_in_order(control, chat, me, bridge, expected)
     finally:
         await switchboard.stop()
