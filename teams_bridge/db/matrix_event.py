@@ -210,6 +210,11 @@ class MatrixEvent:
         q = "UPDATE matrix_event SET status=$2, error=$3 WHERE event_id=$1"
         return q, (self.event_id, status, error)
 
+    @staticmethod
+    def done_query(event_id: str) -> tuple[str, tuple[Any, ...]]:
+        """Mark the event delivered."""
+        return "UPDATE matrix_event SET status=$2, error=NULL WHERE event_id=$1", (event_id, DONE)
+
     async def finish(self, status: str, error: str | None = None) -> None:
         q, args = self.finish_query(status, error)
         await self.db.execute(q, *args)

@@ -1,7 +1,8 @@
-"""The records of bridged Teams messages, gathered from every portal into one write.
+"""The records of bridged messages, gathered from every portal into one write.
 
 A Teams message sent into Matrix is recorded after the send: its mapping to the Matrix
-event, the version bridged and the portal's moved cursor. Written one statement per
+event, the version bridged and the portal's moved cursor. A Matrix event delivered to
+Teams likewise: the post's mapping, the Teams id of its send record, the event done. Written one statement per
 message, that was a round trip and a commit for each, the largest single part of the
 bridge's CPU per message. A record is written behind the sends anyway (nothing waits for it
 unless it reads what it stores), so it waits up to `WINDOW` for others and they go out
@@ -29,9 +30,11 @@ import asyncpg
 from mautrix.util.async_db import Database, Scheme
 
 from .batch import Query, execute, execute_batch
+from .matrix_event import DONE, MatrixEvent
 from .message import Message
 from .message_state import MessageState
 from .portal import cursor_query
+from .sent_message import SentMessage
 
 log = logging.getLogger("teams.records")
 
@@ -80,15 +83,24 @@ def _names(columns: Sequence[tuple[str, str]]) -> str:
 
 
 _STATE_FIRST = len(_MESSAGE_COLUMNS) + 1
-_CURSOR_FIRST = _STATE_FIRST + len(_STATE_COLUMNS)
-# PostgreSQL: every record of a batch in one statement of three parts.
+_FINISHED = _STATE_FIRST + len(_STATE_COLUMNS)
+_SENT_FIRST = _FINISHED + 1
+_CURSOR_FIRST = _SENT_FIRST + 2
+# PostgreSQL: every record of a batch in one statement of five parts.
 _BATCH = (
     f"WITH m AS (INSERT INTO message ({_names(_MESSAGE_COLUMNS)}) "
     f"SELECT * FROM unnest({_unnest(_MESSAGE_COLUMNS, 1)}) "
     "ON CONFLICT (thread_id, receiver, message_id, part) DO NOTHING), "
     f"s AS (INSERT INTO message_state ({_names(_STATE_COLUMNS)}) "
     f"SELECT * FROM unnest({_unnest(_STATE_COLUMNS, _STATE_FIRST)}) "
-    "ON CONFLICT (thread_id, receiver, message_id) DO NOTHING) "
+    "ON CONFLICT (thread_id, receiver, message_id) DO NOTHING), "
+    f"e AS (UPDATE matrix_event SET status = '{DONE}', error = NULL "
+    f"FROM unnest(${_FINISHED}::text[]) AS d(event_id) "
+    "WHERE matrix_event.event_id = d.event_id), "
+    "t AS (UPDATE sent_message SET message_id = x.message_id "
+    f"FROM unnest(${_SENT_FIRST}::text[], ${_SENT_FIRST + 1}::text[]) "
+    "AS x(client_message_id, message_id) "
+    "WHERE sent_message.client_message_id = x.client_message_id) "
     "UPDATE portal SET last_message_id = c.message_id "
     f"FROM unnest(${_CURSOR_FIRST}::text[], ${_CURSOR_FIRST + 1}::text[], "
     f"${_CURSOR_FIRST + 2}::text[]) AS c(thread_id, receiver, message_id) "
@@ -106,20 +118,29 @@ _BAD_DATA: tuple[type[BaseException], ...] = (
 
 @dataclass(eq=False)
 class Record:
-    """What bridging one Teams message stores: its parts' mappings, its version (if it has
-    content) and, when it is the portal's newest, the cursor moved to it."""
+    """What bridging one message stores. Teams -> Matrix: its parts' mappings, its version
+    (if it has content) and, when it is the portal's newest, the cursor moved to it.
+    Matrix -> Teams: the mapping of the post (if it was one), the Teams id its send record
+    got (`sent`: clientmessageid, message id) and the Matrix event marked done
+    (`finished`)."""
 
     thread_id: str
     receiver: str
     mappings: list[Message]
-    state: MessageState | None
-    cursor: str | None
+    state: MessageState | None = None
+    cursor: str | None = None
+    finished: str | None = None
+    sent: tuple[str, str] | None = None
     done: asyncio.Future[None] | None = field(default=None, repr=False)
 
     def queries(self) -> list[Query]:
         queries: list[Query] = [m.insert_query() for m in self.mappings]
         if self.state is not None:
             queries.append(self.state.insert_if_absent_query())
+        if self.sent is not None:
+            queries.append(SentMessage.message_id_query(*self.sent))
+        if self.finished is not None:
+            queries.append(MatrixEvent.done_query(self.finished))
         if self.cursor is not None:
             queries.append(cursor_query(self.thread_id, self.receiver, self.cursor))
         return queries
@@ -130,7 +151,13 @@ def _batch_args(records: Sequence[Record]) -> list[Any]:
     mappings: dict[tuple[Any, ...], tuple[Any, ...]] = {}
     states: dict[tuple[Any, ...], tuple[Any, ...]] = {}
     cursors: dict[tuple[str, str], str] = {}
+    finished: list[str] = []
+    sent: dict[str, str] = {}
     for record in records:
+        if record.finished is not None:
+            finished.append(record.finished)
+        if record.sent is not None:
+            sent[record.sent[0]] = record.sent[1]
         for mapping in record.mappings:
             _, values = mapping.insert_query()
             mappings.setdefault(tuple(values[:4]), tuple(values))
@@ -144,6 +171,9 @@ def _batch_args(records: Sequence[Record]) -> list[Any]:
     for rows, width in ((mappings, len(_MESSAGE_COLUMNS)), (states, len(_STATE_COLUMNS))):
         columns = list(zip(*rows.values(), strict=True)) if rows else [()] * width
         args.extend(list(column) for column in columns)
+    args.append(finished)
+    args.append(list(sent))
+    args.append(list(sent.values()))
     args.append([key[0] for key in cursors])
     args.append([key[1] for key in cursors])
     args.append(list(cursors.values()))

@@ -16,6 +16,7 @@ long before.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import sqlite3
@@ -126,7 +127,11 @@ class Host(Protocol):
         echo not stored is handled as any message."""
 
     async def records_settled(self) -> None:
-        """Wait until the records of Teams messages bridged into the room are stored."""
+        """Wait until the records of messages bridged in the room (either way) are stored."""
+
+    def record_later(self, record: dbm.Record) -> asyncio.Future[None]:
+        """Queue the record of a delivered event, to be written with others; the future is
+        done once it is stored (or given up). `records_settled` waits for it."""
 
     async def get_relay_user(self) -> User | None: ...
 
@@ -374,6 +379,8 @@ class DeliveryWorker:
                 self._complete = False
                 try:
                     assert self.host.mxid
+                    # Events delivered lately are marked done by records still on their way.
+                    await self.host.records_settled()
                     read = await dbm.MatrixEvent.pending(self.host.mxid, PENDING_BATCH)
                 except Exception:
                     self.log.warning("Could not read pending events; retrying", exc_info=True)
@@ -397,9 +404,6 @@ class DeliveryWorker:
             # Anything but a delivery re-reads the room: the row has changed in the database.
             delivered = False
             try:
-                # What the event refers to (a reply's, an edit's or a reaction's target) may
-                # be a Teams message whose record is still on its way.
-                await self.host.records_settled()
                 await self.record(row, await self._deliver(row))
                 delivered = True
                 backoff = 1.0
@@ -497,6 +501,12 @@ class DeliveryWorker:
                         displayname=await self._display_name(relayed_for),
                     ),
                 }
+        if kind not in ("text", "media") or "m.relates_to" in raw["content"]:
+            # What the event refers to (a reply's, an edit's or a reaction's target) may be
+            # a message whose record is still on its way. A new message refers to nothing,
+            # and does not wait: records of a room's messages sent one after another are
+            # then written together.
+            await self.host.records_settled()
         handler = self.handlers[kind]
         async with self._send_lock:
             try:
@@ -677,12 +687,16 @@ class DeliveryWorker:
         client_message_id = row.client_message_id
         self.services.untried.discard(client_message_id)
         if isinstance(outcome, Sent):
-            queries = self._sent_queries(row, outcome)
-            # An echo that came already was held: what it changes is stored with the rest.
+            # An echo that came already was held: what it changes is stored with the rest,
+            # now. Otherwise the record goes with others (`record_later`).
             echo = None
             if client_message_id:
                 echo = self.host.held_echo_queries(client_message_id, outcome.message_id)
-            await execute_batch(dbm.MatrixEvent.db, queries + (echo or []))
+            record = self._sent_record(row, outcome)
+            if echo is None:
+                self._record_later(row, record)
+            else:
+                await execute_batch(dbm.MatrixEvent.db, record.queries() + echo)
             row.status, row.error = DONE, None
             if client_message_id:
                 self.host.end_post(client_message_id, stored=echo is not None)
@@ -690,7 +704,10 @@ class DeliveryWorker:
                     self.host.expect_echo(outcome.message_id, client_message_id)
             metrics.delivered(metrics.TO_TEAMS, row.received_at)
         elif isinstance(outcome, Done):
-            await row.finish(DONE)
+            self._record_later(
+                row, dbm.Record(self.host.thread_id, self.host.receiver, [], finished=row.event_id)
+            )
+            row.status, row.error = DONE, None
             metrics.delivered(metrics.TO_TEAMS, row.received_at)
         elif isinstance(outcome, Skipped):
             self._give_up_post(row)
@@ -712,7 +729,21 @@ class DeliveryWorker:
         if row.client_message_id:
             self.host.end_post(row.client_message_id, stored=False)
 
-    def _sent_queries(self, row: dbm.MatrixEvent, sent: Sent) -> list[Query]:
+    def _record_later(self, row: dbm.MatrixEvent, record: dbm.Record) -> None:
+        """Have ``record`` written with others. Until it is, the room's next read of its
+        pending events waits for it (`records_settled`); if it is given up, the event is
+        pending again for the next read, and a post is found in the chat by its
+        clientmessageid rather than sent twice."""
+        done = self.host.record_later(record)
+        done.add_done_callback(functools.partial(self._record_failed, row))
+
+    def _record_failed(self, row: dbm.MatrixEvent, done: asyncio.Future[None]) -> None:
+        error = done.exception() if not done.cancelled() else asyncio.CancelledError()
+        if error is not None:
+            self.log.error("Giving up storing that %s was delivered: %s", row.event_id, error)
+            self.wake()
+
+    def _sent_record(self, row: dbm.MatrixEvent, sent: Sent) -> dbm.Record:
         assert self.host.mxid
         mapping = dbm.Message(
             thread_id=self.host.thread_id,
@@ -726,11 +757,16 @@ class DeliveryWorker:
             version=sent.message_id,
             origin=FROM_MATRIX,
         )
-        queries: list[Query] = []
-        if row.client_message_id:
-            # (If the echo came first and stored it already, this stores the same id.)
-            queries.append(dbm.SentMessage.message_id_query(row.client_message_id, sent.message_id))
-        return [*queries, mapping.insert_query(), row.finish_query(DONE)]
+        # (If the echo came first and stored the send record's id already, this stores the
+        # same id.)
+        client_message_id = row.client_message_id
+        return dbm.Record(
+            self.host.thread_id,
+            self.host.receiver,
+            [mapping],
+            finished=row.event_id,
+            sent=(client_message_id, sent.message_id) if client_message_id else None,
+        )
 
     def _report(self, row: dbm.MatrixEvent, outcome: Sent | Done | Failed) -> None:
         """Queue what the room (and the checkpoint endpoint) is told about ``row``."""

@@ -481,9 +481,26 @@ class Inbound:
         if cursor is not None:
             self._cursor_queued = cursor
         self._unrecorded.add(message.id)
+        done = self._track(record)
+        done.add_done_callback(functools.partial(self._recorded, message, event_id, record))
+
+    def _track(self, record: dbm.Record) -> asyncio.Future[None]:
+        """Queue ``record`` in the process's writer as the room's newest: `settled` waits
+        for it, and so for every record of the room before it (batches go in order)."""
         done = dbm.RecordWriter.current.add(record)
         self._recording = done
-        done.add_done_callback(functools.partial(self._recorded, message, event_id, record))
+        return done
+
+    def record_later(self, record: dbm.Record) -> asyncio.Future[None]:
+        """Queue the record of a Matrix event delivered to Teams (see `_track`)."""
+        done = self._track(record)
+        done.add_done_callback(self._settled_if_newest)
+        return done
+
+    def _settled_if_newest(self, done: asyncio.Future[None]) -> None:
+        if self._recording is done:
+            self._recording = None
+            self._cursor_queued = None
 
     def _recorded(
         self, message: Message, event_id: EventID, record: dbm.Record, done: asyncio.Future[None]

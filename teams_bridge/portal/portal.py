@@ -450,6 +450,10 @@ class Portal(dbm.Portal, BasePortal):
         """(The delivery worker's `Host`.)"""
         await self.inbound.settled()
 
+    def record_later(self, record: dbm.Record) -> asyncio.Future[None]:
+        """(The delivery worker's `Host`.)"""
+        return self.inbound.record_later(record)
+
     def requeue_message(self, source: User, message: Message) -> None:
         """Queue a message again (an echo held for a post that was not mapped after all)."""
         task = asyncio.create_task(self.queue_teams_event(source, synthetic_event(message)))

@@ -113,6 +113,7 @@ class Room:
         self.posts_ended: list[tuple[str, bool]] = []  # (clientmessageid, stored)
         # Teams message id -> what the echo held for its post adds to the mapping's write.
         self.held_echoes: dict[str, list[Any]] = {}
+        self._recording: asyncio.Future[None] | None = None
         rule = Intake(
             bot_mxid="@bot:localhost",
             is_ghost=lambda user_id: user_id.startswith("@teams_"),
@@ -156,7 +157,14 @@ class Room:
         self.posts_expected.append((client_message_id, sender_mri))
 
     async def records_settled(self) -> None:
-        pass  # (no Teams -> Matrix records in these tests)
+        # As the portal's: the newest record queued, and so every one before it.
+        while self._recording is not None and not self._recording.done():
+            dbm.RecordWriter.current.flush()
+            await asyncio.wait({self._recording})
+
+    def record_later(self, record: dbm.Record) -> asyncio.Future[None]:
+        self._recording = dbm.RecordWriter.current.add(record)
+        return self._recording
 
     def held_echo_queries(self, client_message_id: str, message_id: str) -> list[Any] | None:
         if (client_message_id, ADA_MRI) not in self.posts_expected:
@@ -774,6 +782,12 @@ async def _until(condition, what: str) -> None:
             await asyncio.sleep(0.01)
 
 
+async def _settled(room: Room) -> None:
+    """The worker is done with what it was given, and the records of it are stored."""
+    await _until(room.delivery.is_idle, "the worker idle")
+    await room.records_settled()
+
+
 async def _stored_and_woken(room: Room, *rows: dbm.MatrixEvent) -> None:
     stored = await dbm.MatrixEvent.insert_many(list(rows))
     room.delivery.wake(stored)
@@ -794,6 +808,7 @@ async def test_events_handed_over_in_order_are_delivered_without_reading_the_roo
         await _until(lambda: len(room.handled) == 4, "the handed-over deliveries")
         assert [e for _, e, _ in room.handled] == ["$first", "$a", "$b", "$c"]
         assert counter.reads == reads  # no read of the room for them
+        await _settled(room)
         for event_id in ("$a", "$b", "$c"):
             assert (await dbm.MatrixEvent.get(event_id)).status == DONE
     finally:
@@ -840,6 +855,7 @@ async def test_an_event_handed_over_during_a_read_is_not_lost(
         counter.gate.set()
         await _until(lambda: len(room.handled) == 2, "the delivery")
         assert [e for _, e, _ in room.handled] == ["$first", "$during"]
+        await _settled(room)
         assert (await dbm.MatrixEvent.get("$during")).status == DONE
     finally:
         room.delivery._task.cancel()

@@ -1,5 +1,5 @@
-"""The records of bridged Teams messages, written together (`db/records.py`), on PostgreSQL
-and on SQLite."""
+"""The records of bridged messages, written together (`db/records.py`), on PostgreSQL and
+on SQLite."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from mautrix.util.async_db import Database
 
 from teams_bridge import db as dbm
 from teams_bridge.db import records
-from teams_bridge.db.message import FROM_TEAMS
+from teams_bridge.db.matrix_event import DONE, PENDING
+from teams_bridge.db.message import FROM_MATRIX, FROM_TEAMS
 
 # Long enough that only a flush (or a full batch) writes anything in these tests.
 NEVER = 3600.0
@@ -41,6 +42,19 @@ def _record(thread_id: str, message_id: str, event_id: str, *, cursor: bool = Tr
     return dbm.Record(thread_id, "", [mapping], state, message_id if cursor else None)
 
 
+def _count_writes(writer: records.RecordWriter, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The size of each batch ``writer`` stores, as it stores them."""
+    writes: list[int] = []
+    store = writer._store
+
+    async def counted(batch: list[dbm.Record]) -> None:
+        writes.append(len(batch))
+        await store(batch)
+
+    monkeypatch.setattr(writer, "_store", counted)
+    return writes
+
+
 async def _store_now(writer: records.RecordWriter, record: dbm.Record) -> None:
     done = writer.add(record)
     writer.flush()
@@ -65,14 +79,7 @@ async def test_records_of_several_portals_go_out_in_one_write(
     await _portal("19:aaa@thread.v2")
     await _portal("19:bbb@thread.v2")
     writer = records.RecordWriter(database, window=NEVER)
-    writes: list[int] = []
-    store = writer._store
-
-    async def counted(batch: list[dbm.Record]) -> None:
-        writes.append(len(batch))
-        await store(batch)
-
-    monkeypatch.setattr(writer, "_store", counted)
+    writes = _count_writes(writer, monkeypatch)
     done = [
         writer.add(_record("19:aaa@thread.v2", "1001", "$a1")),
         writer.add(_record("19:bbb@thread.v2", "2001", "$b1")),
@@ -86,6 +93,53 @@ async def test_records_of_several_portals_go_out_in_one_write(
     assert writes == [4]
     assert await _stored("19:aaa@thread.v2") == (["1001", "1002"], ["1001", "1002"], "1002")
     assert await _stored("19:bbb@thread.v2") == (["2000", "2001"], ["2000", "2001"], "2001")
+
+
+async def test_records_of_deliveries_to_teams_go_out_with_the_others(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+):
+    """A Matrix event delivered to Teams: the post's mapping, the Teams id of its send
+    record and the event marked done, in the same write as a Teams message's record."""
+    await _portal("19:aaa@thread.v2")
+    room = "!aaa:localhost"
+    rows = [
+        dbm.MatrixEvent("$post", room, "@ada:localhost", 1, "m.room.message", "{}",
+                        PENDING, 0, "cmid-1", None),
+        dbm.MatrixEvent("$react", room, "@ada:localhost", 2, "m.reaction", "{}",
+                        PENDING, 0, None, None),
+    ]  # fmt: skip
+    await dbm.MatrixEvent.insert_many(rows)
+    await dbm.SentMessage.new("cmid-1", "19:aaa@thread.v2", "", "$post", room).insert()
+    writer = records.RecordWriter(database, window=NEVER)
+    writes = _count_writes(writer, monkeypatch)
+    post = dbm.Message(
+        thread_id="19:aaa@thread.v2",
+        receiver="",
+        message_id="1005",
+        part=0,
+        mxid="$post",
+        mx_room=room,
+        sender_mri="8:orgid:a",
+        timestamp=1005,
+        version="1005",
+        origin=FROM_MATRIX,
+    )
+    done = [
+        writer.add(_record("19:aaa@thread.v2", "1001", "$a1")),
+        writer.add(
+            dbm.Record("19:aaa@thread.v2", "", [post], finished="$post", sent=("cmid-1", "1005"))
+        ),
+        writer.add(dbm.Record("19:aaa@thread.v2", "", [], finished="$react")),
+    ]
+    writer.flush()
+    await asyncio.gather(*done)
+    assert writes == [3]
+    assert (await dbm.MatrixEvent.get("$post")).status == DONE
+    assert (await dbm.MatrixEvent.get("$react")).status == DONE
+    assert (await dbm.SentMessage.get("cmid-1")).message_id == "1005"
+    assert (await dbm.Message.get_by_mxid("$post", room)).message_id == "1005"
+    # The Teams message's cursor is untouched by the delivery's record.
+    assert await _stored("19:aaa@thread.v2") == (["1001", "1005"], ["1001"], "1001")
 
 
 async def test_a_record_stored_already_changes_nothing(database: Database):
