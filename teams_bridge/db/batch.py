@@ -80,6 +80,17 @@ async def execute_batch(db: Database, queries: Sequence[Query]) -> None:
                 await conn.execute(q, *args)
 
 
+async def fetch(db: Database, query: str, *args: Any) -> list[Any]:
+    """``db.fetch``, through asyncpg's pool on PostgreSQL outside a transaction (`execute`)."""
+    if db.scheme != Scheme.POSTGRES or conn_var.get(None) is not None:
+        return list(await db.fetch(query, *args))
+    try:
+        return await db.pool.fetch(query, *args)  # type: ignore[attr-defined]
+    except asyncpg.InternalClientError as e:
+        await db._handle_exception(e)  # type: ignore[attr-defined]  (it exits the bridge)
+        raise
+
+
 def rows_affected(status: object) -> int:
     """The rows a statement changed: asyncpg returns 'INSERT 0 n' (or 'DELETE n'), the SQLite
     wrapper a cursor with rowcount."""

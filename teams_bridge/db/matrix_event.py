@@ -9,7 +9,7 @@ from asyncpg import Record
 from mautrix.types import EventID, RoomID, UserID
 from mautrix.util.async_db import Database, Scheme
 
-from .batch import execute, rows_affected
+from .batch import execute, fetch, rows_affected
 from .sent_message import SentMessage
 
 PENDING = "pending"
@@ -108,6 +108,19 @@ class MatrixEvent:
             )
             for evt in events
         ]
+        if len(rows) > 1 and cls.db.scheme == Scheme.POSTGRES:
+            # One statement for the whole transaction, whatever its size (arrays).
+            columns = [list(column) for column in zip(*rows, strict=True)]
+            claimed = [claim.insert_query()[1] for claim in claims.values()]
+            claim_columns = (
+                [list(column) for column in zip(*claimed, strict=True)]
+                if claimed
+                else [[] for _ in _CLAIM_TYPES]
+            )
+            new = {
+                r["event_id"] for r in await fetch(cls.db, _INSERT_MANY, *columns, *claim_columns)
+            }
+            return [evt for evt in events if evt.event_id in new]
         claim = claims.get(events[0].event_id) if len(rows) == 1 else None
         if len(rows) == 1 and (claim is None or cls.db.scheme == Scheme.POSTGRES):
             # One statement is atomic by itself: no transaction around it (two round trips).
@@ -225,6 +238,29 @@ _INSERT = (
     f"INSERT INTO matrix_event ({MatrixEvent._columns}) "
     "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) "
     "ON CONFLICT (event_id) DO NOTHING"
+)
+# The columns' types, in the order of `MatrixEvent._columns` and `SentMessage._columns`.
+_EVENT_TYPES = (
+    "text", "text", "text", "bigint", "text", "text", "text", "integer", "text", "text",
+    "bigint", "bigint",
+)  # fmt: skip
+_CLAIM_TYPES = ("text", "text", "text", "text", "text", "text", "bigint")
+
+
+def _arrays(types: tuple[str, ...], first: int) -> str:
+    return ", ".join(f"${first + i}::{kind}[]" for i, kind in enumerate(types))
+
+
+# PostgreSQL: a transaction's events, and the send records of those that are new, in one
+# statement; the ids of the new events.
+_INSERT_MANY = (
+    f"WITH e AS (INSERT INTO matrix_event ({MatrixEvent._columns}) "
+    f"SELECT * FROM unnest({_arrays(_EVENT_TYPES, 1)}) "
+    "ON CONFLICT (event_id) DO NOTHING RETURNING event_id), "
+    f"c AS (INSERT INTO sent_message ({SentMessage._columns}) "
+    f"SELECT * FROM unnest({_arrays(_CLAIM_TYPES, len(_EVENT_TYPES) + 1)}) "
+    f"AS s({SentMessage._columns}) WHERE s.mxid IN (SELECT event_id FROM e)) "
+    "SELECT event_id FROM e"
 )
 # PostgreSQL: the event and, only if it is new, its first attempt's send record.
 _INSERT_CLAIMED = (

@@ -18,9 +18,10 @@ from typing import Any
 import pytest
 from mautrix.errors import SessionNotFound
 from mautrix.types import Event
-from mautrix.util.async_db import Database
+from mautrix.util.async_db import Database, Scheme
 
 from teams_bridge import db as dbm
+from teams_bridge.db import matrix_event
 from teams_bridge.db.matrix_event import DONE, FAILED, PENDING
 from teams_bridge.delivery.intake import DOUBLE_PUPPET_SOURCE_KEY, Intake, queue_row
 from teams_bridge.delivery.results import Done, Result, Skipped
@@ -568,6 +569,42 @@ async def test_a_transaction_of_several_events_claims_only_its_plain_messages(da
         assert (await dbm.MatrixEvent.get(event_id)).attempts == 0
     [claim] = await _sent_records("$text")
     assert list(room.services.untried._ids) == [claim.client_message_id]
+
+
+async def test_a_transaction_sent_again_with_more_stores_only_the_new_in_one_statement(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+):
+    room = Room()
+    first = [(*_queued("$one", 1, TEXT), room), (*_queued("$two", 2, EDIT), room)]
+    await store_events(first, room.services.untried)
+    [one_claim] = await _sent_records("$one")
+    statements: list[str] = []
+    fetch = matrix_event.fetch
+
+    async def counted(db: Database, query: str, *args: Any) -> list[Any]:
+        statements.append(query)
+        return await fetch(db, query, *args)
+
+    monkeypatch.setattr(matrix_event, "fetch", counted)
+    # Resent, with newer events behind: only those are stored, in order, with their claims.
+    again = [
+        (*_queued("$one", 1, TEXT), room),
+        (*_queued("$three", 3, TEXT), room),
+        (*_queued("$two", 2, EDIT), room),
+        (*_queued("$four", 4, TEXT), room),
+    ]
+    stored = await store_events(again, room.services.untried)
+    assert [r.event_id for r in stored] == ["$three", "$four"]
+    assert [c.client_message_id for c in await _sent_records("$one")] == [
+        one_claim.client_message_id
+    ]
+    assert (await dbm.MatrixEvent.get("$one")).client_message_id == one_claim.client_message_id
+    claims = {e: (await _sent_records(e))[0].client_message_id for e in ("$three", "$four")}
+    for event_id, client_message_id in claims.items():
+        assert (await dbm.MatrixEvent.get(event_id)).client_message_id == client_message_id
+    assert set(room.services.untried._ids) == {one_claim.client_message_id, *claims.values()}
+    if database.scheme == Scheme.POSTGRES:
+        assert len(statements) == 1  # the whole transaction in one statement
 
 
 async def test_a_store_that_fails_leaves_nothing_untried(database: Database):
