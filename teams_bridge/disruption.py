@@ -13,10 +13,9 @@ So the bridge notes disruptions: the homeserver not answering its probes
 one can come before a probe notices the restart), the bridge failing to store a
 transaction, or the bridge starting (the homeserver then resends what it kept while no
 process answered, and the end of that recovery can strand a transaction just as after a
-failed one). For `window_seconds`
-afterwards, each portal compares its room's timeline with what it has stored before sending
-anything received since the disruption began, and stores the user's events it never got, in
-timeline order (`Portal.reconcile`); within the window, a gap in the transaction numbers asks
+failed one). For `window_seconds` afterwards, each portal compares its room's timeline with
+what it has stored before sending anything received since the disruption began, and stores
+the user's events it never got, in timeline order (`Portal.reconcile`); within the window, a gap in the transaction numbers asks
 for another such check before anything newer is sent. Portals with nothing new check shortly
 after the disruption ends, and once more just before the window closes (a recovery with much
 to resend ends, and can strand a transaction, well after it began). Outside the window

@@ -26,6 +26,12 @@ Query = tuple[str, Sequence[Any]]
 _PLACEHOLDER = re.compile(r"\$(\d+)")
 
 
+def array_params(types: Sequence[str], first: int) -> str:
+    """PostgreSQL: ``$first::type[], ...``, one array parameter per column type (for
+    ``unnest``: many rows as one statement's few parameters)."""
+    return ", ".join(f"${first + i}::{kind}[]" for i, kind in enumerate(types))
+
+
 def combine(queries: Sequence[Query]) -> Query:
     """PostgreSQL: one statement that runs every query, parameters renumbered."""
     args: list[Any] = []
@@ -57,10 +63,19 @@ async def execute(db: Database, query: str, *args: Any) -> Any:
     """``db.execute``; on PostgreSQL outside a transaction, straight through asyncpg's pool
     (a fifth less CPU per statement than mautrix's wrapper of each connection, which adds
     only a trace-level log line)."""
+    return await _pooled(db, "execute", query, args)
+
+
+async def fetch(db: Database, query: str, *args: Any) -> list[Any]:
+    """``db.fetch``, the same way as `execute`."""
+    return list(await _pooled(db, "fetch", query, args))
+
+
+async def _pooled(db: Database, method: str, query: str, args: Sequence[Any]) -> Any:
     if db.scheme != Scheme.POSTGRES or conn_var.get(None) is not None:
-        return await db.execute(query, *args)
+        return await getattr(db, method)(query, *args)
     try:
-        return await db.pool.execute(query, *args)  # type: ignore[attr-defined]
+        return await getattr(db.pool, method)(query, *args)  # type: ignore[attr-defined]
     except asyncpg.InternalClientError as e:
         await db._handle_exception(e)  # type: ignore[attr-defined]  (it exits the bridge)
         raise
@@ -78,17 +93,6 @@ async def execute_batch(db: Database, queries: Sequence[Query]) -> None:
         async with db.acquire() as conn, conn.transaction():
             for q, args in queries:
                 await conn.execute(q, *args)
-
-
-async def fetch(db: Database, query: str, *args: Any) -> list[Any]:
-    """``db.fetch``, through asyncpg's pool on PostgreSQL outside a transaction (`execute`)."""
-    if db.scheme != Scheme.POSTGRES or conn_var.get(None) is not None:
-        return list(await db.fetch(query, *args))
-    try:
-        return await db.pool.fetch(query, *args)  # type: ignore[attr-defined]
-    except asyncpg.InternalClientError as e:
-        await db._handle_exception(e)  # type: ignore[attr-defined]  (it exits the bridge)
-        raise
 
 
 def rows_affected(status: object) -> int:

@@ -9,7 +9,7 @@ from asyncpg import Record
 from mautrix.types import EventID, RoomID, UserID
 from mautrix.util.async_db import Database, Scheme
 
-from .batch import execute, fetch, rows_affected
+from .batch import array_params, execute, fetch, rows_affected
 from .sent_message import SentMessage
 
 PENDING = "pending"
@@ -247,18 +247,14 @@ _EVENT_TYPES = (
 _CLAIM_TYPES = ("text", "text", "text", "text", "text", "text", "bigint")
 
 
-def _arrays(types: tuple[str, ...], first: int) -> str:
-    return ", ".join(f"${first + i}::{kind}[]" for i, kind in enumerate(types))
-
-
 # PostgreSQL: a transaction's events, and the send records of those that are new, in one
 # statement; the ids of the new events.
 _INSERT_MANY = (
     f"WITH e AS (INSERT INTO matrix_event ({MatrixEvent._columns}) "
-    f"SELECT * FROM unnest({_arrays(_EVENT_TYPES, 1)}) "
+    f"SELECT * FROM unnest({array_params(_EVENT_TYPES, 1)}) "
     "ON CONFLICT (event_id) DO NOTHING RETURNING event_id), "
     f"c AS (INSERT INTO sent_message ({SentMessage._columns}) "
-    f"SELECT * FROM unnest({_arrays(_CLAIM_TYPES, len(_EVENT_TYPES) + 1)}) "
+    f"SELECT * FROM unnest({array_params(_CLAIM_TYPES, len(_EVENT_TYPES) + 1)}) "
     f"AS s({SentMessage._columns}) WHERE s.mxid IN (SELECT event_id FROM e)) "
     "SELECT event_id FROM e"
 )

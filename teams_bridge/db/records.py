@@ -2,9 +2,9 @@
 
 A Teams message sent into Matrix is recorded after the send: its mapping to the Matrix
 event, the version bridged and the portal's moved cursor. A Matrix event delivered to
-Teams likewise: the post's mapping, the Teams id of its send record, the event done. Written one statement per
-message, that was a round trip and a commit for each, the largest single part of the
-bridge's CPU per message. A record is written behind the sends anyway (nothing waits for it
+Teams likewise: the post's mapping, the Teams id of its send record, the event done.
+Written one statement per message, that was a round trip and a commit for each, the
+largest single part of the bridge's CPU per message. A record is written behind the sends anyway (nothing waits for it
 unless it reads what it stores), so it waits up to `WINDOW` for others and they go out
 together: on PostgreSQL as one statement whose rows come as arrays (the same prepared
 statement whatever their number), on SQLite in one transaction. Whoever needs records
@@ -29,7 +29,7 @@ from typing import Any, ClassVar
 import asyncpg
 from mautrix.util.async_db import Database, Scheme
 
-from .batch import Query, execute, execute_batch
+from .batch import Query, array_params, execute, execute_batch
 from .matrix_event import DONE, MatrixEvent
 from .message import Message
 from .message_state import MessageState
@@ -75,7 +75,7 @@ _STATE_COLUMNS = (
 
 
 def _unnest(columns: Sequence[tuple[str, str]], first: int) -> str:
-    return ", ".join(f"${first + i}::{kind}[]" for i, (_, kind) in enumerate(columns))
+    return array_params([kind for _, kind in columns], first)
 
 
 def _names(columns: Sequence[tuple[str, str]]) -> str:
