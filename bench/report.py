@@ -54,6 +54,27 @@ def _signed_ms(value: float) -> str:
     return f"{value:+.1f} ms"
 
 
+def _synapse_work(scenario: str, tp: dict[str, Any]) -> list[list[str]]:
+    """The row of Synapse's database transactions per event of a throughput scenario's two
+    sides: its work, whatever the machine's speed."""
+    bp, ap = tp.get("bridge_phase") or {}, tp.get("baseline_phase") or {}
+    key = "synapse_db_transactions_per_msg"
+    if key not in bp or key not in ap:
+        return []
+    b, a = bp[key], ap[key]
+    return [
+        [
+            scenario,
+            "Synapse database transactions per event (its work, whatever the speed)",
+            f"{b:.1f}",
+            f"{a:.1f}",
+            f"{(b - a) / a:+.0%}" if a else "",
+            "",
+            "",
+        ]
+    ]
+
+
 def _verdict(ok: bool | None) -> str:
     return "" if ok is None else ("met" if ok else "**missed**")
 
@@ -97,20 +118,7 @@ def rows(results: dict[str, Any]) -> list[list[str]]:
                 _verdict(r >= TARGETS["t2m_throughput_ratio"]),
             ]
         )
-        bp, ap = t2m_tp.get("bridge_phase") or {}, t2m_tp.get("baseline_phase") or {}
-        if "synapse_db_transactions_per_msg" in bp and "synapse_db_transactions_per_msg" in ap:
-            b, a = bp["synapse_db_transactions_per_msg"], ap["synapse_db_transactions_per_msg"]
-            out.append(
-                [
-                    "2",
-                    "Synapse database transactions per event (its work, whatever the speed)",
-                    f"{b:.1f}",
-                    f"{a:.1f}",
-                    f"{(b - a) / a:+.0%}" if a else "",
-                    "",
-                    "",
-                ]
-            )
+        out.extend(_synapse_work("2", t2m_tp))
         control = t2m_tp.get("control")
         if control:
             out.append(
@@ -155,6 +163,7 @@ def rows(results: dict[str, Any]) -> list[list[str]]:
                 _verdict(r >= TARGETS["throughput_ratio"]),
             ]
         )
+        out.extend(_synapse_work("3", m2t_tp))
     hist = s.get("history")
     if hist:
         r = hist["ratio"]

@@ -201,3 +201,82 @@ def summary_ms(values_s: list[float]) -> dict[str, float]:
 
 def overhead_ms(bridge: dict[str, float], baseline: dict[str, float]) -> dict[str, float]:
     return {q: round(bridge[q] - baseline[q], 2) for q in ("p50", "p90", "p99")}
+
+
+# -- rounds of a throughput scenario ------------------------------------------------------
+
+# The order of the measured rounds of a throughput scenario: whatever drifts during it
+# (Synapse's caches and database growing, its background work, the machine's neighbours)
+# weighs on both sides alike, and one slow stretch counts for an eighth of a side, not half.
+ORDER = ("bridge", "baseline", "baseline", "bridge", "baseline", "bridge", "bridge", "baseline")
+
+
+def split(total: int, parts: int) -> list[int]:
+    """`total` cut into `parts` whole sizes that differ by at most one."""
+    return [total // parts + (1 if i < total % parts else 0) for i in range(parts)]
+
+
+def of(rounds: list[dict[str, Any]], side: str, key: str) -> float:
+    """The sum of one figure over one side's rounds."""
+    return sum(r[key] for r in rounds if r["side"] == side)
+
+
+def phase(rounds: list[dict[str, Any]], side: str) -> dict[str, float]:
+    """Per message of one side's rounds: the CPU of each other process, and Synapse's work."""
+    n = of(rounds, side, "messages")
+    names = {k for r in rounds for k in r["cpu_s"]}
+    out = {
+        f"{k}_cpu_ms_per_msg": round(
+            sum(r["cpu_s"].get(k, 0.0) for r in rounds if r["side"] == side) * 1000 / n, 2
+        )
+        for k in sorted(names)
+    }
+    for k in ("db_transactions", "syncs"):
+        out[f"synapse_{k}_per_msg"] = round(
+            sum(r["synapse_work"][k] for r in rounds if r["side"] == side) / n, 3
+        )
+    return out
+
+
+async def run_rounds(sizes: list[int], one_round: Any) -> list[dict[str, Any]]:
+    """The measured rounds in `ORDER`, each side's taking the next of `sizes` (an empty
+    one is skipped): `await one_round(side, size)` gives a round's figures."""
+    rounds: list[dict[str, Any]] = []
+    taken = {"bridge": 0, "baseline": 0}
+    for side in ORDER:
+        size = sizes[taken[side]]
+        taken[side] += 1
+        if size:
+            rounds.append(await one_round(side, size))
+    return rounds
+
+
+def rounds_summary(rounds: list[dict[str, Any]], chats: int) -> dict[str, Any]:
+    """The figures of a throughput scenario over its rounds: each side's time and rate, the
+    ratio (baseline time over bridge time), the bridge's CPU and database transactions per
+    message, and the other processes' CPU and Synapse's work per message of each side."""
+    total = int(of(rounds, "bridge", "messages"))
+    bridge_s, baseline_s = of(rounds, "bridge", "s"), of(rounds, "baseline", "s")
+    bridge_cpu = of(rounds, "bridge", "bridge_cpu_s")
+    return {
+        "messages": total,
+        "chats": chats,
+        "concurrency": chats,
+        "order": list(ORDER),
+        "rounds": rounds,
+        "bridge_s": round(bridge_s, 3),
+        "bridge_send_s": round(of(rounds, "bridge", "send_s"), 3),
+        "bridge_msgs_per_s": round(total / bridge_s, 2),
+        "baseline_s": round(baseline_s, 3),
+        "baseline_send_s": round(of(rounds, "baseline", "send_s"), 3),
+        "baseline_msgs_per_s": round(of(rounds, "baseline", "messages") / baseline_s, 2),
+        "ratio": round(baseline_s / bridge_s, 3),
+        "bridge_cpu_s": round(bridge_cpu, 3),
+        "bridge_cpu_ms_per_msg": round(bridge_cpu * 1000 / total, 3),
+        "bridge_sys_cpu_ms_per_msg": round(
+            of(rounds, "bridge", "bridge_sys_cpu_s") * 1000 / total, 3
+        ),
+        "bridge_db_transactions_per_msg": round(of(rounds, "bridge", "db_transactions") / total, 2),
+        "bridge_phase": phase(rounds, "bridge"),
+        "baseline_phase": phase(rounds, "baseline"),
+    }

@@ -6,11 +6,13 @@ baseline rooms shaped like the portals (the user plus three ghosts of the no-op 
 where a portal has the user, the bot and two ghosts), and the no-op appservice stamps the
 arrival of each event Synapse pushes to it. Every stamp is taken in its own process.
 
-The baseline runs first, then the bridge, never interleaved: Synapse takes appservice
-transaction ids from one sequence shared by every appservice, and the bridge holds a
-Matrix -> Teams message that follows a gap in its ids for a few seconds (then reads the
-room's timeline) before sending it. Each switch from the no-op listener to the bridge leaves
-one such gap per portal, which one warm-up message per portal absorbs before measuring.
+Latency: the baseline's samples first, then the bridge's. Throughput: rounds of each side in
+the order the Teams -> Matrix throughput uses, so that whatever drifts weighs on both alike.
+Synapse takes appservice transaction ids from one sequence shared by every appservice, and
+the bridge, for a while after a disruption (its start), holds a Matrix -> Teams message that
+follows a gap in its ids until it has read the room's timeline. Each switch from the no-op
+listener to the bridge leaves one such gap per portal, which one unmeasured message per
+portal absorbs before the bridge's latency samples and before each of its throughput rounds.
 """
 
 from __future__ import annotations
@@ -22,7 +24,17 @@ from typing import Any
 
 from .. import procfs
 from ..matrix import Api, MatrixError
-from .common import Fixture, bounded_gather, marker, overhead_ms, summary_ms
+from .common import (
+    ORDER,
+    Fixture,
+    bounded_gather,
+    marker,
+    overhead_ms,
+    rounds_summary,
+    run_rounds,
+    split,
+    summary_ms,
+)
 
 log = logging.getLogger("bench.m2t")
 
@@ -85,7 +97,7 @@ async def _flood(fx: Fixture, rooms: list[str], per_room: int, marks: Any) -> di
     sent = time.time()
     total = per_room * len(rooms)
     last = await marks.wait_markers([m for ms in markers for m in ms], 120 + total * 0.5)
-    return {"start": t0, "sent": sent, "last": last}
+    return {"messages": total, "start": t0, "sent": sent, "last": last}
 
 
 async def _warm(fx: Fixture, rooms: list[str], marks: Any, timeout: float) -> None:
@@ -93,52 +105,72 @@ async def _warm(fx: Fixture, rooms: list[str], marks: Any, timeout: float) -> No
     await marks.wait_markers([m for m, _ in sent], timeout)
 
 
+async def _throughput(fx: Fixture, baseline_rooms: list[str], per_room: int) -> dict[str, Any]:
+    """Rounds of messages into every room, from the bridge's side and the baseline's in
+    `ORDER`; before each bridge round one unmeasured message per portal takes whatever
+    transaction-gap wait the baseline rounds left."""
+    sim, noop = fx.stack.sim_marks, fx.stack.noop_events
+    portals = [c.room_id for c in fx.chats]
+    pid = fx.bridge.pid
+    sizes = split(per_room, ORDER.count("bridge"))  # (a tiny run skips empty rounds)
+
+    async def one_round(side: str, size: int) -> dict[str, Any]:
+        bridge = side == "bridge"
+        if bridge:
+            await _warm(fx, portals, sim, 120)
+        await procfs.settle_cpu(pid)
+        await fx.stack.settle_synapse()
+        db0 = 0
+        if bridge:
+            await asyncio.sleep(1.5)  # let PostgreSQL publish its counters
+            db0 = await fx.stack.db_transactions(fx.bridge.name)
+        cpu0 = procfs.cpu_split(pid)
+        others0 = fx.stack.cpu_snapshot()
+        work0 = await fx.stack.synapse_work()
+        flood = await _flood(
+            fx, portals if bridge else baseline_rooms, size, sim if bridge else noop
+        )
+        work1 = await fx.stack.synapse_work()
+        cpu1 = await procfs.settle_cpu(pid)
+        sys1 = procfs.cpu_split(pid)[1]
+        others1 = fx.stack.cpu_snapshot()
+        db1 = 0
+        if bridge:
+            await asyncio.sleep(1.5)
+            db1 = await fx.stack.db_transactions(fx.bridge.name)
+        s = flood["last"] - flood["start"]
+        log.info("M->T %s: %d messages arrived after %.1fs", side, flood["messages"], s)
+        return {
+            "side": side,
+            "messages": flood["messages"],
+            "s": round(s, 3),
+            "send_s": round(flood["sent"] - flood["start"], 3),
+            "bridge_cpu_s": round(cpu1 - sum(cpu0), 3),
+            "bridge_sys_cpu_s": round(sys1 - cpu0[1], 3),
+            "db_transactions": db1 - db0,
+            "cpu_s": {k: round(others1[k] - others0[k], 3) for k in others0 if k in others1},
+            "synapse_work": {k: work1[k] - work0[k] for k in work0},
+        }
+
+    return rounds_summary(await run_rounds(sizes, one_round), len(portals))
+
+
 async def run(fx: Fixture, samples: int, messages: int) -> dict[str, Any]:
     sim, noop = fx.stack.sim_marks, fx.stack.noop_events
     assert sim and noop
     portals = [c.room_id for c in fx.chats]
-    per_room = max(1, messages // len(portals))
-    total = per_room * len(portals)
 
     t = time.monotonic()
     baseline_rooms = await _baseline_rooms(fx)
     await _warm(fx, baseline_rooms, noop, 60)
     setup_s = time.monotonic() - t
-
-    # Baseline: latency, then throughput.
     base_lat = await _latency(fx, baseline_rooms, samples, noop)
-    base0 = fx.stack.cpu_snapshot()
-    base_flood = await _flood(fx, baseline_rooms, per_room, noop)
-    await procfs.settle_cpu(fx.bridge.pid)
-    base1 = fx.stack.cpu_snapshot()
-    log.info(
-        "M->T baseline: %d messages at the no-op after %.1fs",
-        total,
-        base_flood["last"] - base_flood["start"],
-    )
 
     # The switch to the bridge: one message per portal takes the transaction-gap wait.
     t = time.monotonic()
     await _warm(fx, portals, sim, 120)
     gap_s = time.monotonic() - t
-
     bridge_lat = await _latency(fx, portals, samples, sim)
-    pid = fx.bridge.pid
-    await procfs.settle_cpu(pid)
-    await asyncio.sleep(1.5)  # let PostgreSQL publish its counters
-    db0 = await fx.stack.db_transactions(fx.bridge.name)
-    cpu0 = procfs.cpu_seconds(pid)
-    sys0 = procfs.cpu_split(pid)[1]
-    others0 = fx.stack.cpu_snapshot()
-    bridge_flood = await _flood(fx, portals, per_room, sim)
-    cpu1 = await procfs.settle_cpu(pid)
-    sys1 = procfs.cpu_split(pid)[1]
-    others1 = fx.stack.cpu_snapshot()
-    await asyncio.sleep(1.5)
-    db1 = await fx.stack.db_transactions(fx.bridge.name)
-    bridge_s = bridge_flood["last"] - bridge_flood["start"]
-    baseline_s = base_flood["last"] - base_flood["start"]
-    log.info("M->T bridge: %d messages at Teams after %.1fs", total, bridge_s)
 
     b, a = summary_ms(bridge_lat), summary_ms(base_lat)
     latency = {
@@ -150,22 +182,5 @@ async def run(fx: Fixture, samples: int, messages: int) -> dict[str, Any]:
         "baseline_rooms_setup_s": round(setup_s, 1),
         "first_message_after_switch_s": round(gap_s, 1),
     }
-    throughput = {
-        "messages": total,
-        "chats": len(portals),
-        "concurrency": len(portals),
-        "bridge_send_s": round(bridge_flood["sent"] - bridge_flood["start"], 3),
-        "bridge_s": round(bridge_s, 3),
-        "bridge_msgs_per_s": round(total / bridge_s, 2),
-        "baseline_send_s": round(base_flood["sent"] - base_flood["start"], 3),
-        "baseline_s": round(baseline_s, 3),
-        "baseline_msgs_per_s": round(total / baseline_s, 2),
-        "ratio": round(baseline_s / bridge_s, 3),
-        "bridge_cpu_s": round(cpu1 - cpu0, 3),
-        "bridge_cpu_ms_per_msg": round((cpu1 - cpu0) * 1000 / total, 3),
-        "bridge_sys_cpu_ms_per_msg": round((sys1 - sys0) * 1000 / total, 3),
-        "bridge_db_transactions_per_msg": round((db1 - db0) / total, 2),
-        "bridge_phase": fx.stack.cpu_per_message(others0, others1, total),
-        "baseline_phase": fx.stack.cpu_per_message(base0, base1, total),
-    }
+    throughput = await _throughput(fx, baseline_rooms, max(1, messages // len(portals)))
     return {"latency": latency, "throughput": throughput}

@@ -18,7 +18,18 @@ from typing import Any
 from teams_bridge.formatter.from_teams import teams_to_matrix
 
 from .. import procfs
-from .common import Fixture, marker, overhead_ms, summary_ms
+from .common import (
+    ORDER,
+    Fixture,
+    marker,
+    of,
+    overhead_ms,
+    phase,
+    rounds_summary,
+    run_rounds,
+    split,
+    summary_ms,
+)
 
 log = logging.getLogger("bench.t2m")
 
@@ -98,18 +109,9 @@ async def _flood(fx: Fixture, per_chat: int, send: Any) -> tuple[list[str], floa
     return [m for ms in markers for m in ms], t0, time.time()
 
 
-# The order of the measured rounds: whatever drifts during the scenario (Synapse's caches and
-# database growing, its background work, the machine's neighbours) weighs on both sides alike,
-# and one slow stretch counts for an eighth of a side, not half of it.
-ORDER = ("bridge", "baseline", "baseline", "bridge", "baseline", "bridge", "bridge", "baseline")
 # The control: the baseline alone, and beside a process using as much CPU as the bridge side's
 # processes (bridge, Teams simulator, PostgreSQL) used in their rounds.
 CONTROL = ("baseline", "loaded", "loaded", "baseline")
-
-
-def _split(total: int, parts: int) -> list[int]:
-    """`total` cut into `parts` whole sizes that differ by at most one."""
-    return [total // parts + (1 if i < total % parts else 0) for i in range(parts)]
 
 
 async def throughput(fx: Fixture, messages: int) -> dict[str, Any]:
@@ -133,7 +135,7 @@ async def throughput(fx: Fixture, messages: int) -> dict[str, Any]:
         )
 
     pid = fx.bridge.pid
-    sizes = _split(per_chat, ORDER.count("bridge"))  # (a tiny run skips empty rounds)
+    sizes = split(per_chat, ORDER.count("bridge"))  # (a tiny run skips empty rounds)
 
     async def one_round(side: str, size: int, load_duty: float = 0.0) -> dict[str, Any]:
         """`size` messages into every chat from one side, once the bridge and Synapse are
@@ -195,31 +197,7 @@ async def throughput(fx: Fixture, messages: int) -> dict[str, Any]:
         markers, _, _ = await _flood(fx, warm, send)
         await fx.me.wait_markers(markers, timeout)
 
-    rounds: list[dict[str, Any]] = []
-    taken = {"bridge": 0, "baseline": 0}
-    for side in ORDER:
-        size = sizes[taken[side]]
-        taken[side] += 1
-        if size:
-            rounds.append(await one_round(side, size))
-
-    def of(rs: list[dict[str, Any]], side: str, key: str) -> float:
-        return sum(r[key] for r in rs if r["side"] == side)
-
-    def phase(rs: list[dict[str, Any]], side: str) -> dict[str, float]:
-        n = of(rs, side, "messages")
-        names = {k for r in rs for k in r["cpu_s"]}
-        out = {
-            f"{k}_cpu_ms_per_msg": round(
-                sum(r["cpu_s"].get(k, 0.0) for r in rs if r["side"] == side) * 1000 / n, 2
-            )
-            for k in sorted(names)
-        }
-        for k in ("db_transactions", "syncs"):
-            out[f"synapse_{k}_per_msg"] = round(
-                sum(r["synapse_work"][k] for r in rs if r["side"] == side) / n, 3
-            )
-        return out
+    rounds = await run_rounds(sizes, one_round)
 
     # The control, with the bridge side's CPU share (of one core) beside the baseline.
     bridge_rounds = [r for r in rounds if r["side"] == "bridge"]
@@ -235,32 +213,9 @@ async def throughput(fx: Fixture, messages: int) -> dict[str, Any]:
         size = max(1, sizes[-1])
         control_rounds.append(await one_round(side, size, duty if side == "loaded" else 0.0))
 
-    total = int(of(rounds, "bridge", "messages"))
-    bridge_s = of(rounds, "bridge", "s")
-    baseline_s = of(rounds, "baseline", "s")
-    bridge_cpu = of(rounds, "bridge", "bridge_cpu_s")
     return {
-        "messages": total,
-        "chats": len(fx.chats),
-        "concurrency": len(fx.chats),
-        "order": list(ORDER),
-        "rounds": rounds,
-        "bridge_s": round(bridge_s, 3),
-        "bridge_inject_s": round(of(rounds, "bridge", "send_s"), 3),
-        "bridge_msgs_per_s": round(total / bridge_s, 2),
-        "baseline_s": round(baseline_s, 3),
-        "baseline_send_s": round(of(rounds, "baseline", "send_s"), 3),
-        "baseline_msgs_per_s": round(of(rounds, "baseline", "messages") / baseline_s, 2),
-        "ratio": round(baseline_s / bridge_s, 3),
-        "bridge_cpu_s": round(bridge_cpu, 3),
-        "bridge_cpu_ms_per_msg": round(bridge_cpu * 1000 / total, 3),
-        "bridge_sys_cpu_ms_per_msg": round(
-            of(rounds, "bridge", "bridge_sys_cpu_s") * 1000 / total, 3
-        ),
-        "bridge_db_transactions_per_msg": round(of(rounds, "bridge", "db_transactions") / total, 2),
+        **rounds_summary(rounds, len(fx.chats)),
         "steal_s": round(sum(r["steal_s"] for r in rounds), 3),
-        "bridge_phase": phase(rounds, "bridge"),
-        "baseline_phase": phase(rounds, "baseline"),
         "control": {
             "bridge_side_cpu_share": round(share, 3),
             "load_duty": duty,

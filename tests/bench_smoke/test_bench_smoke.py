@@ -107,12 +107,13 @@ def test_every_scenario_runs_and_reports(tmp_path: Path) -> None:
         # time out of the sum, which over two messages can leave it below zero.
         for phase in ("bridge_phase", "baseline_phase"):
             assert tp[phase] and all(finite(v) for v in tp[phase].values()), tp
-    # Teams -> Matrix throughput also counts Synapse's own work per event, and runs its
-    # control (the baseline beside a CPU load) to the end.
-    tp = s["t2m_throughput"]
-    for phase in ("bridge_phase", "baseline_phase"):
-        assert positive(tp[phase]["synapse_db_transactions_per_msg"]), tp
-    control = tp["control"]
+        # Both count Synapse's own work per event, in rounds of each side taken in turn.
+        for phase in ("bridge_phase", "baseline_phase"):
+            assert positive(tp[phase]["synapse_db_transactions_per_msg"]), tp
+        assert {r["side"] for r in tp["rounds"]} == {"bridge", "baseline"}, tp
+    # Teams -> Matrix throughput also runs its control (the baseline beside a CPU load) to
+    # the end.
+    control = s["t2m_throughput"]["control"]
     assert [r["side"] for r in control["rounds"]] == ["baseline", "loaded", "loaded", "baseline"]
     assert positive(control["ratio"]) and 0 < control["load_duty"] <= 0.9, control
 
