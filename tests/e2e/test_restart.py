@@ -15,6 +15,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from tests.e2e.bridge_process import READY_LINE
 from tests.e2e.helpers import login_through_bot, wait_for
 from tests.harness.ports import free_port
 
@@ -180,7 +181,9 @@ async def _all_in_order(control, chat, me, bridge, expected: list[str]) -> None:
     assert "Recovered 1 events the homeserver did not send" in bridge.log_text()
 
 
-async def _left_unsent_then_restart(control, chat, room, me, bridge, switchboard, matrix_user):
+async def _left_unsent_then_restart(
+    control, chat, room, me, bridge, switchboard, matrix_user, while_stopped=None
+):
     await matrix_user.send_text(room, "before")
 
     async def first_there() -> bool:
@@ -194,6 +197,8 @@ async def _left_unsent_then_restart(control, chat, room, me, bridge, switchboard
 
     await wait_for(swallowed)
     await bridge.astop()
+    if while_stopped:
+        await while_stopped()
     await bridge.astart()
 
 
@@ -214,6 +219,38 @@ async def test_a_message_the_homeserver_left_unsent_reaches_teams_after_a_restar
             expected.append(then)
 
         await _all_in_order(control, chat, me, bridge, expected)
+    finally:
+        await switchboard.stop()
+
+
+@pytest.mark.parametrize("backend", ["lite"], indirect=True)
+async def test_after_a_start_the_rooms_check_their_timelines_once_the_users_are_connected(
+    backend, synapse, bridge_factory, control, matrix_user
+):
+    """The check every loaded room makes after a start reads a page of its timeline, which
+    for thousands of rooms is much work for the homeserver: it waits until the start-up
+    (every user connected) is done, however long that takes, and still finds a message
+    the homeserver left unsent."""
+    me, chat, room, bridge, switchboard = await _bridge_behind_switchboard(
+        backend, synapse, bridge_factory, control, matrix_user
+    )
+    offset = 0
+
+    async def slow_teams() -> None:
+        nonlocal offset
+        offset = bridge.log_path.stat().st_size
+        # The user's connection takes longer than the check's delay after a start (5 s).
+        await control.add_fault(
+            path_contains="/users/ME/properties", method="GET", status=0, delay=8, count=1
+        )
+
+    try:
+        await _left_unsent_then_restart(
+            control, chat, room, me, bridge, switchboard, matrix_user, while_stopped=slow_teams
+        )
+        await _all_in_order(control, chat, me, bridge, ["before", LEFT_UNSENT])
+        text = _text_after(bridge.log_path, offset)
+        assert text.index(READY_LINE) < text.index("Checked the timelines of"), text
     finally:
         await switchboard.stop()
 
