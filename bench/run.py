@@ -258,11 +258,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         await stack.stop()
     if "m2t_latency" in scen:
         results["notes"].append(
-            "Matrix → Teams: baseline first, then the bridge, not interleaved. Synapse takes "
-            "appservice transaction ids from one sequence shared by all appservices, and "
-            "older bridge versions treated a gap in their ids as a late transaction and held "
-            "the next message for it, so every no-op transaction would have delayed the "
-            "bridge's next message. The first message per portal after the switch took "
+            "Matrix → Teams latency: the baseline's samples first, then the bridge's, not "
+            "interleaved (the throughput rounds alternate, one unmeasured message per portal "
+            "before each of the bridge's). Synapse takes appservice transaction ids from one "
+            "sequence shared by all appservices, and older bridge versions treated a gap in "
+            "their ids as a late transaction and held the next message for it, so every "
+            "no-op transaction would have delayed the bridge's next message. The first "
+            "message per portal after the switch took "
             f"{scen['m2t_latency']['first_message_after_switch_s']:.1f} s for all "
             f"{len(fx.chats) if fx else '?'} portals."
         )
