@@ -45,7 +45,8 @@ def _pick(items: list[dict[str, Any]], wanted: str, keys: tuple[str, ...], what:
     exact = [i for i in items if any(i.get(k) == wanted for k in keys)]
     if exact:
         return exact[0]
-    found = [i for i in items if any(wanted.lower() in str(i.get(k) or "").lower() for k in keys)]
+    # Only the name: a random id can hold the letters of a name ("ada" in a hex MRI).
+    found = [i for i in items if wanted.lower() in str(i.get(keys[-1]) or "").lower()]
     if len(found) == 1:
         return found[0]
     names = ", ".join(str(i.get(keys[-1]) or i.get(keys[0])) for i in found or items)
