@@ -830,8 +830,10 @@ class DeliveryWorker:
         """Store the user's events in this room's timeline that the homeserver never sent us.
 
         Only after a homeserver disruption. With an `anchor` (the oldest pending event), what
-        precedes it in the timeline is stored ahead of it; without one, what is newest is
-        stored after everything else. Whether the check was done (False: retry later).
+        precedes it in the timeline is stored ahead of it; without one (a room with nothing
+        waiting), what is newest is stored after everything else, unless events came in while
+        the timeline was read: then the check before the oldest of them does it. Whether the
+        check was done (False: retry later).
         """
         disruptions = self.services.disruptions
         async with self._reconcile_lock:
@@ -849,6 +851,13 @@ class DeliveryWorker:
             except Exception as e:
                 self.log.warning("Could not read the room timeline after a disruption: %s", e)
                 return False
+            if anchor is None and await dbm.MatrixEvent.pending(self.host.mxid, 1):
+                # A transaction was stored while the timeline was read. Its events can be
+                # newer than what was read (a restarted homeserver lost some, then sent the
+                # next), and placed after the newest transaction the lost ones would go out
+                # after them. The check before the oldest waiting event places them: it
+                # reads up to that event. So this one does not count.
+                return True
             now = int(time.time() * 1000)
             rows = []
             for index, raw in enumerate(missing):
