@@ -9,10 +9,14 @@ import logging
 import re
 import secrets
 import statistics
+import subprocess
+import sys
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .. import procfs
 from ..matrix import Api, SyncingUser
 from ..stack import Bridge, Stack
 
@@ -236,6 +240,71 @@ def phase(rounds: list[dict[str, Any]], side: str) -> dict[str, float]:
             sum(r["synapse_work"][k] for r in rounds if r["side"] == side) / n, 3
         )
     return out
+
+
+async def measure_round(
+    fx: Fixture,
+    side: str,
+    flood: Callable[[], Awaitable[dict[str, float]]],
+    what: str,
+    load_duty: float = 0.0,
+) -> dict[str, Any]:
+    """One round of a throughput scenario from `side`: `flood()` sends it and waits for
+    every message to arrive (its `messages`, and the times it `start`ed, had `sent` all and
+    saw the `last` arrive). It starts once the bridge and Synapse are quiet (no round starts
+    while Synapse still works off the one before it). Measured around it: the bridge's CPU
+    (and its database transactions in its own rounds), the other processes' CPU, the
+    machine's CPU steal and Synapse's work. `load_duty`: a CPU load of that share of one
+    core runs during the round (the control of Teams -> Matrix throughput)."""
+    pid = fx.bridge.pid
+    await procfs.settle_cpu(pid)
+    await fx.stack.settle_synapse()
+    load = None
+    if load_duty > 0:
+        load = subprocess.Popen(
+            [sys.executable, "-m", "bench.load", f"--duty={load_duty:.3f}"],
+            stdout=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+        )
+        assert load.stdout is not None
+        await asyncio.to_thread(load.stdout.readline)  # its working set is built
+    try:
+        db0 = 0
+        if side == "bridge":
+            await asyncio.sleep(1.5)  # let PostgreSQL publish its counters
+            db0 = await fx.stack.db_transactions(fx.bridge.name)
+        cpu0 = procfs.cpu_split(pid)
+        others0 = fx.stack.cpu_snapshot()
+        steal0 = procfs.steal_seconds()
+        work0 = await fx.stack.synapse_work()
+        sent = await flood()
+        work1 = await fx.stack.synapse_work()
+        steal1 = procfs.steal_seconds()
+    finally:
+        if load is not None:
+            load.kill()
+            load.wait()
+    cpu1 = await procfs.settle_cpu(pid)
+    sys1 = procfs.cpu_split(pid)[1]
+    others1 = fx.stack.cpu_snapshot()
+    db1 = 0
+    if side == "bridge":
+        await asyncio.sleep(1.5)
+        db1 = await fx.stack.db_transactions(fx.bridge.name)
+    s = sent["last"] - sent["start"]
+    log.info("%s %s: %d messages arrived after %.1fs", what, side, sent["messages"], s)
+    return {
+        "side": side,
+        "messages": int(sent["messages"]),
+        "s": round(s, 3),
+        "send_s": round(sent["sent"] - sent["start"], 3),
+        "bridge_cpu_s": round(cpu1 - sum(cpu0), 3),
+        "bridge_sys_cpu_s": round(sys1 - cpu0[1], 3),
+        "db_transactions": db1 - db0,
+        "steal_s": round(steal1 - steal0, 3),
+        "cpu_s": {k: round(others1[k] - others0[k], 3) for k in others0 if k in others1},
+        "synapse_work": {k: work1[k] - work0[k] for k in work0},
+    }
 
 
 async def run_rounds(sizes: list[int], one_round: Any) -> list[dict[str, Any]]:

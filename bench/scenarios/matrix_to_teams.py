@@ -22,13 +22,13 @@ import logging
 import time
 from typing import Any
 
-from .. import procfs
 from ..matrix import Api, MatrixError
 from .common import (
     ORDER,
     Fixture,
     bounded_gather,
     marker,
+    measure_round,
     overhead_ms,
     rounds_summary,
     run_rounds,
@@ -111,46 +111,13 @@ async def _throughput(fx: Fixture, baseline_rooms: list[str], per_room: int) -> 
     transaction-gap wait the baseline rounds left."""
     sim, noop = fx.stack.sim_marks, fx.stack.noop_events
     portals = [c.room_id for c in fx.chats]
-    pid = fx.bridge.pid
     sizes = split(per_room, ORDER.count("bridge"))  # (a tiny run skips empty rounds)
 
     async def one_round(side: str, size: int) -> dict[str, Any]:
-        bridge = side == "bridge"
-        if bridge:
+        if side == "bridge":
             await _warm(fx, portals, sim, 120)
-        await procfs.settle_cpu(pid)
-        await fx.stack.settle_synapse()
-        db0 = 0
-        if bridge:
-            await asyncio.sleep(1.5)  # let PostgreSQL publish its counters
-            db0 = await fx.stack.db_transactions(fx.bridge.name)
-        cpu0 = procfs.cpu_split(pid)
-        others0 = fx.stack.cpu_snapshot()
-        work0 = await fx.stack.synapse_work()
-        flood = await _flood(
-            fx, portals if bridge else baseline_rooms, size, sim if bridge else noop
-        )
-        work1 = await fx.stack.synapse_work()
-        cpu1 = await procfs.settle_cpu(pid)
-        sys1 = procfs.cpu_split(pid)[1]
-        others1 = fx.stack.cpu_snapshot()
-        db1 = 0
-        if bridge:
-            await asyncio.sleep(1.5)
-            db1 = await fx.stack.db_transactions(fx.bridge.name)
-        s = flood["last"] - flood["start"]
-        log.info("M->T %s: %d messages arrived after %.1fs", side, flood["messages"], s)
-        return {
-            "side": side,
-            "messages": flood["messages"],
-            "s": round(s, 3),
-            "send_s": round(flood["sent"] - flood["start"], 3),
-            "bridge_cpu_s": round(cpu1 - sum(cpu0), 3),
-            "bridge_sys_cpu_s": round(sys1 - cpu0[1], 3),
-            "db_transactions": db1 - db0,
-            "cpu_s": {k: round(others1[k] - others0[k], 3) for k in others0 if k in others1},
-            "synapse_work": {k: work1[k] - work0[k] for k in work0},
-        }
+            return await measure_round(fx, side, lambda: _flood(fx, portals, size, sim), "M->T")
+        return await measure_round(fx, side, lambda: _flood(fx, baseline_rooms, size, noop), "M->T")
 
     return rounds_summary(await run_rounds(sizes, one_round), len(portals))
 

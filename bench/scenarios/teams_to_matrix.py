@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import subprocess
-import sys
 import time
 from typing import Any
 
@@ -22,6 +20,7 @@ from .common import (
     ORDER,
     Fixture,
     marker,
+    measure_round,
     of,
     overhead_ms,
     phase,
@@ -138,56 +137,14 @@ async def throughput(fx: Fixture, messages: int) -> dict[str, Any]:
     sizes = split(per_chat, ORDER.count("bridge"))  # (a tiny run skips empty rounds)
 
     async def one_round(side: str, size: int, load_duty: float = 0.0) -> dict[str, Any]:
-        """`size` messages into every chat from one side, once the bridge and Synapse are
-        quiet (no round starts while Synapse still works off the one before it)."""
-        await procfs.settle_cpu(pid)
-        await fx.stack.settle_synapse()
-        load = None
-        if load_duty > 0:
-            load = subprocess.Popen(
-                [sys.executable, "-m", "bench.load", f"--duty={load_duty:.3f}"],
-                stdout=subprocess.PIPE,
-                stdin=subprocess.DEVNULL,
-            )
-            assert load.stdout is not None
-            await asyncio.to_thread(load.stdout.readline)  # its working set is built
-        try:
-            db0 = 0
-            if side == "bridge":
-                await asyncio.sleep(1.5)  # let PostgreSQL publish its counters
-                db0 = await fx.stack.db_transactions(fx.bridge.name)
-            cpu0 = procfs.cpu_split(pid)
-            others0 = fx.stack.cpu_snapshot()
-            steal0 = procfs.steal_seconds()
-            work0 = await fx.stack.synapse_work()
+        """`size` messages into every chat from one side."""
+
+        async def flood() -> dict[str, float]:
             markers, t0, sent = await _flood(fx, size, post if side == "bridge" else as_send)
             last = await fx.me.wait_markers(markers, timeout)
-            work1 = await fx.stack.synapse_work()
-            steal1 = procfs.steal_seconds()
-        finally:
-            if load is not None:
-                load.kill()
-                load.wait()
-        cpu1 = await procfs.settle_cpu(pid)
-        sys1 = procfs.cpu_split(pid)[1]
-        others1 = fx.stack.cpu_snapshot()
-        db1 = 0
-        if side == "bridge":
-            await asyncio.sleep(1.5)
-            db1 = await fx.stack.db_transactions(fx.bridge.name)
-        log.info("T->M %s: %d messages visible after %.1fs", side, len(markers), last - t0)
-        return {
-            "side": side,
-            "messages": len(markers),
-            "s": round(last - t0, 3),
-            "send_s": round(sent - t0, 3),
-            "bridge_cpu_s": round(cpu1 - sum(cpu0), 3),
-            "bridge_sys_cpu_s": round(sys1 - cpu0[1], 3),
-            "db_transactions": db1 - db0,
-            "steal_s": round(steal1 - steal0, 3),
-            "cpu_s": {k: round(others1[k] - others0[k], 3) for k in others0 if k in others1},
-            "synapse_work": {k: work1[k] - work0[k] for k in work0},
-        }
+            return {"messages": len(markers), "start": t0, "sent": sent, "last": last}
+
+        return await measure_round(fx, side, flood, "T->M", load_duty)
 
     # A short unmeasured round of each side first, so that neither meets a cold Synapse.
     warm = max(1, min(5, per_chat // 10))

@@ -111,6 +111,11 @@ def test_every_scenario_runs_and_reports(tmp_path: Path) -> None:
         for phase in ("bridge_phase", "baseline_phase"):
             assert positive(tp[phase]["synapse_db_transactions_per_msg"]), tp
         assert {r["side"] for r in tp["rounds"]} == {"bridge", "baseline"}, tp
+    # Both directions measure a round alike: the same figures in every round.
+    figures = {
+        frozenset(r) for key in ("t2m_throughput", "m2t_throughput") for r in s[key]["rounds"]
+    }
+    assert len(figures) == 1 and "steal_s" in next(iter(figures)), figures
     # Teams -> Matrix throughput also runs its control (the baseline beside a CPU load) to
     # the end.
     control = s["t2m_throughput"]["control"]
