@@ -25,7 +25,7 @@ from .db import upgrade_table
 from .db.files import restrict_sqlite_files
 from .delivery.intake import Intake, is_for_teams, needs_no_handling, queue_row
 from .delivery.prune import QueuePruner
-from .delivery.worker import Services, store_events
+from .delivery.worker import Services, store_transaction
 from .directory import Directory
 from .disruption import Disruptions, HomeserverWatch
 from .matrix import MatrixHandler
@@ -187,10 +187,8 @@ class TeamsBridge(Bridge):
                 entries.append((raw, row, queued))
             if needs_no_handling(raw, self.intake, queued=bool(queued) and skip_handled):
                 done.add(raw["event_id"])
-        # Noted before the rows can be seen, so a gap holds them back for a check.
-        self.disruptions.record(txn_id, now)
         try:
-            stored = await store_events(entries, self.delivery_services.untried)
+            stored = await store_transaction(self.delivery_services, txn_id, now, entries)
         except Exception:
             # The homeserver retries this transaction, and its recovery can leave a later
             # one unsent: a disruption.

@@ -204,6 +204,10 @@ class Services:
     require_encryption: bool = False
     # Events stored with their first attempt and not tried yet (`Untried`).
     untried: Untried = field(default_factory=Untried)
+    # Held while a transaction is noted and stored (`store_transaction`), and while a room's
+    # check with nothing waiting makes sure nothing came in and stores what it recovered:
+    # no transaction is stored between the two (`DeliveryWorker.reconcile`).
+    storing: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 def _status_content(
@@ -288,6 +292,20 @@ async def store_events(
             if event_id not in new:
                 untried.discard(claim.client_message_id)
     return stored
+
+
+async def store_transaction(
+    services: Services,
+    txn_id: str,
+    received_ms: int,
+    entries: Sequence[tuple[dict[str, Any], dbm.MatrixEvent, Host]],
+) -> list[dbm.MatrixEvent]:
+    """Note a transaction received at `received_ms` and store its events (`store_events`),
+    with no room's check storing what it recovered in between (`Services.storing`)."""
+    async with services.storing:
+        # Noted before the rows can be seen, so a gap holds them back for a check.
+        services.disruptions.record(txn_id, received_ms)
+        return await store_events(entries, services.untried)
 
 
 class DeliveryWorker:
@@ -851,26 +869,27 @@ class DeliveryWorker:
             except Exception as e:
                 self.log.warning("Could not read the room timeline after a disruption: %s", e)
                 return False
-            if anchor is None and await dbm.MatrixEvent.pending(self.host.mxid, 1):
-                # A transaction was stored while the timeline was read. Its events can be
-                # newer than what was read (a restarted homeserver lost some, then sent the
-                # next), and placed after the newest transaction the lost ones would go out
-                # after them. The check before the oldest waiting event places them: it
-                # reads up to that event. So this one does not count.
-                return True
-            now = int(time.time() * 1000)
-            rows = []
-            for index, raw in enumerate(missing):
-                if anchor is not None:
-                    # Just below the anchor, in timeline order.
-                    seq = anchor.seq - len(missing) + index
-                elif disruptions.last_txn is not None:
-                    # After the newest transaction, before the next one.
-                    seq = dbm.matrix_event.txn_order(disruptions.last_txn, 50_000 + index)
-                else:
-                    seq = dbm.matrix_event.next_seq()
-                rows.append(queue_row(raw, seq, None, now))
-            await dbm.MatrixEvent.insert_many(rows)
+            async with self.services.storing:
+                if anchor is None and await dbm.MatrixEvent.pending(self.host.mxid, 1):
+                    # A transaction was stored while the timeline was read. Its events can
+                    # be newer than what was read (a restarted homeserver lost some, then
+                    # sent the next), and placed after the newest transaction the lost ones
+                    # would go out after them. The check before the oldest waiting event
+                    # places them: it reads up to that event. So this one does not count.
+                    return True
+                now = int(time.time() * 1000)
+                rows = []
+                for index, raw in enumerate(missing):
+                    if anchor is not None:
+                        # Just below the anchor, in timeline order.
+                        seq = anchor.seq - len(missing) + index
+                    elif disruptions.last_txn is not None:
+                        # After the newest transaction, before the next one.
+                        seq = dbm.matrix_event.txn_order(disruptions.last_txn, 50_000 + index)
+                    else:
+                        seq = dbm.matrix_event.next_seq()
+                    rows.append(queue_row(raw, seq, None, now))
+                await dbm.MatrixEvent.insert_many(rows)
             if rows:
                 self.log.warning(
                     "Recovered %d events the homeserver did not send after a disruption", len(rows)

@@ -38,6 +38,7 @@ from teams_bridge.delivery.worker import (
     handler_kind,
     preclaim,
     store_events,
+    store_transaction,
 )
 from teams_bridge.disruption import Disruptions
 from teams_bridge.portal.writer import RoomWriter
@@ -1040,6 +1041,19 @@ async def test_a_check_without_anchor_leaves_a_room_with_waiting_events_to_their
     assert not disruptions.portal_is_behind(room.delivery.checked_ms)
 
 
+def _after_a_disruption() -> Disruptions:
+    """A start's disruption, the homeserver answering again, transaction 20 stored."""
+    disruptions = Disruptions(300)
+    disruptions.note_start()
+    disruptions.note_recovered()
+    disruptions.record("20", int(time.time() * 1000))
+    return disruptions
+
+
+def _sent_at(event_id: str, ms: int) -> dict[str, Any]:
+    return {**_raw(event_id, TEXT), "origin_server_ts": ms}
+
+
 async def test_what_a_check_without_anchor_finds_goes_before_a_transaction_stored_meanwhile(
     database: Database,
 ):
@@ -1047,17 +1061,8 @@ async def test_what_a_check_without_anchor_finds_goes_before_a_transaction_store
     waiting. A restarted homeserver lost `$m0`..`$m2`, and sends `$m3` (over a new
     connection) while that check reads: `$m3` is stored meanwhile, under a lower order than
     the newest transaction's. What the check found must still go out before `$m3`."""
-    room = Room()
-    disruptions = Disruptions(300)
-    disruptions.note_start()
-    disruptions.note_recovered()
-    disruptions.record("20", int(time.time() * 1000))
-    now = int(time.time() * 1000)
-
-    def raw(event_id: str) -> dict[str, Any]:
-        return {**_raw(event_id, TEXT), "origin_server_ts": now}
-
-    lost = [raw(f"$m{i}") for i in range(3)]
+    room, disruptions, now = Room(), _after_a_disruption(), int(time.time() * 1000)
+    lost = [_sent_at(f"$m{i}", now) for i in range(3)]
     pages: list[str | None] = []
 
     async def timeline_page(room_id: str, token: str | None, limit: int) -> dict[str, Any]:
@@ -1069,11 +1074,11 @@ async def test_what_a_check_without_anchor_finds_goes_before_a_transaction_store
             received = int(time.time() * 1000)
             disruptions.record("21", received)
             await dbm.MatrixEvent.insert_many(
-                [queue_row(raw("$m3"), matrix_event.txn_order(21, 0), 21, received)]
+                [queue_row(_sent_at("$m3", now), matrix_event.txn_order(21, 0), 21, received)]
             )
             disruptions.record("22", received)
             return {"chunk": list(reversed(lost)), "end": None}
-        return {"chunk": [raw("$m3"), *reversed(lost)], "end": None}
+        return {"chunk": [_sent_at("$m3", now), *reversed(lost)], "end": None}
 
     room.delivery.services = dataclasses.replace(
         room.services, disruptions=disruptions, timeline_page=timeline_page
@@ -1084,3 +1089,49 @@ async def test_what_a_check_without_anchor_finds_goes_before_a_transaction_store
     await _run_until_finished(room, "$m0", "$m1", "$m2", "$m3")
     assert [event_id for _, event_id, _ in room.handled] == ["$m0", "$m1", "$m2", "$m3"]
     assert len(pages) == 2
+
+
+async def test_no_transaction_is_stored_between_a_check_looking_for_one_and_storing_its_finds(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+):
+    """Once the check with nothing waiting has seen that nothing came in while it read the
+    timeline, no transaction is stored until it has stored what it found: one that came
+    right then (`$m3`, newer than everything read) would sort before them, and go out
+    before the events the homeserver lost."""
+    room, disruptions, now = Room(), _after_a_disruption(), int(time.time() * 1000)
+    lost = [_sent_at(f"$m{i}", now) for i in range(3)]
+
+    async def timeline_page(room_id: str, token: str | None, limit: int) -> dict[str, Any]:
+        return {"chunk": list(reversed(lost)), "end": None}
+
+    services = dataclasses.replace(
+        room.services, disruptions=disruptions, timeline_page=timeline_page
+    )
+    room.delivery.services = services
+    original = dbm.MatrixEvent.pending.__func__  # type: ignore[attr-defined]
+    reads = 0
+    arriving: list[asyncio.Task] = []
+
+    async def pending(cls, room_id, limit):
+        nonlocal reads
+        reads += 1
+        found = await original(cls, room_id, limit)
+        if reads == 2:
+            # The check's look for events stored meanwhile has its answer (none) when
+            # transaction 21 comes in.
+            row = queue_row(_sent_at("$m3", now), matrix_event.txn_order(21, 0), 21, now)
+            arriving.append(
+                asyncio.create_task(
+                    store_transaction(services, "21", now, [(_sent_at("$m3", now), row, room)])
+                )
+            )
+            if not services.storing.locked():
+                await arriving[0]  # nothing keeps it from being stored first
+        return found
+
+    monkeypatch.setattr(dbm.MatrixEvent, "pending", classmethod(pending))
+    assert await room.delivery.reconcile(None)
+    await arriving[0]
+    assert not disruptions.portal_is_behind(room.delivery.checked_ms)
+    await _run_until_finished(room, "$m0", "$m1", "$m2", "$m3")
+    assert [event_id for _, event_id, _ in room.handled] == ["$m0", "$m1", "$m2", "$m3"]
