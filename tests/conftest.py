@@ -168,10 +168,30 @@ async def matrix_user(
     return await matrix_client_factory()
 
 
+# With pytest-xdist the servers start in the workers: each hands its times to the controller.
+_workers_started: dict[str, dict[str, float]] = {}
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput["harness_started"] = dict(_started)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    started = getattr(node, "workeroutput", {}).get("harness_started")
+    if started:
+        _workers_started[node.gateway.id] = started
+
+
 def pytest_terminal_summary(terminalreporter: Any) -> None:
+    runs = dict(_workers_started)
     if _started:
-        parts = ", ".join(f"{name} started in {secs:.2f}s" for name, secs in _started.items())
-        terminalreporter.write_line(f"harness: {parts}")
+        runs[""] = _started
+    for worker, started in sorted(runs.items()):
+        parts = ", ".join(f"{name} started in {secs:.2f}s" for name, secs in started.items())
+        terminalreporter.write_line(f"harness{f' ({worker})' if worker else ''}: {parts}")
 
 
 @pytest.fixture(params=["aiohttp", "lean"])

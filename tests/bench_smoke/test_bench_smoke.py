@@ -57,6 +57,8 @@ def test_every_scenario_runs_and_reports(tmp_path: Path) -> None:
     for flag, size in SIZES.items():
         command += [flag, str(size)]
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    # (Its ports come from the kernel, not from this pytest-xdist worker's block.)
+    env.pop("PYTEST_XDIST_WORKER", None)
     run = subprocess.run(
         command,
         cwd=REPO,
