@@ -124,8 +124,8 @@ async def _assert_exactly_once(matrix_user, control, room, chat, ada, ada_puppet
     assert await _teams_bodies(control, chat["id"], me_mri) == expected_m2t
 
 
-# One rerun: on a loaded 2-core machine a burst occasionally misses its wait; a failure is
-# still reported (see the open reliability issue) but does not take the whole run down.
+# One rerun: on a loaded 2-core machine a burst occasionally missed its wait; a failure is
+# still reported (the summary counts the rerun) but does not take the whole run down.
 @pytest.mark.flaky(reruns=1)
 async def test_burst_survives_sigkill(backend, synapse, bridge_factory, control, matrix_user):
     reg, me, ada, chat, room, bridge, _ = await _setup(
