@@ -67,7 +67,9 @@ def _from_block(block: range) -> int:
 
 
 def free_port() -> int:
-    """A port that nothing on 127.0.0.1 listens on now and that no earlier call returned.
+    """A port that nothing on 127.0.0.1 listens on now and that no earlier call returned
+    (in a pytest-xdist worker: none since its block was last walked round, thousands of
+    calls ago).
 
     Ports are reserved in advance (e.g. for appservice URLs written before the bridge runs),
     so remembering what we handed out keeps two servers from being given the same one.
