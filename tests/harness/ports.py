@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 import threading
@@ -24,6 +25,7 @@ def _ephemeral_start() -> int:
         return 32768
 
 
+@functools.cache  # (a worker's block does not change while it runs)
 def _worker_block() -> range | None:
     """This worker's ports, when pytest-xdist runs the tests in several processes: a port a
     worker reserved (e.g. written into a registration before its server runs) is not
