@@ -888,6 +888,16 @@ async def test_pictures_become_avatars(
     levels.events[EventType.ROOM_NAME] = 50
     path = f"/rooms/{quote(room)}/state/m.room.power_levels"
     downgrade = (await _as_bot(synapse, reg, "PUT", path, levels))["event_id"]
+    # The bridge must have the downgrade before it stops (as it has the levels of a room an
+    # older version made), not get it from the homeserver only after its start-up sync:
+    # the homeserver sends in order, so a message sent after it reaching Teams says so.
+    await mx.send_text(room, "levels sent")
+
+    async def teams_has_it() -> bool:
+        messages = await control.list_messages(chat["id"])
+        return any("levels sent" in m.get("content", "") for m in messages)
+
+    await wait_for(teams_has_it)
     await bridge.astop(timeout=STOP_TIMEOUT)
     await bridge.astart()
     fixed = await mx.wait_for_event(
